@@ -235,7 +235,8 @@ class EdgeGraph:
         return [self.edge(name).index for name in names]
 
     def _unknown_edge_message(self, name: str) -> str:
-        close = difflib.get_close_matches(str(name), self._index, n=3)
+        same_but_case = [n for n in self._index if n.lower() == str(name).lower()]
+        close = same_but_case or difflib.get_close_matches(str(name), self._index, n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         return (
             f"edge {name!r} is not in this model's graph of {self.n_edges} edges "

@@ -159,7 +159,8 @@ class PatchableModel:
         if previous is not None:
             previous.unwrap()
         model.set_use_attn_result(True)
-        model.set_use_hook_mlp_in(True)
+        if not cfg.attn_only:
+            model.set_use_hook_mlp_in(True)
         if separate_qkv:
             model.set_use_split_qkv_input(True)
         else:

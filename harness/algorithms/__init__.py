@@ -1,0 +1,60 @@
+"""Circuit-discovery algorithms: pure functions ``(model, data, **hyperparameters) -> PruneScores``.
+
+The registry maps a slug to a frozen :class:`AlgorithmSpec`; unknown slugs get a
+did-you-mean error.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from harness.algorithms.random_scores import random_prune_scores
+from harness.algorithms.subnetwork_probing import subnetwork_probing_prune_scores
+from harness.prune_scores import PruneScores
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """One registered algorithm.
+
+    Attributes:
+        slug: Its short name on the command line and in configs.
+        label: The name printed in tables and figures.
+        function: ``(model, dataloader, official_edges, **hyperparameters) -> PruneScores``.
+    """
+
+    slug: str
+    label: str
+    function: Callable[..., PruneScores]
+
+
+ALGORITHMS: dict[str, AlgorithmSpec] = {
+    spec.slug: spec
+    for spec in (
+        AlgorithmSpec("sp", "Subnetwork Probing", subnetwork_probing_prune_scores),
+        AlgorithmSpec("random", "Random", random_prune_scores),
+    )
+}
+
+
+def get_algorithm(slug: str) -> AlgorithmSpec:
+    """The algorithm registered as ``slug``.
+
+    Example:
+        >>> get_algorithm("sp").label
+        'Subnetwork Probing'
+    """
+    try:
+        return ALGORITHMS[slug]
+    except KeyError:
+        close = difflib.get_close_matches(slug, ALGORITHMS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"unknown algorithm {slug!r} (known: {', '.join(ALGORITHMS)}){hint}"
+        ) from None
+
+
+__all__ = ["ALGORITHMS", "AlgorithmSpec", "get_algorithm", "random_prune_scores",
+           "subnetwork_probing_prune_scores"]

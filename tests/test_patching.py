@@ -1,0 +1,234 @@
+"""Exactness of edge patching against independent computations with plain hooks."""
+
+import copy
+
+import pytest
+import torch
+
+from harness.ablation import ablation_activations
+from harness.data import PromptBatch
+from harness.patching import PatchableModel
+from tests.conftest import random_model
+
+TOLERANCE = 1e-10  # float64
+
+
+def source_value(cache, name):
+    """A source's output, read straight from a transformer_lens cache by its name."""
+    if name == "Resid Start":
+        return cache["blocks.0.hook_resid_pre"]
+    if name.startswith("MLP"):
+        return cache[f"blocks.{name.split()[1]}.hook_mlp_out"]
+    layer, head = map(int, name[1:].split("."))
+    return cache[f"blocks.{layer}.attn.hook_result"][:, :, head]
+
+
+def destination_hook(name, n_layers):
+    """(hook name, head index or None) of a destination, parsed from its name."""
+    if name == "Resid End":
+        return f"blocks.{n_layers - 1}.hook_resid_post", None
+    if name.startswith("MLP"):
+        return f"blocks.{name.split()[1]}.hook_mlp_in", None
+    parts = name[1:].split(".")
+    layer, head = int(parts[0]), int(parts[1])
+    if len(parts) == 2:
+        return f"blocks.{layer}.hook_attn_in", head
+    return f"blocks.{layer}.hook_{parts[2].lower()}_input", head
+
+
+def reference_patched(model, tokens, patch_values, edges, weights=None):
+    """Plain transformer_lens hooks: each edge's destination gets w·(patch − live source)."""
+    live = {}
+    hooks = []
+    source_hooks = {"blocks.0.hook_resid_pre"} | {
+        f"blocks.{l}.{h}" for l in range(model.cfg.n_layers)
+        for h in ("attn.hook_result", "hook_mlp_out")
+    }
+
+    def remember(tensor, hook):
+        live[hook.name] = tensor
+
+    hooks += [(name, remember) for name in source_hooks]
+    by_dest = {}
+    for i, edge in enumerate(edges):
+        src, dest = edge.split("->")
+        by_dest.setdefault(dest, []).append((src, 1.0 if weights is None else weights[i]))
+    for dest, sources in by_dest.items():
+        hook_name, head = destination_hook(dest, model.cfg.n_layers)
+
+        def patch(tensor, hook, sources=sources, head=head):
+            cache = {k: v for k, v in live.items()}
+            delta = sum(w * (patch_values[s] - source_value(cache, s)) for s, w in sources)
+            tensor = tensor.clone()
+            if head is None:
+                tensor += delta
+            else:
+                tensor[:, :, head] += delta
+            return tensor
+
+        hooks.append((hook_name, patch))
+    return model.run_with_hooks(tokens, fwd_hooks=hooks)
+
+
+def prepared(model, separate_qkv=True):
+    reference = copy.deepcopy(model)
+    reference.set_use_attn_result(True)
+    if not model.cfg.attn_only:
+        reference.set_use_hook_mlp_in(True)
+    if separate_qkv:
+        reference.set_use_split_qkv_input(True)
+    else:
+        reference.set_use_attn_in(True)
+    return PatchableModel.wrap(model, separate_qkv=separate_qkv), reference
+
+
+def source_values_of(reference, tokens, names):
+    _, cache = reference.run_with_cache(tokens)
+    return {n: source_value(cache, n) for n in names}
+
+
+def test_no_patched_edges_is_the_unpatched_model(any_model, token_pair):
+    clean, corrupt = token_pair
+    before_wrapping = any_model(clean)
+    patchable = PatchableModel.wrap(any_model)
+    got = patchable.run_patched(clean, corrupt, [])
+    assert (got - any_model(clean)).abs().max() == 0  # bit for bit, same hook flags
+    # per-head results summed in another order than the fused einsum: rounding only
+    assert (got - before_wrapping).abs().max() < TOLERANCE
+
+
+def test_all_edges_patched_is_the_corrupt_run(any_model, token_pair):
+    clean, corrupt = token_pair
+    expected = any_model(corrupt)
+    patchable = PatchableModel.wrap(any_model)
+    got = patchable.run_patched(clean, corrupt, patchable.graph.edge_names)
+    assert (got - expected).abs().max() < TOLERANCE
+
+
+@pytest.mark.parametrize("separate_qkv", [True, False])
+def test_one_edge_equals_plain_hooks(any_model, token_pair, separate_qkv):
+    clean, corrupt = token_pair
+    patchable, reference = prepared(any_model, separate_qkv)
+    sources = [s.name for s in patchable.graph.sources]
+    patch_values = source_values_of(reference, corrupt, sources)
+    unpatched = reference(clean)
+    for edge in ("A0.1->A2.3.V" if separate_qkv else "A0.1->A2.3", "Resid Start->Resid End",
+                 "A1.2->Resid End"):
+        expected = reference_patched(reference, clean, patch_values, [edge])
+        got = patchable.run_patched(clean, corrupt, [edge])
+        assert (expected - unpatched).abs().max() > 1e-4, "the edge must matter"
+        assert (got - expected).abs().max() < TOLERANCE
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_edge_set_equals_plain_hooks(any_model, token_pair, seed):
+    clean, corrupt = token_pair
+    patchable, reference = prepared(any_model)
+    generator = torch.Generator().manual_seed(seed)
+    chosen = torch.randperm(patchable.n_edges, generator=generator)[: patchable.n_edges // 5]
+    edges = [patchable.graph.edge_names[i] for i in chosen.tolist()]
+    patch_values = source_values_of(reference, corrupt, [s.name for s in patchable.graph.sources])
+    expected = reference_patched(reference, clean, patch_values, edges)
+    got = patchable.run_patched(clean, corrupt, edges)
+    assert (got - expected).abs().max() < TOLERANCE
+
+
+def test_fractional_per_example_weights_equal_plain_hooks(model, token_pair):
+    clean, corrupt = token_pair
+    patchable, reference = prepared(model)
+    edges = ["Resid Start->A1.0.K", "A0.2->MLP 1", "MLP 1->Resid End", "A2.3->Resid End"]
+    patch = patchable.source_activations(corrupt)
+    patch_values = source_values_of(reference, corrupt, [s.name for s in patchable.graph.sources])
+    weights = torch.zeros(clean.shape[0], patchable.n_edges, dtype=torch.float64)
+    per_example = torch.rand(clean.shape[0], len(edges), dtype=torch.float64)
+    weights[:, patchable.graph.edge_indices(edges)] = per_example
+    got = patchable.forward_patched(clean, patch, weights)
+    for b in range(clean.shape[0]):
+        single = {k: v[b : b + 1] for k, v in patch_values.items()}
+        expected = reference_patched(reference, clean[b : b + 1], single, edges,
+                                     per_example[b].tolist())
+        assert (got[b : b + 1] - expected).abs().max() < TOLERANCE
+
+
+@pytest.mark.parametrize("ablation", ["mean", "zero"])
+def test_mean_and_zero_sources_equal_plain_hooks(model, token_pair, ablation):
+    clean, corrupt = token_pair
+    patchable, reference = prepared(model)
+    batch = PromptBatch.create("b", clean, corrupt, answers=torch.zeros(4, dtype=torch.long))
+    patch = ablation_activations(patchable, [batch], ablation)["b"]
+    corrupt_values = source_values_of(reference, corrupt, [s.name for s in patchable.graph.sources])
+    patch_values = {
+        name: value.mean(0, keepdim=True) if ablation == "mean" else torch.zeros_like(value[:1])
+        for name, value in corrupt_values.items()
+    }
+    edges = ["Resid Start->A0.0.Q", "A0.3->A2.1.V", "MLP 0->MLP 2", "A1.1->Resid End"]
+    expected = reference_patched(reference, clean, patch_values, edges)
+    got = patchable.forward_patched(clean, patch, patchable.edge_weights(edges))
+    assert (got - expected).abs().max() < TOLERANCE
+
+
+def test_patching_every_edge_out_of_a_head_equals_replacing_its_output(model, token_pair):
+    """A check with no edge arithmetic at all: ablate a head's whole output."""
+    clean, corrupt = token_pair
+    patchable, reference = prepared(model)
+    _, cache = reference.run_with_cache(corrupt)
+
+    def replace(tensor, hook):
+        tensor = tensor.clone()
+        tensor[:, :, 2] = cache[hook.name][:, :, 2]
+        return tensor
+
+    expected = reference.run_with_hooks(clean, fwd_hooks=[("blocks.1.attn.hook_result", replace)])
+    edges = [e.name for e in patchable.edges if e.src.name == "A1.2"]
+    got = patchable.run_patched(clean, corrupt, edges)
+    assert (got - expected).abs().max() < TOLERANCE
+
+
+def test_gradients_match_finite_differences(token_pair):
+    clean, corrupt = token_pair
+    patchable = PatchableModel.wrap(random_model(n_layers=2, n_heads=2, d_model=16, d_head=8))
+    patch = patchable.source_activations(corrupt)
+    for n_masks in (1, clean.shape[0]):
+        weights = torch.rand(n_masks, patchable.n_edges, dtype=torch.float64, requires_grad=True)
+        assert torch.autograd.gradcheck(
+            lambda w: patchable.forward_patched(clean, patch, w), (weights,), eps=1e-6, atol=1e-6
+        )
+
+
+def test_resid_start_override_replaces_the_embedding(model, token_pair):
+    clean, corrupt = token_pair
+    patchable = PatchableModel.wrap(model)
+    patch = patchable.source_activations(clean)
+    resid = patchable.source_activations(corrupt)[:, :, 0]
+    got = patchable.forward_patched(clean, patch, torch.zeros(patchable.n_edges,
+                                    dtype=torch.float64), resid_start=resid)
+    assert (got - model(corrupt)).abs().max() < TOLERANCE
+
+
+def test_hooks_are_inert_outside_patched_runs(model, token_pair):
+    clean, _ = token_pair
+    before = model(clean)
+    patchable = PatchableModel.wrap(model)
+    assert (model(clean) - before).abs().max() < TOLERANCE
+    patchable.unwrap()
+    assert not hasattr(model, "_harness_patchable")
+
+
+def test_wrapping_twice_keeps_one_set_of_hooks(model, token_pair):
+    clean, corrupt = token_pair
+    first = PatchableModel.wrap(model)
+    second = PatchableModel.wrap(model)
+    assert first._handles == [] and second._handles
+    assert (second.run_patched(clean, corrupt, second.graph.edge_names) - model(corrupt)).abs().max() < TOLERANCE
+
+
+def test_rejects_models_that_are_not_hooked_transformers():
+    with pytest.raises(ValueError, match="HookedTransformer, got Linear"):
+        PatchableModel.wrap(torch.nn.Linear(2, 2))
+
+
+def test_rejects_bad_weight_shapes(model, token_pair):
+    clean, corrupt = token_pair
+    patchable = PatchableModel.wrap(model)
+    with pytest.raises(ValueError, match="weights must be"):
+        patchable.forward_patched(clean, patchable.source_activations(corrupt), torch.zeros(3))
