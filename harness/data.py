@@ -28,7 +28,7 @@ class PromptBatch:
         >>> import torch
         >>> batch = PromptBatch.create("b0", torch.zeros(2, 4, dtype=torch.long),
         ...                            torch.ones(2, 4, dtype=torch.long),
-        ...                            answers=torch.tensor([3, 4]), wrong_answers=torch.tensor([5, 6]))
+        ...     answers=torch.tensor([3, 4]), wrong_answers=torch.tensor([5, 6]))
         >>> tuple(batch.answers.shape), batch.size
         ((2, 1, 1), 2)
     """

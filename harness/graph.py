@@ -141,9 +141,7 @@ class EdgeGraph:
         self.destination_groups = destination_groups
         self.separate_qkv = separate_qkv
         self.sources: tuple[Node, ...] = tuple(n for g in source_groups for n in g.nodes)
-        self.destinations: tuple[Node, ...] = tuple(
-            n for g in destination_groups for n in g.nodes
-        )
+        self.destinations: tuple[Node, ...] = tuple(n for g in destination_groups for n in g.nodes)
         edges = []
         for group in destination_groups:
             for dest in group.nodes:

@@ -113,7 +113,7 @@ class PatchableModel:
         ...                               n_ctx=8, d_vocab=11, attn_only=True)
         >>> patchable = PatchableModel.wrap(HookedTransformer(cfg))
         >>> patchable.n_edges
-        31
+        29
         >>> clean, corrupt = torch.randint(0, 11, (2, 3, 5))
         >>> logits = patchable.run_patched(clean, corrupt, ["A0.1->A1.0.V"])
         >>> tuple(logits.shape)
@@ -208,11 +208,15 @@ class PatchableModel:
 
     @torch.no_grad()
     def source_activations(self, tokens: Tensor) -> Tensor:
-        """The output of every source on ``tokens``, stacked: ``[batch, pos, n_sources, d_model]``."""
+        """Every source's output on ``tokens``: ``[batch, pos, n_sources, d_model]``, no grad."""
         batch, pos = tokens.shape
         buffer = torch.empty(
-            batch, pos, self.graph.n_sources, self.model.cfg.d_model,
-            device=self.device, dtype=self.dtype,
+            batch,
+            pos,
+            self.graph.n_sources,
+            self.model.cfg.d_model,
+            device=self.device,
+            dtype=self.dtype,
         )
         self._state = _Recording(buffer)
         try:
@@ -250,8 +254,12 @@ class PatchableModel:
             )
         batch, pos = tokens.shape
         delta = torch.empty(
-            batch, pos, self.graph.n_sources, self.model.cfg.d_model,
-            device=self.device, dtype=self.dtype,
+            batch,
+            pos,
+            self.graph.n_sources,
+            self.model.cfg.d_model,
+            device=self.device,
+            dtype=self.dtype,
         )
         self._state = _Patching(patch, weights, delta, resid_start)
         try:
@@ -265,7 +273,7 @@ class PatchableModel:
         source_tokens: Tensor,
         edges: Iterable[str | Edge],
     ) -> Tensor:
-        """Logits of ``tokens`` where each listed edge carries its source's value on ``source_tokens``.
+        """Logits of ``tokens``; each listed edge carries its source's value on ``source_tokens``.
 
         The primitive behind every circuit evaluation: pass the edges *outside* a circuit
         to evaluate the circuit under resample ablation.
@@ -326,4 +334,3 @@ class PatchableModel:
             return output + mixed
 
         return hook
-

@@ -19,7 +19,12 @@ from harness.patching import PatchableModel
 
 # residual subspaces of the 64-dimensional stream
 _T, _C1, _C2, _C3, _U, _J = (
-    slice(0, 8), slice(8, 16), slice(16, 24), slice(24, 32), slice(32, 40), slice(40, 64)
+    slice(0, 8),
+    slice(8, 16),
+    slice(16, 24),
+    slice(24, 32),
+    slice(32, 40),
+    slice(40, 64),
 )
 _ALL = slice(0, 64)
 # planted heads: (layer, head) -> (subspaces read by V, subspace written by O)
@@ -75,8 +80,18 @@ def planted_circuit(
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     cfg = HookedTransformerConfig(
-        n_layers=3, n_heads=4, d_model=64, d_head=8, d_mlp=32, d_vocab=16, n_ctx=seq_len,
-        act_fn="relu", normalization_type=None, dtype=dtype, device=str(device), seed=seed,
+        n_layers=3,
+        n_heads=4,
+        d_model=64,
+        d_head=8,
+        d_mlp=32,
+        d_vocab=16,
+        n_ctx=seq_len,
+        act_fn="relu",
+        normalization_type=None,
+        dtype=dtype,
+        device=str(device),
+        seed=seed,
     )
     model = HookedTransformer(cfg)
     generator = torch.Generator().manual_seed(seed)
@@ -89,9 +104,7 @@ def planted_circuit(
         corrupt = torch.randint(0, cfg.d_vocab, (batch_size, seq_len), generator=generator)
         with torch.no_grad():
             top2 = model(clean.to(device))[:, -1].topk(2, dim=-1).indices.cpu()
-        batches.append(
-            PromptBatch.create(f"planted-{i}", clean, corrupt, top2[:, 0], top2[:, 1])
-        )
+        batches.append(PromptBatch.create(f"planted-{i}", clean, corrupt, top2[:, 0], top2[:, 1]))
     return PlantedCircuit(model, patchable, PLANTED_EDGES, tuple(batches))
 
 

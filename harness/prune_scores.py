@@ -36,9 +36,7 @@ class PruneScores:
     def __post_init__(self) -> None:
         scores = self.scores.detach().to("cpu", torch.float64).reshape(-1)
         if scores.shape[0] != len(self.edge_names):
-            raise ValueError(
-                f"{scores.shape[0]} scores for {len(self.edge_names)} edges"
-            )
+            raise ValueError(f"{scores.shape[0]} scores for {len(self.edge_names)} edges")
         object.__setattr__(self, "scores", scores)
 
     def __len__(self) -> int:

@@ -18,8 +18,17 @@ def random_model(seed: int = 0, dtype=torch.float64, **overrides):
     from transformer_lens import HookedTransformer, HookedTransformerConfig
 
     config = dict(
-        n_layers=3, n_heads=4, d_model=32, d_head=8, d_mlp=64, n_ctx=8, d_vocab=20,
-        act_fn="gelu", normalization_type="LN", dtype=dtype, seed=seed,
+        n_layers=3,
+        n_heads=4,
+        d_model=32,
+        d_head=8,
+        d_mlp=64,
+        n_ctx=8,
+        d_vocab=20,
+        act_fn="gelu",
+        normalization_type="LN",
+        dtype=dtype,
+        seed=seed,
     )
     config.update(overrides)
     model = HookedTransformer(HookedTransformerConfig(**config))
@@ -34,8 +43,11 @@ MODEL_VARIANTS = {
     "mlp": {},
     "attn_only": {"attn_only": True},
     "parallel": {"parallel_attn_mlp": True},
-    "rms_rotary": {"normalization_type": "RMS", "positional_embedding_type": "rotary",
-                   "rotary_dim": 8},
+    "rms_rotary": {
+        "normalization_type": "RMS",
+        "positional_embedding_type": "rotary",
+        "rotary_dim": 8,
+    },
 }
 
 

@@ -6,9 +6,16 @@ from harness.graph import RESID_END, RESID_START, EdgeGraph
 
 def config(n_layers, n_heads, d_model=64, attn_only=False, **kw):
     return HookedTransformerConfig(
-        n_layers=n_layers, n_heads=n_heads, d_model=d_model, d_head=d_model // n_heads,
-        d_mlp=None if attn_only else 4 * d_model, n_ctx=8, d_vocab=10, attn_only=attn_only,
-        act_fn="gelu", **kw,
+        n_layers=n_layers,
+        n_heads=n_heads,
+        d_model=d_model,
+        d_head=d_model // n_heads,
+        d_mlp=None if attn_only else 4 * d_model,
+        n_ctx=8,
+        d_vocab=10,
+        attn_only=attn_only,
+        act_fn="gelu",
+        **kw,
     )
 
 
@@ -16,9 +23,13 @@ def closed_form(n_layers, n_heads, mlp=True):
     """The edge counts of ../shared/circuits/README.md, in closed form."""
     h = n_heads
     if mlp:
-        return (3 * h * sum(1 + l * (h + 1) for l in range(n_layers))
-                + sum(1 + l * (h + 1) + h for l in range(n_layers)) + 1 + n_layers * (h + 1))
-    return 3 * h * sum(1 + l * h for l in range(n_layers)) + 1 + n_layers * h
+        return (
+            3 * h * sum(1 + k * (h + 1) for k in range(n_layers))
+            + sum(1 + k * (h + 1) + h for k in range(n_layers))
+            + 1
+            + n_layers * (h + 1)
+        )
+    return 3 * h * sum(1 + k * h for k in range(n_layers)) + 1 + n_layers * h
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,8 @@ def reference_patched(model, tokens, patch_values, edges, weights=None):
     live = {}
     hooks = []
     source_hooks = {"blocks.0.hook_resid_pre"} | {
-        f"blocks.{l}.{h}" for l in range(model.cfg.n_layers)
+        f"blocks.{layer}.{h}"
+        for layer in range(model.cfg.n_layers)
         for h in ("attn.hook_result", "hook_mlp_out")
     }
 
@@ -112,8 +113,11 @@ def test_one_edge_equals_plain_hooks(any_model, token_pair, separate_qkv):
     sources = [s.name for s in patchable.graph.sources]
     patch_values = source_values_of(reference, corrupt, sources)
     unpatched = reference(clean)
-    for edge in ("A0.1->A2.3.V" if separate_qkv else "A0.1->A2.3", "Resid Start->Resid End",
-                 "A1.2->Resid End"):
+    for edge in (
+        "A0.1->A2.3.V" if separate_qkv else "A0.1->A2.3",
+        "Resid Start->Resid End",
+        "A1.2->Resid End",
+    ):
         expected = reference_patched(reference, clean, patch_values, [edge])
         got = patchable.run_patched(clean, corrupt, [edge])
         assert (expected - unpatched).abs().max() > 1e-4, "the edge must matter"
@@ -145,8 +149,9 @@ def test_fractional_per_example_weights_equal_plain_hooks(model, token_pair):
     got = patchable.forward_patched(clean, patch, weights)
     for b in range(clean.shape[0]):
         single = {k: v[b : b + 1] for k, v in patch_values.items()}
-        expected = reference_patched(reference, clean[b : b + 1], single, edges,
-                                     per_example[b].tolist())
+        expected = reference_patched(
+            reference, clean[b : b + 1], single, edges, per_example[b].tolist()
+        )
         assert (got[b : b + 1] - expected).abs().max() < TOLERANCE
 
 
@@ -200,8 +205,9 @@ def test_resid_start_override_replaces_the_embedding(model, token_pair):
     patchable = PatchableModel.wrap(model)
     patch = patchable.source_activations(clean)
     resid = patchable.source_activations(corrupt)[:, :, 0]
-    got = patchable.forward_patched(clean, patch, torch.zeros(patchable.n_edges,
-                                    dtype=torch.float64), resid_start=resid)
+    got = patchable.forward_patched(
+        clean, patch, torch.zeros(patchable.n_edges, dtype=torch.float64), resid_start=resid
+    )
     assert (got - model(corrupt)).abs().max() < TOLERANCE
 
 
@@ -219,7 +225,8 @@ def test_wrapping_twice_keeps_one_set_of_hooks(model, token_pair):
     first = PatchableModel.wrap(model)
     second = PatchableModel.wrap(model)
     assert first._handles == [] and second._handles
-    assert (second.run_patched(clean, corrupt, second.graph.edge_names) - model(corrupt)).abs().max() < TOLERANCE
+    everything = second.run_patched(clean, corrupt, second.graph.edge_names)
+    assert (everything - model(corrupt)).abs().max() < TOLERANCE
 
 
 def test_rejects_models_that_are_not_hooked_transformers():

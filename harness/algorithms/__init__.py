@@ -56,5 +56,10 @@ def get_algorithm(slug: str) -> AlgorithmSpec:
         ) from None
 
 
-__all__ = ["ALGORITHMS", "AlgorithmSpec", "get_algorithm", "random_prune_scores",
-           "subnetwork_probing_prune_scores"]
+__all__ = [
+    "ALGORITHMS",
+    "AlgorithmSpec",
+    "get_algorithm",
+    "random_prune_scores",
+    "subnetwork_probing_prune_scores",
+]

@@ -181,8 +181,14 @@ def subnetwork_probing_prune_scores(
                 epoch_faiths.append(faith.detach())
                 epoch_regs.append((regularize_lambda * size_term).detach())
                 if val_runs:
-                    _validate(patchable, val_runs[step % len(val_runs)], logits, mask_fn,
-                              faithfulness_target, history)
+                    _validate(
+                        patchable,
+                        val_runs[step % len(val_runs)],
+                        logits,
+                        mask_fn,
+                        faithfulness_target,
+                        history,
+                    )
                 step += 1
             losses = torch.stack(epoch_losses).tolist()  # one device sync per epoch
             faiths = torch.stack(epoch_faiths).tolist()
@@ -196,7 +202,9 @@ def subnetwork_probing_prune_scores(
                     "too high, or a faithfulness target undefined on this task?)"
                 )
             if progress:
-                bar.set_postfix(loss=f"{mean_loss:.4g}", **{faithfulness_target: f"{mean_faith:.4g}"})
+                bar.set_postfix(
+                    {"loss": f"{mean_loss:.4g}", faithfulness_target: f"{mean_faith:.4g}"}
+                )
             if callback is not None:
                 callback(epoch, mean_loss, mean_faith)
 
@@ -289,7 +297,8 @@ def _train_graph(history: dict[str, list[float]], target: str):
                 name=f"Validation faithfulness ({target})",
             )
         )
-    fig.add_trace(go.Scatter(x=steps, y=history["regularisation"], name="Regularisation (λ × size)"))
+    fig.add_trace(
+        go.Scatter(x=steps, y=history["regularisation"], name="Regularisation (λ × size)")
+    )
     fig.update_layout(title="Subnetwork Probing training", xaxis_title="Step", yaxis_title="Value")
     return fig
-

@@ -1,0 +1,128 @@
+"""Time Subnetwork Probing steps on a random model; print one JSON line.
+
+    python bench/sp_speed.py                      # 4 layers, 8 heads, d_model 256, CPU
+    python bench/sp_speed.py --device cuda --n-layers 12 --n-heads 12 --d-model 768 \\
+        --d-mlp 3072 --vocab 50257 --batch 32 --seq 16
+
+An SP step is: sample masks, one patched forward, loss, backward to the mask logits, an
+Adam step. The floor is a plain forward + backward of the same model with the per-head
+hooks on (the hook flags edge patching needs) and no patching.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import resource
+import statistics
+import sys
+import time
+import warnings
+
+import torch
+
+
+def main(argv: list[str] | None = None) -> dict:
+    warnings.filterwarnings("ignore")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n-layers", type=int, default=4)
+    parser.add_argument("--n-heads", type=int, default=8)
+    parser.add_argument("--d-model", type=int, default=256)
+    parser.add_argument("--d-mlp", type=int, default=1024)
+    parser.add_argument("--vocab", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seq", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    from harness.algorithms import subnetwork_probing_prune_scores
+    from harness.data import PromptBatch
+    from harness.device import resolve_device
+    from harness.patching import PatchableModel
+
+    device = resolve_device(args.device)
+    cfg = HookedTransformerConfig(
+        n_layers=args.n_layers,
+        n_heads=args.n_heads,
+        d_model=args.d_model,
+        d_head=args.d_model // args.n_heads,
+        d_mlp=args.d_mlp,
+        d_vocab=args.vocab,
+        n_ctx=max(args.seq, 8),
+        act_fn="gelu",
+        normalization_type="LN",
+        device=str(device),
+        seed=0,
+    )
+    model = HookedTransformer(cfg)
+    patchable = PatchableModel.wrap(model)
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.randint(0, args.vocab, (args.batch, args.seq), generator=generator)
+    corrupt = torch.randint(0, args.vocab, (args.batch, args.seq), generator=generator)
+    batch = PromptBatch.create("bench", clean, corrupt, answers=clean[:, -1])
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    stamps: list[float] = []
+    sync()
+    stamps.append(time.perf_counter())
+    subnetwork_probing_prune_scores(
+        patchable,
+        [batch],
+        epochs=args.warmup + args.steps,
+        progress=False,
+        callback=lambda *_: stamps.append(time.perf_counter()),  # loss.item() has synced
+    )
+    step_times = [b - a for a, b in itertools.pairwise(stamps)][args.warmup :]
+    peak_mb = (
+        torch.cuda.max_memory_allocated() / 2**20
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    )
+
+    floor_times = []
+    tokens = clean.to(device)
+    for i in range(args.warmup + args.steps):
+        sync()
+        start = time.perf_counter()
+        model.zero_grad(set_to_none=True)
+        model(tokens)[:, -1].logsumexp(-1).mean().backward()
+        sync()
+        if i >= args.warmup:
+            floor_times.append(time.perf_counter() - start)
+
+    step, floor = statistics.median(step_times), statistics.median(floor_times)
+    result = {
+        "bench": "sp_speed",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch_threads": torch.get_num_threads(),
+        "config": {
+            k: getattr(args, k)
+            for k in ("n_layers", "n_heads", "d_model", "d_mlp", "vocab", "batch", "seq")
+        },
+        "n_edges": patchable.n_edges,
+        "steps": args.steps,
+        "median_step_s": round(step, 6),
+        "floor_median_s": round(floor, 6),
+        "step_over_floor": round(step / floor, 3),
+        "peak_memory_mb": round(peak_mb, 1),
+        "peak_memory_kind": "cuda_max_allocated" if device.type == "cuda" else "process_max_rss",
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main() and 0)
