@@ -158,7 +158,6 @@ class PatchableModel:
         previous = getattr(model, "_harness_patchable", None)
         if previous is not None:
             previous.unwrap()
-        model.set_use_attn_result(True)
         if not cfg.attn_only:
             model.set_use_hook_mlp_in(True)
         if separate_qkv:
@@ -287,13 +286,20 @@ class PatchableModel:
     def _register_hooks(self) -> None:
         modules = dict(self.model.named_modules())
         for group in self.graph.source_groups:
-            hook = self._source_hook(group)
-            self._handles.append(modules[group.hook_name].register_forward_hook(hook))
+            if group.has_head_dim:
+                # Per-head results from hook_z with one matmul: transformer_lens's own
+                # hook_result materialises a [batch, pos, head, d_head, d_model] product.
+                attn = modules[group.hook_name.rsplit(".", 1)[0]]
+                hook = self._source_hook(group, attn)
+                target = modules[group.hook_name.replace("hook_result", "hook_z")]
+            else:
+                hook, target = self._source_hook(group), modules[group.hook_name]
+            self._handles.append(target.register_forward_hook(hook))
         for group in self.graph.destination_groups:
             hook = self._destination_hook(group)
             self._handles.append(modules[group.hook_name].register_forward_hook(hook))
 
-    def _source_hook(self, group: SourceGroup):
+    def _source_hook(self, group: SourceGroup, attn=None):
         first, end = group.first_slot, group.end_slot
         is_resid_start = first == 0
 
@@ -301,17 +307,19 @@ class PatchableModel:
             state = self._state
             if state is None:
                 return None
+            replaced = None
+            if attn is not None:  # output is z: [batch, pos, head, d_head]
+                output = torch.einsum("bphd,hdm->bphm", output, attn.W_O)
+            elif is_resid_start and getattr(state, "resid_start", None) is not None:
+                output = replaced = state.resid_start.expand_as(output).to(output.dtype)
+            value = output if group.has_head_dim else output[:, :, None]
             if isinstance(state, _Recording):
-                value = output if group.has_head_dim else output[:, :, None]
                 state.buffer[:, :, first:end] = value
                 return None
-            if is_resid_start and state.resid_start is not None:
-                output = state.resid_start.expand_as(output).to(output.dtype)
-            value = output if group.has_head_dim else output[:, :, None]
             with torch.no_grad():
                 torch.sub(state.patch[:, :, first:end], value, out=state.delta[:, :, first:end])
             state.chunks.append((first, end, output))
-            return output
+            return replaced
 
         return hook
 
