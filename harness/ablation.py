@@ -25,10 +25,10 @@ def ablation_activations(
 ) -> dict[str, Tensor]:
     """Per batch key, the source values an ablated edge carries.
 
-    - ``resample``: the sources on the batch's corrupt prompts, ``[batch, pos, n_src, d]``.
+    - ``resample``: the sources on the batch's corrupt prompts, ``[batch, n_src, pos, d]``.
     - ``mean``: the tokenwise mean of the sources over every corrupt prompt of all
-      batches, ``[1, pos, n_src, d]`` (prompts must share one length).
-    - ``zero``: zeros, ``[1, pos, n_src, d]``.
+      batches, ``[1, n_src, pos, d]`` (prompts must share one length).
+    - ``zero``: zeros, ``[1, n_src, pos, d]``.
 
     Example:
         >>> import torch
@@ -44,7 +44,7 @@ def ablation_activations(
     lengths = {b.clean.shape[1] for b in batches}
     if len(lengths) != 1:
         raise ValueError(f"{ablation} ablation needs prompts of one length, got {sorted(lengths)}")
-    shape = (1, lengths.pop(), patchable.graph.n_sources, patchable.model.cfg.d_model)
+    shape = (1, patchable.graph.n_sources, lengths.pop(), patchable.model.cfg.d_model)
     if ablation == "zero":
         value = torch.zeros(shape, device=patchable.device, dtype=patchable.dtype)
     else:

@@ -6,11 +6,35 @@ Bad input exits with code 2 and one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
+from pathlib import Path
+from typing import Any
 
 
 class UsageError(Exception):
     """An error in what the user asked for: printed as one line, exit code 2."""
+
+
+def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
+    """``["lr=0.1", "mask_fn=sigmoid"]`` -> ``{"lr": 0.1, "mask_fn": "sigmoid"}`` (YAML values).
+
+    Example:
+        >>> parse_assignments(["epochs=5", "tree_optimisation=true", "ablation=zero"])
+        {'epochs': 5, 'tree_optimisation': True, 'ablation': 'zero'}
+    """
+    import yaml
+
+    result: dict[str, Any] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"expected key=value, got {pair!r}")
+        try:
+            result[key.strip()] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            raise UsageError(f"cannot read the value of {key.strip()!r}: {value!r}") from None
+    return result
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -18,6 +42,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="harness", description="Sweeps and benchmarks for circuit discovery."
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
     demo = commands.add_parser("demo", help="SP on a model with a planted circuit")
     demo.add_argument("--epochs", type=int, default=20)
     demo.add_argument("--seed", type=int, default=0)
@@ -26,7 +51,210 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train without tree optimisation (masks restore clean activations)",
     )
+
+    ls = commands.add_parser("ls", help="list studies, tasks or algorithms")
+    ls.add_argument("what", choices=["studies", "tasks", "algorithms"])
+    ls.add_argument("--studies-dir", type=Path, default=Path("studies"))
+
+    def study_options(command: argparse.ArgumentParser, storage_required: bool = False) -> None:
+        command.add_argument("study", type=Path, help="a study YAML file")
+        command.add_argument(
+            "--storage",
+            required=storage_required,
+            help="Optuna storage URL (default: sqlite file under runs/)",
+        )
+        command.add_argument("--n-trials", type=int, help="finished trials the study should have")
+        command.add_argument("--timeout", type=float, help="stop starting trials after S seconds")
+        command.add_argument(
+            "--set",
+            action="append",
+            metavar="KEY=VALUE",
+            dest="overrides",
+            help="override a config key (dotted keys reach nested fields)",
+        )
+        command.add_argument("--wandb", choices=["offline", "online", "disabled"])
+        command.add_argument("--runs-dir", type=Path, help="records and default storage root")
+        command.add_argument("--no-progress", action="store_true")
+
+    run = commands.add_parser("run", help="create or resume a study and run it")
+    study_options(run)
+    run.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
+    run.add_argument("--report-dir", type=Path, default=Path("reports"))
+    worker = commands.add_parser("worker", help="join a running study from another process")
+    study_options(worker, storage_required=True)
+    status = commands.add_parser("status", help="a table of a study's trials")
+    status.add_argument("study", type=Path, help="a study YAML file")
+    status.add_argument("--storage")
+    status.add_argument("--runs-dir", type=Path)
+    validate = commands.add_parser("validate", help="check a study config without running it")
+    validate.add_argument("study", type=Path)
+    validate.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides")
+
+    score = commands.add_parser("score", help="run one algorithm once on a task and score it")
+    score.add_argument("--task", required=True)
+    score.add_argument("--algo", required=True)
+    score.add_argument("--ground-truth", default=None, help="the circuit the oracle returns")
+    score.add_argument("--param", action="append", metavar="KEY=VALUE", help="hyperparameter")
+    score.add_argument("--seed", type=int, default=0)
+    score.add_argument("--out", type=Path, help="write edge,score rows to this CSV file")
+    score.add_argument("--device", default="auto")
+    score.add_argument("--model-path", default=None, help="local weights (GPT-2 tasks)")
     return parser
+
+
+def _task_options(args: argparse.Namespace) -> dict[str, Any]:
+    options: dict[str, Any] = {"device": args.device}
+    if args.model_path:
+        options["model_path"] = args.model_path
+    return options
+
+
+def _load_study(args: argparse.Namespace):
+    from harness.config import load_config
+    from harness.study import preflight
+
+    overrides = parse_assignments(getattr(args, "overrides", None))
+    if getattr(args, "wandb", None):
+        overrides["wandb.mode"] = args.wandb
+    config = load_config(args.study, overrides)
+    preflight(config)
+    return config
+
+
+def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
+    from harness.records import read_records
+    from harness.study import RUNS_DIR, run_study, run_worker
+    from harness.summary import write_summary
+
+    config = _load_study(args)
+    runs_dir = args.runs_dir or RUNS_DIR
+    if args.n_trials is not None and args.n_trials < 1:
+        raise UsageError(f"--n-trials must be >= 1, got {args.n_trials}")
+    if worker:
+        run_worker(config, args.storage, args.n_trials, args.timeout, runs_dir)
+        print(f"worker done: study {config.name}")
+        return 0
+    if args.jobs < 1:
+        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    outcome = run_study(
+        config,
+        args.storage,
+        args.n_trials,
+        args.timeout,
+        args.jobs,
+        runs_dir,
+        progress=not args.no_progress,
+    )
+    records = read_records(outcome.records_path)
+    summary = write_summary(
+        args.report_dir / config.name / "summary.md", config.name, records, config.ground_truth
+    )
+    print(f"study {config.name}: {outcome.n_finished} finished trials in {outcome.storage}")
+    if outcome.best_value is not None:
+        print(f"best objective {outcome.best_value:.4f} with {outcome.best_params}")
+    print(f"records: {outcome.records_path}\nsummary: {summary}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from harness.records import read_records
+    from harness.study import RUNS_DIR, load_or_create_study, mask_password, records_path
+
+    config = _load_study(args)
+    runs_dir = args.runs_dir or RUNS_DIR
+    url = args.storage or config.storage_url(runs_dir)
+    study = load_or_create_study(config, url)
+    records = {r["trial"]: r for r in read_records(records_path(config, runs_dir))}
+    gt = config.ground_truth
+    print(f"study {config.name} ({mask_password(url)})")
+    print(
+        f"{'#':>4} {'state':<9} {'AUC':>7} {'KL@k':>9} {'edges':>6} {'seconds':>8}  params / reason"
+    )
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("surplus"):
+            continue
+        r = records.get(t.number, {})
+        aucs = r.get("auc", {})
+        auc = aucs.get(gt or next(iter(aucs), ""), {}).get("score-trapezoid")
+        kl = r.get("faithfulness", {}).get("kl_div")
+        detail = t.user_attrs.get("fail_reason") or r.get("fail_reason") or t.params
+        print(
+            f"{t.number:>4} {t.state.name:<9} {_num(auc, 7, 4)} {_num(kl, 9, 3, 'e')} "
+            f"{_num(r.get('circuit_size'), 6, 0)} {_num(r.get('seconds'), 8, 1)}  {detail}"
+        )
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if complete and not config.objective.multi:
+        best = study.best_trial
+        print(f"best: trial {best.number}, objective {best.value:.4f}, params {best.params}")
+    elif complete:
+        print(f"Pareto front: trials {[t.number for t in study.best_trials]}")
+    return 0
+
+
+def _num(value, width: int, digits: int, kind: str = "f") -> str:
+    if value is None:
+        return f"{'–':>{width}}"
+    return f"{value:>{width}.{digits}{kind}}"
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    config = _load_study(args)
+    searched = ", ".join(config.search_space) or "nothing"
+    print(
+        f"ok: study {config.name}: {config.algorithm} on {config.task}, searching {searched}; "
+        f"{config.n_trials} trials, sampler {config.sampler.type}, pruner {config.pruner.type}"
+    )
+    return 0
+
+
+def _cmd_ls(args: argparse.Namespace) -> int:
+    if args.what == "studies":
+        from harness.config import load_config
+
+        for path in sorted(args.studies_dir.glob("*.yaml")):
+            try:
+                config = load_config(path)
+                print(f"{config.name:<24} {config.algorithm:<6} {config.task:<18} {path}")
+            except ValueError as error:
+                print(f"{path.stem:<24} invalid: {error}")
+        return 0
+    if args.what == "algorithms":
+        from harness.algorithms import ALGORITHMS
+        from harness.runner import algorithm_parameters
+
+        for spec in ALGORITHMS.values():
+            params = ", ".join(algorithm_parameters(spec))
+            print(f"{spec.slug:<8} {spec.label:<24} {params}")
+        return 0
+    from harness.tasks import task_specs
+
+    print(f"{'task':<18} {'ground truths':<24} {'runs here':<10} description")
+    for spec in task_specs().values():
+        here = "needs weights" if spec.needs_weights else "yes"
+        print(f"{spec.slug:<18} {', '.join(spec.ground_truths):<24} {here:<10} {spec.description}")
+    return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from harness.runner import run_algorithm
+    from harness.tasks import load
+
+    params = parse_assignments(args.param)
+    task = load(args.task, **_task_options(args))
+    result = run_algorithm(task, args.algo, params, args.seed, args.ground_truth)
+    shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
+    print(f"{args.algo} on {args.task} ({shown}; seed {args.seed}): {result.seconds:.2f} s")
+    print(f"{'ground truth':<14} {'edges':>6} {'AUC (score-trapezoid)':>22}")
+    for name, roc in result.rocs.items():
+        print(f"{name:<14} {len(task.official_edges(name)):>6} {roc.auc:>22.4f}")
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with args.out.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["edge", "score"])
+            writer.writerows(result.scores.as_dict().items())
+        print(f"scores written to {args.out}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +266,16 @@ def main(argv: list[str] | None = None) -> int:
 
             ok = run_demo(sys.stdout, args.epochs, not args.restore_mode, args.seed)
             return 0 if ok else 1
+        if args.command == "ls":
+            return _cmd_ls(args)
+        if args.command == "score":
+            return _cmd_score(args)
+        if args.command in ("run", "worker"):
+            return _cmd_run(args, worker=args.command == "worker")
+        if args.command == "status":
+            return _cmd_status(args)
+        if args.command == "validate":
+            return _cmd_validate(args)
     except (UsageError, ValueError) as error:
         print(f"harness: error: {error}", file=sys.stderr)
         return 2

@@ -11,10 +11,13 @@ value, ``w = 1`` replaces it. Because every destination sits before its LayerNor
 exact, and one forward pass evaluates any circuit.
 
 Implementation: source hooks write ``patch_src − current_src`` into one preallocated
-buffer ``[batch, pos, n_sources, d_model]``; each destination hook mixes the prefix of
-upstream slots with one matmul. A small autograd function routes gradients to the patch
-weights and back into the live source activations without saving a copy of the buffer
-per destination, so memory is one buffer per forward pass.
+buffer ``[batch, n_sources, pos, d_model]``; each destination hook mixes the prefix of
+upstream slots with one (batched) matmul over ``pos × d_model`` columns. A small
+autograd function routes gradients to the patch weights and back into the live source
+activations without saving a copy of the buffer per destination, so memory is one buffer
+per forward pass. Per-head source values come from ``hook_z`` and ``W_O`` with one
+matmul (transformer_lens's ``hook_result`` would materialise a
+``[batch, pos, head, d_head, d_model]`` product).
 """
 
 from __future__ import annotations
@@ -35,22 +38,22 @@ _POST_NORM_ARCHITECTURES = ("Olmo2ForCausalLM", "Olmo3ForCausalLM")
 class _Recording:
     """State of a forward pass that only records source activations."""
 
-    buffer: Tensor  # [batch, pos, n_sources, d_model]
+    buffer: Tensor  # [batch, n_sources, pos, d_model]
 
 
 @dataclass
 class _Patching:
     """State of one patched forward pass."""
 
-    patch: Tensor  # [batch or 1, pos, n_sources, d_model]
+    patch: Tensor  # [batch or 1, n_sources, pos, d_model]
     weights: Tensor  # [n_masks (1 or batch), n_edges]
-    delta: Tensor  # [batch, pos, n_sources, d_model], patch − current, no grad
+    delta: Tensor  # [batch, n_sources, pos, d_model], patch − current, no grad
     resid_start: Tensor | None  # [batch or 1, pos, d_model], replaces Resid Start's value
     chunks: list[tuple[int, int, Tensor]] = field(default_factory=list)  # (first, end, output)
 
 
 class _UpstreamMix(torch.autograd.Function):
-    """Σ_s w[n, r, s] · delta[b, p, s, :] for one destination group.
+    """Σ_s w[n, r, s] · delta[b, s, p, :] for one destination group.
 
     ``delta`` is a prefix view of the pass's buffer; later sources write further slots of
     the same storage, so it is kept as a plain attribute (not ``save_for_backward``, whose
@@ -61,7 +64,7 @@ class _UpstreamMix(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, weights, delta, chunk_bounds, *chunks):  # type: ignore[override]
-        # weights: [n_masks, rows, n_up]; delta: [batch, pos, n_up, d_model]
+        # weights: [n_masks, rows, n_up]; delta: [batch, n_up, pos, d_model]
         ctx.delta = delta
         ctx.chunk_bounds = chunk_bounds
         ctx.chunk_shapes = [c.shape for c in chunks]
@@ -72,32 +75,40 @@ class _UpstreamMix(torch.autograd.Function):
     def backward(ctx, grad_out):  # type: ignore[override]
         (weights,) = ctx.saved_tensors
         delta = ctx.delta
+        batch, n_up, pos, d_model = delta.shape
+        rows = weights.shape[1]
+        flat = delta.reshape(batch, n_up, pos * d_model)
+        grad = grad_out.transpose(1, 2).reshape(batch, rows, pos * d_model)
         grad_weights = None
         if ctx.needs_input_grad[0]:
             if weights.shape[0] == 1:
-                grad_weights = torch.einsum("bprd,bpsd->rs", grad_out, delta)[None]
+                grad_weights = torch.einsum("brk,bsk->rs", grad, flat)[None]
             else:
-                grad_weights = torch.einsum("bprd,bpsd->brs", grad_out, delta)
+                grad_weights = torch.bmm(grad, flat.transpose(1, 2))
         chunk_grads: list[Tensor | None] = [None] * len(ctx.chunk_shapes)
         if any(ctx.needs_input_grad[3:]):
-            # ∂out/∂current = −weights; [batch, pos, n_up, d_model]
+            # ∂out/∂current = −weights; [batch, n_up, pos × d_model]
             if weights.shape[0] == 1:
-                grad_delta = torch.matmul(weights[0].transpose(0, 1), grad_out)
+                grad_delta = torch.matmul(weights[0].transpose(0, 1), grad)
             else:
-                grad_delta = torch.matmul(weights.transpose(1, 2)[:, None], grad_out)
+                grad_delta = torch.bmm(weights.transpose(1, 2), grad)
+            grad_delta = grad_delta.view(batch, n_up, pos, d_model)
             for i, ((first, end), shape) in enumerate(
                 zip(ctx.chunk_bounds, ctx.chunk_shapes, strict=True)
             ):
                 if ctx.needs_input_grad[3 + i]:
-                    chunk_grads[i] = -grad_delta[:, :, first:end].reshape(shape)
+                    chunk_grads[i] = -grad_delta[:, first:end].transpose(1, 2).reshape(shape)
         return (grad_weights, None, None, *chunk_grads)
 
 
 def _mix(weights: Tensor, delta: Tensor) -> Tensor:
-    """``[n_masks, rows, n_up] × [batch, pos, n_up, d] -> [batch, pos, rows, d]``."""
-    if weights.shape[0] == 1:
-        return torch.matmul(weights[0], delta)
-    return torch.matmul(weights[:, None], delta)
+    """``[n_masks, rows, n_up] × [batch, n_up, pos, d] -> [batch, pos, rows, d]``."""
+    batch, n_up, pos, d_model = delta.shape
+    flat = delta.reshape(batch, n_up, pos * d_model)
+    shared = weights.shape[0] == 1
+    mixed = torch.matmul(weights[0], flat) if shared else torch.bmm(weights, flat)
+    # mixed: [batch, rows, pos × d_model]
+    return mixed.view(batch, -1, pos, d_model).transpose(1, 2)
 
 
 class PatchableModel:
@@ -207,12 +218,12 @@ class PatchableModel:
 
     @torch.no_grad()
     def source_activations(self, tokens: Tensor) -> Tensor:
-        """Every source's output on ``tokens``: ``[batch, pos, n_sources, d_model]``, no grad."""
+        """Every source's output on ``tokens``: ``[batch, n_sources, pos, d_model]``, no grad."""
         batch, pos = tokens.shape
         buffer = torch.empty(
             batch,
-            pos,
             self.graph.n_sources,
+            pos,
             self.model.cfg.d_model,
             device=self.device,
             dtype=self.dtype,
@@ -235,7 +246,7 @@ class PatchableModel:
 
         Args:
             tokens: ``[batch, pos]`` token ids.
-            patch: ``[batch or 1, pos, n_sources, d_model]`` patch values of the sources.
+            patch: ``[batch or 1, n_sources, pos, d_model]`` patch values of the sources.
             weights: ``[n_edges]``, ``[1, n_edges]`` or ``[batch, n_edges]`` patch weights
                 (0 keeps an edge's live value, 1 replaces it by the patch value); may
                 require grad.
@@ -254,8 +265,8 @@ class PatchableModel:
         batch, pos = tokens.shape
         delta = torch.empty(
             batch,
-            pos,
             self.graph.n_sources,
+            pos,
             self.model.cfg.d_model,
             device=self.device,
             dtype=self.dtype,
@@ -314,10 +325,12 @@ class PatchableModel:
                 output = replaced = state.resid_start.expand_as(output).to(output.dtype)
             value = output if group.has_head_dim else output[:, :, None]
             if isinstance(state, _Recording):
-                state.buffer[:, :, first:end] = value
+                state.buffer[:, first:end] = value.transpose(1, 2)
                 return None
             with torch.no_grad():
-                torch.sub(state.patch[:, :, first:end], value, out=state.delta[:, :, first:end])
+                torch.sub(
+                    state.patch[:, first:end], value.transpose(1, 2), out=state.delta[:, first:end]
+                )
             state.chunks.append((first, end, output))
             return replaced
 
@@ -335,7 +348,7 @@ class PatchableModel:
             chunks = [c for c in state.chunks if c[1] <= n_up]
             bounds = tuple((first, end) for first, end, _ in chunks)
             mixed = _UpstreamMix.apply(
-                weights, state.delta[:, :, :n_up], bounds, *(c[2] for c in chunks)
+                weights, state.delta[:, :n_up], bounds, *(c[2] for c in chunks)
             )  # [batch, pos, rows, d_model]
             if not group.has_head_dim:
                 mixed = mixed[:, :, 0]

@@ -18,6 +18,8 @@ class PruneScores:
         scores: ``[n_edges]`` float64 scores on the CPU.
         history: Per-step training curves, for algorithms that train (else empty).
         train_graph: A plotly figure of the training curves, when one was asked for.
+        circuit: The algorithm's own circuit, for algorithms that end with one (SP: the
+            edges whose deterministic mask puts them in the circuit), else ``None``.
 
     Example:
         >>> import torch
@@ -32,6 +34,7 @@ class PruneScores:
     scores: Tensor
     history: dict[str, list[float]] = field(default_factory=dict)
     train_graph: Any = None
+    circuit: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
         scores = self.scores.detach().to("cpu", torch.float64).reshape(-1)

@@ -204,7 +204,7 @@ def test_resid_start_override_replaces_the_embedding(model, token_pair):
     clean, corrupt = token_pair
     patchable = PatchableModel.wrap(model)
     patch = patchable.source_activations(clean)
-    resid = patchable.source_activations(corrupt)[:, :, 0]
+    resid = patchable.source_activations(corrupt)[:, 0]
     got = patchable.forward_patched(
         clean, patch, torch.zeros(patchable.n_edges, dtype=torch.float64), resid_start=resid
     )

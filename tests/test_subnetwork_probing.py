@@ -309,3 +309,16 @@ def test_masks_do_not_leak_into_the_model(planted):
     assert torch.equal(planted.model(b.clean), before)
     assert all(p.requires_grad for p in planted.model.parameters())
     assert isinstance(planted.patchable, PatchableModel)
+
+
+@pytest.mark.parametrize("tree", [False, True])
+def test_final_circuit_is_the_edges_with_positive_oriented_logits(planted, tree):
+    scores = sp(planted.patchable, planted.batches, tree_optimisation=tree, progress=False)
+    assert scores.circuit is not None and 0 < len(scores.circuit) < len(scores)
+    if tree:
+        assert scores.circuit >= set(planted.edges)
+    # a circuit is an upper set of the ranking: every circuit edge outscores every other
+    values = scores.as_dict()
+    inside = min(values[e] for e in scores.circuit)
+    outside = max(v for e, v in values.items() if e not in scores.circuit)
+    assert inside > outside

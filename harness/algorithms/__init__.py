@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.algorithms.oracle import oracle_prune_scores
 from harness.algorithms.random_scores import random_prune_scores
 from harness.algorithms.subnetwork_probing import subnetwork_probing_prune_scores
 from harness.prune_scores import PruneScores
@@ -35,6 +36,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
     for spec in (
         AlgorithmSpec("sp", "Subnetwork Probing", subnetwork_probing_prune_scores),
         AlgorithmSpec("random", "Random", random_prune_scores),
+        AlgorithmSpec("oracle", "Oracle (ground truth)", oracle_prune_scores),
     )
 }
 
@@ -60,6 +62,7 @@ __all__ = [
     "ALGORITHMS",
     "AlgorithmSpec",
     "get_algorithm",
+    "oracle_prune_scores",
     "random_prune_scores",
     "subnetwork_probing_prune_scores",
 ]

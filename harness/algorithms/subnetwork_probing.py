@@ -106,7 +106,8 @@ def subnetwork_probing_prune_scores(
     Returns:
         :class:`~harness.prune_scores.PruneScores`: the learned logits oriented so that
         higher means more important and shifted so that the smallest score is 0, with the
-        per-step training history.
+        per-step training history and the final circuit (edges whose deterministic mask
+        is above 0.5 in restore mode, below 0.5 in tree mode).
 
     Example:
         >>> from harness.planted import planted_circuit
@@ -210,11 +211,15 @@ def subnetwork_probing_prune_scores(
 
     final = logits.detach()
     oriented = -final if tree_optimisation else final
+    on = deterministic_masks(mask_fn, final) > 0.5  # restore mode: in; tree mode: ablated
+    in_circuit = ~on if tree_optimisation else on
+    names = patchable.graph.edge_names
+    circuit = frozenset(names[i] for i in torch.nonzero(in_circuit).flatten().tolist())
     figure = _train_graph(history, faithfulness_target) if show_train_graph else None
     if isinstance(show_train_graph, (str, Path)):
         figure.write_html(str(show_train_graph))
     return PruneScores(
-        patchable.graph.edge_names, oriented - oriented.min(), history=history, train_graph=figure
+        names, oriented - oriented.min(), history=history, train_graph=figure, circuit=circuit
     )
 
 
@@ -224,7 +229,7 @@ class _Run:
     def __init__(self, batch, tokens, patch, resid_start, clean_logits) -> None:
         self.batch: PromptBatch = batch
         self.tokens: Tensor = tokens  # [batch, pos]
-        self.patch: Tensor = patch  # [batch or 1, pos, n_sources, d_model]
+        self.patch: Tensor = patch  # [batch or 1, n_sources, pos, d_model]
         self.resid_start: Tensor | None = resid_start  # [batch or 1, pos, d_model]
         self.clean_logits: Tensor = clean_logits  # [batch, n_out, vocab]
 
@@ -246,7 +251,7 @@ def _prepare_runs(
             run = _Run(batch, batch.corrupt, clean, None, clean_logits)
         else:
             clean = patchable.source_activations(batch.clean)
-            run = _Run(batch, batch.clean, clean, ablated[batch.key][:, :, 0], clean_logits)
+            run = _Run(batch, batch.clean, clean, ablated[batch.key][:, 0], clean_logits)
         runs.append(run)
     return runs
 

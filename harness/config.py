@@ -1,0 +1,214 @@
+"""Study configs: pure data, validated with pydantic, unknown keys refused.
+
+Precedence: the algorithm's defaults < the YAML file < ``--set key=value`` overrides.
+Dotted keys reach into nested fields (``--set sampler.type=random``,
+``--set params.epochs=50``).
+
+Example:
+    >>> config = StudyConfig.model_validate({"name": "s", "task": "tracr-reverse",
+    ...     "search_space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1.0,
+    ...                                        "log": True}}})
+    >>> config.storage_url()
+    'sqlite:///runs/s/study.db'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CONFIG_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FloatRange(_Strict):
+    type: Literal["float"]
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FloatRange:
+        _check_range(self.low, self.high, self.log)
+        if self.log and self.step is not None:
+            raise ValueError("a float range cannot have both log: true and a step")
+        return self
+
+
+class IntRange(_Strict):
+    type: Literal["int"]
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        _check_range(self.low, self.high, self.log)
+        return self
+
+
+class Categorical(_Strict):
+    type: Literal["categorical"]
+    choices: list[Any] = Field(min_length=1)
+
+
+Distribution = Annotated[FloatRange | IntRange | Categorical, Field(discriminator="type")]
+
+
+def _check_range(low: float, high: float, log: bool) -> None:
+    if low > high:
+        raise ValueError(f"low ({low}) is greater than high ({high})")
+    if log and low <= 0:
+        raise ValueError(f"a log range needs low > 0, got {low}")
+
+
+class Objective(_Strict):
+    """What a study optimises.
+
+    ``roc_auc``: score-based AUC against the study's ground truth (maximise).
+    ``faithfulness``: the KL divergence of the top-``k`` circuit to the full model on the
+    test batches (minimise), which needs no ground truth. ``circuit_size`` may be added
+    as a second objective (``multi: true``): the number of edges in the circuit at the
+    threshold of the deterministic masks, giving a Pareto front.
+    """
+
+    metric: Literal["roc_auc", "faithfulness"] = "roc_auc"
+    k: int = Field(default=10, ge=1)
+    multi: bool = False
+
+
+class Sampler(_Strict):
+    type: Literal["tpe", "random", "grid", "cmaes"] = "tpe"
+    multivariate: bool = True
+    constant_liar: bool = False
+    n_startup_trials: int = Field(default=10, ge=0)
+
+
+class Pruner(_Strict):
+    type: Literal["median", "hyperband", "none"] = "median"
+    n_startup_trials: int = Field(default=5, ge=0)
+    n_warmup_steps: int = Field(default=5, ge=0)
+
+
+class Wandb(_Strict):
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    project: str = "circuit-harness"
+    entity: str | None = None
+
+
+class StudyConfig(_Strict):
+    """One study: a task, an algorithm, a search space and how to search it."""
+
+    version: int = CONFIG_VERSION
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    task: str
+    task_options: dict[str, Any] = Field(default_factory=dict)
+    ground_truth: str | None = None
+    algorithm: str = "sp"
+    params: dict[str, Any] = Field(default_factory=dict)
+    search_space: dict[str, Distribution] = Field(default_factory=dict)
+    enqueue: list[dict[str, Any]] = Field(default_factory=list)
+    objective: Objective = Objective()
+    sampler: Sampler = Sampler()
+    pruner: Pruner = Pruner()
+    n_trials: int = Field(default=20, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+    seed: int = 0
+    storage: str | None = None
+    wandb: Wandb = Wandb()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StudyConfig:
+        if self.version != CONFIG_VERSION:
+            raise ValueError(
+                f"config version {self.version} is not supported (this is {CONFIG_VERSION})"
+            )
+        both = set(self.params) & set(self.search_space)
+        if both:
+            raise ValueError(f"{sorted(both)[0]!r} is both fixed in params and searched")
+        if self.sampler.type == "grid":
+            not_grid = [k for k, d in self.search_space.items() if not isinstance(d, Categorical)]
+            if not_grid:
+                raise ValueError(
+                    f"the grid sampler needs categorical choices; {not_grid[0]!r} is a range"
+                )
+        return self
+
+    def storage_url(self, root: Path | str = "runs") -> str:
+        """The storage URL, defaulting to ``sqlite:///<root>/<name>/study.db``."""
+        if self.storage:
+            return self.storage
+        path = Path(root) / self.name / "study.db"
+        return f"sqlite:///{path}" if not path.is_absolute() else f"sqlite:////{str(path)[1:]}"
+
+    def config_hash(self) -> str:
+        """A short hash of the config's content (storage and W&B settings excluded)."""
+        data = self.model_dump(mode="json", exclude={"storage", "wandb"})
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> StudyConfig:
+    """Read a study YAML, apply ``--set`` overrides and validate it.
+
+    Raises:
+        ValueError: One line naming the problem (malformed YAML, unknown key, wrong type,
+            bad range...).
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"study config {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ValueError(
+            f"{path}: malformed YAML{where}: {getattr(error, 'problem', error)}"
+        ) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a study config is a mapping of keys, got {type(data).__name__}")
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value)
+    return validate_config(data, source=str(path))
+
+
+def validate_config(data: dict[str, Any], source: str = "config") -> StudyConfig:
+    """Validate a config mapping; one-line ValueError on the first problem."""
+    try:
+        return StudyConfig.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(
+            str(p)
+            for p in first["loc"]
+            if not re.fullmatch(r"[a-z]+\[.*\]|float|int|categorical", str(p))
+        )
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        return_msg = f"{source}: {where}: {message}" if where else f"{source}: {message}"
+        raise ValueError(return_msg) from None
+
+
+def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ValueError(f"--set {key}: {part!r} is not a mapping")
+        node = child
+    node[parts[-1]] = value

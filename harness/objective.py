@@ -1,0 +1,163 @@
+"""One Optuna trial: run the algorithm, score it, record it.
+
+Algorithms know nothing of Optuna: the trial's pruning hook is the algorithm's
+per-epoch ``callback``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from harness.config import StudyConfig
+from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, circuit_faithfulness, sweep_roc
+from harness.records import (
+    TrialRecord,
+    append_record,
+    git_commit,
+    package_versions,
+    thin_curve,
+)
+
+OnRecord = Callable[[TrialRecord, StudyConfig], None]
+
+
+class TrialRunner:
+    """The objective of a study, holding the task loaded once per worker.
+
+    Args:
+        config: The study.
+        records_file: Where finished trials are appended.
+        on_epoch: Called with ``(trial number, epoch, faithfulness)`` for progress bars.
+        on_record: Called with every record written (W&B logging).
+    """
+
+    def __init__(
+        self,
+        config: StudyConfig,
+        records_file: Path,
+        on_epoch: Callable[[int, int, float], None] | None = None,
+        on_record: OnRecord | None = None,
+    ) -> None:
+        self.config = config
+        self.records_file = records_file
+        self.on_epoch = on_epoch
+        self.on_record = on_record
+        self._task = None
+
+    @property
+    def task(self):
+        if self._task is None:
+            from harness.tasks import load
+
+            self._task = load(self.config.task, **self.config.task_options)
+        return self._task
+
+    def __call__(self, trial) -> float | list[float]:
+        import optuna
+
+        from harness.study import failure_reason, suggest
+
+        config = self.config
+        retry_of = _retried_number(trial)
+        slot = retry_of if retry_of is not None else trial.number
+        params = {**config.params, **suggest(trial, config)}
+        seed = config.seed + slot
+        trial.set_user_attr("seed", seed)
+        history: dict[str, list[float]] = {"epoch_loss": [], "epoch_faithfulness": []}
+        maximize = config.objective.metric == "roc_auc"
+        start = time.perf_counter()
+
+        def report(epoch: int, loss: float, faithfulness: float) -> None:
+            history["epoch_loss"].append(loss)
+            history["epoch_faithfulness"].append(faithfulness)
+            if self.on_epoch is not None:
+                self.on_epoch(trial.number, epoch, faithfulness)
+            if config.objective.multi:
+                return  # Optuna prunes single-objective studies only
+            trial.report(-faithfulness if maximize else faithfulness, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+        record = TrialRecord(
+            study=config.name,
+            trial=trial.number,
+            state="RUNNING",
+            algorithm=config.algorithm,
+            task=config.task,
+            ground_truth=config.ground_truth,
+            params=_jsonable(params),
+            seed=seed,
+            versions=package_versions(),
+            git_commit=git_commit(),
+            config_hash=config.config_hash(),
+            retry_of=retry_of,
+        )
+        try:
+            value = self._evaluate(params, seed, report, record)
+            record.state = "COMPLETE"
+            record.objective = value
+            return value
+        except optuna.TrialPruned:
+            record.state = "PRUNED"
+            raise
+        except Exception as error:
+            record.state = "FAIL"
+            record.fail_reason = failure_reason(error)
+            trial.set_user_attr("fail_reason", record.fail_reason)
+            raise
+        finally:
+            record.seconds = round(time.perf_counter() - start, 4)
+            record.history = {**history, **record.history}
+            if record.state != "RUNNING":  # KeyboardInterrupt leaves no record
+                append_record(self.records_file, record)
+                if self.on_record is not None:
+                    self.on_record(record, config)
+
+    def _evaluate(self, params, seed, report, record: TrialRecord) -> float | list[float]:
+        from harness.runner import run_algorithm
+
+        config, task = self.config, self.task
+        record.device = str(task.patchable.device)
+        record.n_edges_total = task.patchable.n_edges
+        run = run_algorithm(task, config.algorithm, params, seed, config.ground_truth, report)
+        scores = run.scores
+        record.history.update({k: v for k, v in scores.history.items() if v})
+        for name, roc in run.rocs.items():
+            record.auc[name] = {SCORE_TRAPEZOID: roc.auc}
+            record.roc[name] = thin_curve(list(roc.fpr), list(roc.tpr))
+            if scores.circuit is not None:
+                point = sweep_roc([scores.circuit], task.official_edges(name), scores.edge_names)
+                record.auc[name][SWEEP_PESSIMISTIC] = point.auc
+        if scores.circuit is not None:
+            record.circuit_size = len(scores.circuit)
+            record.circuit_edges = sorted(scores.circuit)
+        k = min(config.objective.k, len(scores))
+        ablation = params.get("ablation", "resample")
+        faith = circuit_faithfulness(task.patchable, task.test, scores.top(k), ablation)
+        record.faithfulness = {"n_edges": k, "ablation": ablation, **faith}
+        ground_truth = config.ground_truth or task.default_ground_truth
+        first = (
+            record.auc[ground_truth][SCORE_TRAPEZOID]
+            if config.objective.metric == "roc_auc"
+            else faith["kl_div"]
+        )
+        if config.objective.multi:
+            size = record.circuit_size if record.circuit_size is not None else k
+            return [first, float(size)]
+        return first
+
+
+def _retried_number(trial) -> int | None:
+    from optuna.storages import RetryFailedTrialCallback
+
+    for frozen in trial.study.get_trials(deepcopy=False):
+        if frozen.number == trial.number:
+            return RetryFailedTrialCallback.retried_trial_number(frozen)
+    return None
+
+
+def _jsonable(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: (sorted(v) if isinstance(v, (set, frozenset)) else v) for k, v in params.items()}

@@ -1,0 +1,411 @@
+"""Optuna studies over an algorithm's hyperparameters, behind one module.
+
+A study is created or resumed from a :class:`~harness.config.StudyConfig`. Each trial
+suggests the searched parameters, runs the algorithm on the task (SP reports its
+faithfulness after every epoch so the pruner can stop it), scores the result against
+every ground truth, appends a :class:`~harness.records.TrialRecord` and tells Optuna.
+
+Budget: ``n_trials`` counts the study's finished trials (COMPLETE, PRUNED, FAIL), across
+every worker and every resume. Trials are admitted in the order of their numbers, so
+several workers never overshoot; a trial a dead worker left RUNNING is failed by the
+heartbeat check (RDB storages) and retried once with the same parameters, occupying its
+original slot.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.config import StudyConfig
+
+RUNS_DIR = Path(os.environ.get("HARNESS_RUNS_DIR", "runs"))
+HEARTBEAT_SECONDS = 10
+SURPLUS = "surplus"
+
+
+class _Surplus(Exception):
+    """A trial created after the budget was filled by trials with lower numbers."""
+
+
+@dataclass
+class StudyOutcome:
+    """What :func:`run_study` leaves behind."""
+
+    name: str
+    storage: str
+    records_path: Path
+    n_finished: int
+    best_value: float | list[float] | None
+    best_params: dict[str, Any] | None
+
+
+def mask_password(url: str) -> str:
+    """A storage URL with its password replaced by ``***``.
+
+    Example:
+        >>> mask_password("postgresql://user:secret@db:5432/optuna")
+        'postgresql://user:***@db:5432/optuna'
+    """
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+
+def records_path(config: StudyConfig, runs_dir: Path | None = None) -> Path:
+    return (runs_dir or RUNS_DIR) / config.name / "trials.jsonl"
+
+
+def open_storage(url: str):
+    """An Optuna storage for a URL: ``sqlite:///...`` (default), ``journal:///path`` (a
+    journal file for several processes on one machine) or ``postgresql://...``.
+
+    Raises:
+        ValueError: One line, password masked, if the storage cannot be opened.
+    """
+    import optuna
+
+    try:
+        if url.startswith("journal://"):
+            from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+            path = Path(url.removeprefix("journal://"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            engine = {"connect_args": {"timeout": 60}}
+        else:
+            engine = {"pool_pre_ping": True}
+            if url.startswith("postgresql"):
+                engine["connect_args"] = {"connect_timeout": 10}
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=3 * HEARTBEAT_SECONDS,
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
+        )
+    except Exception as error:  # sqlalchemy, psycopg2, os errors: one line each
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(
+            f"cannot open storage {mask_password(url)!r}: {mask_password(reason)}"
+        ) from None
+
+
+def create_sampler(config: StudyConfig):
+    import optuna
+
+    s = config.sampler
+    if s.type == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=config.seed,
+            multivariate=s.multivariate,
+            constant_liar=s.constant_liar,
+            n_startup_trials=s.n_startup_trials,
+        )
+    if s.type == "random":
+        return optuna.samplers.RandomSampler(seed=config.seed)
+    if s.type == "grid":
+        grid = {name: list(d.choices) for name, d in config.search_space.items()}
+        return optuna.samplers.GridSampler(grid, seed=config.seed)
+    return optuna.samplers.CmaEsSampler(seed=config.seed, n_startup_trials=s.n_startup_trials)
+
+
+def create_pruner(config: StudyConfig):
+    import optuna
+
+    p = config.pruner
+    if p.type == "median" and not config.objective.multi:
+        return optuna.pruners.MedianPruner(
+            n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps
+        )
+    if p.type == "hyperband" and not config.objective.multi:
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.NopPruner()
+
+
+def directions(config: StudyConfig) -> list[str]:
+    first = "maximize" if config.objective.metric == "roc_auc" else "minimize"
+    return [first, "minimize"] if config.objective.multi else [first]
+
+
+def suggest(trial, config: StudyConfig) -> dict[str, Any]:
+    """Searched parameters for one trial."""
+    from harness.config import Categorical, FloatRange
+
+    values: dict[str, Any] = {}
+    for name, dist in config.search_space.items():
+        if isinstance(dist, Categorical):
+            values[name] = trial.suggest_categorical(name, dist.choices)
+        elif isinstance(dist, FloatRange):
+            values[name] = trial.suggest_float(
+                name, dist.low, dist.high, log=dist.log, step=dist.step
+            )
+        else:
+            values[name] = trial.suggest_int(
+                name, dist.low, dist.high, log=dist.log, step=dist.step
+            )
+    return values
+
+
+def load_or_create_study(config: StudyConfig, storage_url: str):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    storage = open_storage(storage_url)
+    study = optuna.create_study(
+        study_name=config.name,
+        storage=storage,
+        sampler=create_sampler(config),
+        pruner=create_pruner(config),
+        directions=directions(config),
+        load_if_exists=True,
+    )
+    if not study.trials and not study.user_attrs.get("config"):
+        study.set_user_attr("config", config.model_dump(mode="json", exclude={"storage"}))
+        study.set_user_attr("config_hash", config.config_hash())
+        for params in config.enqueue:
+            study.enqueue_trial(params, skip_if_exists=True)
+    return study
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """The study's trials as the budget sees them."""
+
+    finished: int  # COMPLETE, PRUNED or FAIL, not superseded by a retry, not surplus
+    in_flight: int  # RUNNING, not superseded
+    waiting: int  # WAITING (enqueued, e.g. a retry or the paper defaults)
+    slots: dict[int, int]  # trial number -> budget slot (a retry takes its original's)
+
+
+def _budget(study) -> _Budget:
+    from optuna.storages import RetryFailedTrialCallback
+
+    trials = study.get_trials(deepcopy=False)
+    retried = {RetryFailedTrialCallback.retried_trial_number(t) for t in trials} - {None}
+    slots, finished, in_flight, waiting = {}, 0, 0, 0
+    for t in trials:
+        if t.user_attrs.get(SURPLUS) or t.number in retried:
+            continue
+        original = RetryFailedTrialCallback.retried_trial_number(t)
+        slots[t.number] = original if original is not None else t.number
+        if t.state.is_finished():
+            finished += 1
+        elif t.state.name == "RUNNING":
+            in_flight += 1
+        else:
+            waiting += 1
+    return _Budget(finished, in_flight, waiting, slots)
+
+
+def run_worker(
+    config: StudyConfig,
+    storage_url: str,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    runs_dir: Path | None = None,
+    on_trial: Callable[[Any], None] | None = None,
+    on_epoch: Callable[[int, int, float], None] | None = None,
+) -> None:
+    """Run trials of the study until its budget (``n_trials``) or ``timeout`` is reached.
+
+    Safe to run in several processes (or machines) against one storage.
+    """
+    from optuna.storages import fail_stale_trials
+
+    from harness.objective import TrialRunner
+
+    budget = n_trials or config.n_trials
+    limit = timeout if timeout is not None else config.timeout
+    study = load_or_create_study(config, storage_url)
+    runner = TrialRunner(config, records_path(config, runs_dir), on_epoch=on_epoch)
+    start = time.monotonic()
+
+    def objective(trial):
+        slots = _budget(study).slots
+        mine = slots.get(trial.number, trial.number)
+        if sum(1 for slot in slots.values() if slot < mine) >= budget:
+            trial.set_user_attr(SURPLUS, True)
+            raise _Surplus(f"trial {trial.number} is beyond the budget of {budget}")
+        return runner(trial)
+
+    while limit is None or time.monotonic() - start < limit:
+        state = _budget(study)
+        if state.finished >= budget:
+            break
+        if not state.waiting and state.finished + state.in_flight >= budget:
+            fail_stale_trials(study)  # a dead worker's trial becomes a WAITING retry
+            time.sleep(1.0)  # the rest of the budget is running in other workers
+            continue
+        before = len(study.get_trials(deepcopy=False))
+        study.optimize(objective, n_trials=1, catch=(Exception,))
+        newest = study.get_trials(deepcopy=False)[before:]
+        if on_trial is not None:
+            for trial in newest:
+                if not trial.user_attrs.get(SURPLUS):
+                    on_trial(trial)
+
+
+def run_study(
+    config: StudyConfig,
+    storage_url: str | None = None,
+    n_trials: int | None = None,
+    timeout: float | None = None,
+    jobs: int = 1,
+    runs_dir: Path | None = None,
+    progress: bool = True,
+) -> StudyOutcome:
+    """Create or resume the study and run it to its budget, in ``jobs`` processes."""
+    storage_url = storage_url or config.storage_url(runs_dir or RUNS_DIR)
+    budget = n_trials or config.n_trials
+    study = load_or_create_study(config, storage_url)  # fail fast on bad storage
+    bar = _StudyProgress(budget, enabled=progress, study=study)
+    try:
+        if jobs <= 1:
+            run_worker(
+                config,
+                storage_url,
+                budget,
+                timeout,
+                runs_dir,
+                on_trial=bar.trial_done,
+                on_epoch=bar.epoch,
+            )
+        else:
+            _run_processes(config, storage_url, budget, timeout, runs_dir, jobs, bar)
+    finally:
+        bar.close()
+    return summarize(config, storage_url, runs_dir)
+
+
+def _run_processes(config, storage_url, budget, timeout, runs_dir, jobs, bar) -> None:
+    import threading
+
+    from joblib import Parallel, delayed
+
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(1.0):
+            bar.refresh_from_storage()
+
+    poller = threading.Thread(target=poll, daemon=True)
+    poller.start()
+    try:
+        Parallel(n_jobs=jobs, backend="loky")(
+            delayed(_process_worker)(
+                config.model_dump(mode="json"),
+                storage_url,
+                budget,
+                timeout,
+                str(runs_dir) if runs_dir else None,
+            )
+            for _ in range(jobs)
+        )
+    finally:
+        stop.set()
+        poller.join()
+
+
+def _process_worker(config_data, storage_url, budget, timeout, runs_dir) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    config = StudyConfig.model_validate(config_data)
+    run_worker(config, storage_url, budget, timeout, Path(runs_dir) if runs_dir else None)
+
+
+def summarize(config: StudyConfig, storage_url: str, runs_dir: Path | None = None) -> StudyOutcome:
+    study = load_or_create_study(config, storage_url)
+    finished = _budget(study).finished
+    best_value, best_params = None, None
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if complete and not config.objective.multi:
+        best = study.best_trial
+        best_value, best_params = best.value, best.params
+    return StudyOutcome(
+        config.name,
+        mask_password(storage_url),
+        records_path(config, runs_dir),
+        finished,
+        best_value,
+        best_params,
+    )
+
+
+class _StudyProgress:
+    """A tqdm bar of finished trials, the best value and the current trial's epoch."""
+
+    def __init__(self, total: int, enabled: bool, study) -> None:
+        from tqdm.auto import tqdm
+
+        self.study = study
+        finished = _budget(study).finished
+        self.bar = tqdm(
+            total=total,
+            initial=min(finished, total),
+            desc=study.study_name,
+            disable=not enabled,
+            unit="trial",
+        )
+
+    def trial_done(self, trial) -> None:
+        self.refresh_from_storage()
+
+    def epoch(self, trial_number: int, epoch: int, faithfulness: float) -> None:
+        self.bar.set_postfix_str(self._best() + f" trial {trial_number} epoch {epoch}")
+
+    def refresh_from_storage(self) -> None:
+        finished = _budget(self.study).finished
+        self.bar.n = min(finished, self.bar.total)
+        self.bar.set_postfix_str(self._best())
+
+    def _best(self) -> str:
+        try:
+            value = self.study.best_value
+        except (ValueError, RuntimeError):
+            return "best -"
+        return (
+            f"best {value:.4f}" if isinstance(value, float) and math.isfinite(value) else "best -"
+        )
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line: the exception's type and message, and where it was raised."""
+    frames = traceback.extract_tb(error.__traceback__)
+    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {message}{where}"[:500]
+
+
+def preflight(config: StudyConfig) -> None:
+    """Check names against the registries before anything runs (one-line ValueErrors)."""
+    from harness.algorithms import get_algorithm
+    from harness.runner import check_parameters
+    from harness.tasks import get_task_spec
+
+    spec = get_task_spec(config.task)
+    if config.ground_truth is not None and config.ground_truth not in spec.ground_truths:
+        import difflib
+
+        close = difflib.get_close_matches(config.ground_truth, spec.ground_truths, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"task {config.task!r} has no ground truth {config.ground_truth!r} "
+            f"(it has: {', '.join(spec.ground_truths)}){hint}"
+        )
+    algorithm = get_algorithm(config.algorithm)
+    check_parameters(algorithm, {**config.params, **config.search_space})
+    for params in config.enqueue:
+        check_parameters(algorithm, params)

@@ -1,0 +1,66 @@
+"""A study's summary in Markdown, built from its records alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.metrics import SCORE_TRAPEZOID
+
+
+def summary_markdown(name: str, records: list[dict[str, Any]], ground_truth: str | None) -> str:
+    """Best parameters, best AUC and a table of trials.
+
+    Example:
+        >>> print(summary_markdown("s", [], None).splitlines()[0])
+        # Study s
+    """
+    lines = [f"# Study {name}", ""]
+    finished = [r for r in records if r["state"] in ("COMPLETE", "PRUNED", "FAIL")]
+    complete = [r for r in finished if r["state"] == "COMPLETE"]
+    counts = {s: sum(r["state"] == s for r in finished) for s in ("COMPLETE", "PRUNED", "FAIL")}
+    lines.append(
+        f"{len(finished)} trials: {counts['COMPLETE']} complete, {counts['PRUNED']} pruned, "
+        f"{counts['FAIL']} failed. AUC convention: {SCORE_TRAPEZOID} (edges ranked by |score|, "
+        "trapezoid rule)."
+    )
+    gt = ground_truth or (next(iter(complete[0]["auc"])) if complete else None)
+    if complete and gt is not None:
+        best = max(complete, key=lambda r: r["auc"].get(gt, {}).get(SCORE_TRAPEZOID, -1.0))
+        lines += [
+            "",
+            f"**Best AUC against `{gt}`: {best['auc'][gt][SCORE_TRAPEZOID]:.4f}** "
+            f"(trial {best['trial']}, {best['seconds']:.1f} s)",
+            "",
+            "Best parameters:",
+            "",
+            *[f"- `{k}`: {_fmt(v)}" for k, v in sorted(best["params"].items())],
+        ]
+    gts = list(complete[0]["auc"]) if complete else []
+    header = ["trial", "state", *[f"AUC {g}" for g in gts], "KL@k", "circuit", "seconds", "params"]
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in sorted(finished, key=lambda r: r["trial"]):
+        aucs = [_fmt(r["auc"].get(g, {}).get(SCORE_TRAPEZOID)) for g in gts]
+        kl = _fmt(r.get("faithfulness", {}).get("kl_div"))
+        params = json.dumps({k: r["params"][k] for k in sorted(r["params"])}, default=str)
+        state = r["state"] if r["state"] != "FAIL" else f"FAIL: {r.get('fail_reason') or '?'}"
+        lines.append(
+            f"| {r['trial']} | {state} | {' | '.join(aucs)}{' | ' if aucs else ''}{kl} | "
+            f"{_fmt(r.get('circuit_size'))} | {r['seconds']:.1f} | `{params}` |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_summary(path: Path, name: str, records: list[dict[str, Any]], ground_truth) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(summary_markdown(name, records, ground_truth))
+    return path
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
