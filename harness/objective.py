@@ -151,11 +151,11 @@ class TrialRunner:
 
 
 def _retried_number(trial) -> int | None:
-    from optuna.storages import RetryFailedTrialCallback
+    from harness.study import retried_trial_number
 
     for frozen in trial.study.get_trials(deepcopy=False):
         if frozen.number == trial.number:
-            return RetryFailedTrialCallback.retried_trial_number(frozen)
+            return retried_trial_number(frozen)
     return None
 
 

@@ -18,6 +18,7 @@ import math
 import os
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +27,7 @@ from typing import Any
 from harness.config import StudyConfig
 
 RUNS_DIR = Path(os.environ.get("HARNESS_RUNS_DIR", "runs"))
-HEARTBEAT_SECONDS = 10
+HEARTBEAT_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_SECONDS", "10"))
 SURPLUS = "surplus"
 
 
@@ -78,6 +79,9 @@ def open_storage(url: str):
             path = Path(url.removeprefix("journal://"))
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))
+        if url.startswith(("postgresql://", "postgres://")):
+            # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we ship psycopg2
+            url = "postgresql+psycopg2://" + url.split("://", 1)[1]
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
             engine = {"connect_args": {"timeout": 60}}
@@ -85,13 +89,17 @@ def open_storage(url: str):
             engine = {"pool_pre_ping": True}
             if url.startswith("postgresql"):
                 engine["connect_args"] = {"connect_timeout": 10}
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=3 * HEARTBEAT_SECONDS,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=1),
-        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # heartbeats are marked experimental
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=3 * HEARTBEAT_SECONDS,
+                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                    max_retry=1
+                ),
+            )
     except Exception as error:  # sqlalchemy, psycopg2, os errors: one line each
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(
@@ -158,7 +166,7 @@ def suggest(trial, config: StudyConfig) -> dict[str, Any]:
 def load_or_create_study(config: StudyConfig, storage_url: str):
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures are in our records
     storage = open_storage(storage_url)
     study = optuna.create_study(
         study_name=config.name,
@@ -186,16 +194,23 @@ class _Budget:
     slots: dict[int, int]  # trial number -> budget slot (a retry takes its original's)
 
 
-def _budget(study) -> _Budget:
-    from optuna.storages import RetryFailedTrialCallback
+def retried_trial_number(trial) -> int | None:
+    """The number of the trial a (frozen) trial retries after a dead worker, if any."""
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # marked experimental
+        return RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
+
+
+def _budget(study) -> _Budget:
     trials = study.get_trials(deepcopy=False)
-    retried = {RetryFailedTrialCallback.retried_trial_number(t) for t in trials} - {None}
+    retried = {retried_trial_number(t) for t in trials} - {None}
     slots, finished, in_flight, waiting = {}, 0, 0, 0
     for t in trials:
         if t.user_attrs.get(SURPLUS) or t.number in retried:
             continue
-        original = RetryFailedTrialCallback.retried_trial_number(t)
+        original = retried_trial_number(t)
         slots[t.number] = original if original is not None else t.number
         if t.state.is_finished():
             finished += 1
@@ -226,7 +241,12 @@ def run_worker(
     budget = n_trials or config.n_trials
     limit = timeout if timeout is not None else config.timeout
     study = load_or_create_study(config, storage_url)
-    runner = TrialRunner(config, records_path(config, runs_dir), on_epoch=on_epoch)
+    runner = TrialRunner(
+        config,
+        records_path(config, runs_dir),
+        on_epoch=on_epoch,
+        on_record=_wandb_logger(config, runs_dir),
+    )
     start = time.monotonic()
 
     def objective(trial):
@@ -252,6 +272,20 @@ def run_worker(
             for trial in newest:
                 if not trial.user_attrs.get(SURPLUS):
                     on_trial(trial)
+
+
+def wandb_dir(runs_dir: Path | None = None) -> Path:
+    """Where offline W&B runs are written (``runs/wandb``; sync with ``wandb sync``)."""
+    return (runs_dir or RUNS_DIR) / "wandb"
+
+
+def _wandb_logger(config: StudyConfig, runs_dir: Path | None):
+    if config.wandb.mode == "disabled":
+        return None
+    from harness.tracking import log_trial
+
+    directory = wandb_dir(runs_dir)
+    return lambda record, cfg: log_trial(record, cfg, directory)
 
 
 def run_study(
@@ -283,7 +317,13 @@ def run_study(
             _run_processes(config, storage_url, budget, timeout, runs_dir, jobs, bar)
     finally:
         bar.close()
-    return summarize(config, storage_url, runs_dir)
+    outcome = summarize(config, storage_url, runs_dir)
+    if config.wandb.mode != "disabled":
+        from harness.records import read_records
+        from harness.tracking import log_study_summary
+
+        log_study_summary(config, read_records(outcome.records_path), wandb_dir(runs_dir))
+    return outcome
 
 
 def _run_processes(config, storage_url, budget, timeout, runs_dir, jobs, bar) -> None:

@@ -1,0 +1,20 @@
+"""Benchmark tasks with official circuits: ``harness.tasks.load(name, **options)``.
+
+Example:
+    >>> from harness.tasks import task_specs
+    >>> "tracr-reverse" in task_specs()
+    True
+"""
+
+from __future__ import annotations
+
+from harness.tasks.base import Task, TaskSpec, get_task_spec, load, register, task_specs
+
+
+def _register_builtin() -> None:
+    """Import the loader modules (each registers its tasks); idempotent."""
+    import harness.tasks.gpt2 as _gpt2  # noqa: F401
+    import harness.tasks.tracr as _tracr  # noqa: F401
+
+
+__all__ = ["Task", "TaskSpec", "get_task_spec", "load", "register", "task_specs"]

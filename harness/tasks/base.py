@@ -1,0 +1,129 @@
+"""The Task type and the task registry.
+
+A task bundles a model, train and test batches and one or more official circuits
+("ground truths"), each a set of edge names in the graph convention of
+:mod:`harness.graph`. Loaders live in the sibling modules and register a
+:class:`TaskSpec` here; :func:`load` validates every official edge set against the model's
+graph before returning.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from harness.data import PromptBatch
+from harness.patching import PatchableModel
+
+
+@dataclass
+class Task:
+    """A benchmark task with known circuits.
+
+    Attributes:
+        slug: The registry name, e.g. ``"tracr-reverse"``.
+        model: The ``HookedTransformer``.
+        train: Batches SP and the baselines learn from.
+        test: Held-out batches for faithfulness.
+        circuits: Ground-truth name -> official edge names.
+        default_ground_truth: The ground truth used when none is named.
+        faithfulness_target: The SP faithfulness target that suits the task's output
+            (``"mse"`` for a numerical output, ``"kl_div"`` otherwise).
+        separate_qkv: The graph the official edges are written in.
+        info: Provenance and dataset facts, for records.
+    """
+
+    slug: str
+    model: Any
+    train: tuple[PromptBatch, ...]
+    test: tuple[PromptBatch, ...]
+    circuits: dict[str, frozenset[str]]
+    default_ground_truth: str
+    faithfulness_target: str = "kl_div"
+    separate_qkv: bool = True
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ground_truths(self) -> tuple[str, ...]:
+        return tuple(self.circuits)
+
+    def official_edges(self, ground_truth: str | None = None) -> frozenset[str]:
+        """The edges of a ground truth (the task's default when ``None``)."""
+        name = self.default_ground_truth if ground_truth is None else ground_truth
+        if name not in self.circuits:
+            raise ValueError(
+                f"task {self.slug!r} has no ground truth {name!r} "
+                f"(it has: {', '.join(self.circuits)})"
+            )
+        return self.circuits[name]
+
+    @cached_property
+    def patchable(self) -> PatchableModel:
+        return PatchableModel.wrap(self.model, separate_qkv=self.separate_qkv)
+
+    def validate(self) -> None:
+        """Every official edge must be an edge of the model's graph."""
+        graph = self.patchable.graph
+        for name, edges in self.circuits.items():
+            missing = sorted(e for e in edges if e not in graph)
+            if missing:
+                raise ValueError(
+                    f"ground truth {name!r} of task {self.slug!r} has {len(missing)} edges not "
+                    f"in the model's graph, e.g. {missing[0]!r}"
+                )
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered task.
+
+    Attributes:
+        slug: Its name in configs and on the command line.
+        label: The name printed in tables and figures.
+        loader: ``(**options) -> Task``.
+        ground_truths: The names of its official circuits, default first.
+        needs_weights: Whether it needs pretrained weights (hub or local directory).
+        description: One line for ``harness ls tasks``.
+    """
+
+    slug: str
+    label: str
+    loader: Callable[..., Task]
+    ground_truths: tuple[str, ...]
+    needs_weights: bool
+    description: str
+
+
+_REGISTRY: dict[str, TaskSpec] = {}
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    _REGISTRY[spec.slug] = spec
+    return spec
+
+
+def task_specs() -> dict[str, TaskSpec]:
+    """Every registered task, by slug."""
+    from harness.tasks import _register_builtin
+
+    _register_builtin()
+    return dict(_REGISTRY)
+
+
+def get_task_spec(name: str) -> TaskSpec:
+    specs = task_specs()
+    if name in specs:
+        return specs[name]
+    close = difflib.get_close_matches(name, specs, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"unknown task {name!r} (known: {', '.join(specs)}){hint}")
+
+
+def load(name: str, **options: Any) -> Task:
+    """Load a task by name and validate its official circuits against its graph."""
+    task = get_task_spec(name).loader(**options)
+    task.validate()
+    return task

@@ -1,0 +1,218 @@
+"""Studies end to end on tracr-reverse: configs, runs, resume, failures, bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.config import load_config
+from harness.records import read_records
+from harness.study import load_or_create_study, mask_password, run_study
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SMALL_STUDY = {
+    "version": 1,
+    "name": "tiny",
+    "task": "tracr-reverse",
+    "task_options": {"device": "cpu"},
+    "ground_truth": "resample",
+    "algorithm": "sp",
+    "params": {"tree_optimisation": True},
+    "search_space": {
+        "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+        "regularize_lambda": {"type": "float", "low": 0.01, "high": 10.0, "log": True},
+        "init_val": {"type": "float", "low": 0.5, "high": 3.0},
+        "epochs": {"type": "int", "low": 2, "high": 4},
+    },
+    "enqueue": [{"learning_rate": 0.1, "regularize_lambda": 10.0, "init_val": 1.6, "epochs": 3}],
+    "sampler": {"type": "tpe", "n_startup_trials": 2},
+    "n_trials": 3,
+    "wandb": {"mode": "disabled"},
+}
+
+
+def write_study(tmp_path: Path, **changes) -> Path:
+    data = json.loads(json.dumps(SMALL_STUDY))
+    data.update(changes)
+    path = tmp_path / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def harness(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600):
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+
+
+def test_run_resume_records_and_status(tmp_path):
+    config = load_config(write_study(tmp_path))
+    outcome = run_study(config, runs_dir=tmp_path / "runs", progress=False)
+    assert outcome.n_finished == 3
+    records = read_records(outcome.records_path)
+    assert sorted(r["trial"] for r in records) == [0, 1, 2]
+    first = records[0]
+    assert first["params"]["learning_rate"] == 0.1  # the enqueued paper defaults come first
+    assert first["params"]["tree_optimisation"] is True
+    assert set(first["auc"]) == {"resample", "acdc-zero"}
+    assert {"score-trapezoid", "sweep-pessimistic"} <= set(first["auc"]["resample"])
+    assert first["seed"] == 0 and first["config_hash"] == config.config_hash()
+    assert first["versions"]["torch"] and first["roc"]["resample"]["fpr"][0] == 0
+    assert len(first["history"]["epoch_loss"]) == 3
+
+    resumed = run_study(config, n_trials=5, runs_dir=tmp_path / "runs", progress=False)
+    assert resumed.n_finished == 5
+    again = read_records(outcome.records_path)
+    assert sorted(r["trial"] for r in again) == [0, 1, 2, 3, 4]
+    assert again[:3] == records  # nothing finished is rewritten
+
+    status = harness(
+        "status", str(tmp_path / "tiny.yaml"), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path
+    )
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.count("COMPLETE") == 5 and "best: trial" in status.stdout
+
+
+def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path):
+    path = write_study(
+        tmp_path,
+        name="failing",
+        enqueue=[],
+        search_space={
+            "mask_fn": {"type": "categorical", "choices": ["bogus", "sigmoid"]},
+            "epochs": {"type": "int", "low": 2, "high": 3},
+        },
+        sampler={"type": "random"},
+        n_trials=4,
+    )
+    outcome = run_study(load_config(path), runs_dir=tmp_path / "runs", progress=False)
+    records = read_records(outcome.records_path)
+    assert len(records) == 4
+    failed = [r for r in records if r["state"] == "FAIL"]
+    assert failed and all("mask_fn 'bogus' is not one of" in r["fail_reason"] for r in failed)
+    assert any(r["state"] == "COMPLETE" for r in records)
+    study = load_or_create_study(
+        load_config(path), load_config(path).storage_url(tmp_path / "runs")
+    )
+    reasons = [t.user_attrs.get("fail_reason") for t in study.trials if t.state.name == "FAIL"]
+    assert reasons and all("bogus" in r for r in reasons)
+
+
+def test_resume_after_sigkill_keeps_every_trial_and_repeats_none(tmp_path):
+    path = write_study(
+        tmp_path,
+        name="killed",
+        n_trials=6,
+        search_space={
+            **SMALL_STUDY["search_space"],
+            "epochs": {"type": "int", "low": 30, "high": 60},
+        },
+    )
+    runs = tmp_path / "runs"
+    env = {"HARNESS_HEARTBEAT_SECONDS": "1"}
+    args = [
+        "run",
+        str(path),
+        "--runs-dir",
+        str(runs),
+        "--no-progress",
+        "--report-dir",
+        str(tmp_path / "reports"),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    records_file = runs / "killed" / "trials.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(read_records(records_file)) < 2:
+        time.sleep(0.2)
+    time.sleep(0.5)  # kill it mid-trial
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = read_records(records_file)
+    assert 2 <= len(before) < 6
+    time.sleep(4)  # past the heartbeat grace period: the killed trial is stale
+    result = harness(*args, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    after = read_records(records_file)
+    numbers = [r["trial"] for r in after]
+    assert len(numbers) == len(set(numbers)) == 6  # none lost, none repeated
+    assert after[: len(before)] == before
+    config = load_config(path)
+    study = load_or_create_study(config, config.storage_url(runs))
+    finished = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
+    assert len(finished) == 6
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"colour": "red"}, "colour: unknown key"),
+        ({"n_trials": "many"}, "n_trials: Input should be a valid integer"),
+        ({"task": "tracr-revers"}, "unknown task 'tracr-revers'.*did you mean 'tracr-reverse'"),
+        ({"algorithm": "spp"}, "unknown algorithm 'spp'.*did you mean 'sp'"),
+        ({"ground_truth": "resampel"}, "no ground truth 'resampel'.*did you mean 'resample'"),
+        ({"params": {"lr": 0.1}}, "takes no parameter 'lr'"),
+        (
+            {"search_space": {"epochs": {"type": "int", "low": 5, "high": 2}}},
+            "low \\(5\\) is greater than high \\(2\\)",
+        ),
+        ({"storage": "postgresql://user:hunter2@127.0.0.1:1/none"}, "cannot open storage"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_touches_nothing(tmp_path, change, message):
+    import re
+
+    path = write_study(tmp_path, **change)
+    result = harness(
+        "run", str(path), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path, timeout=120
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and re.search(message, lines[0]), lines
+    assert "hunter2" not in result.stderr + result.stdout
+    assert not (tmp_path / "runs" / "tiny" / "trials.jsonl").exists()
+
+
+def test_malformed_yaml(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: [unclosed\n")
+    result = harness("validate", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    assert "malformed YAML" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_set_overrides_and_validate(tmp_path):
+    path = write_study(tmp_path)
+    config = load_config(path, {"sampler.type": "random", "params.epochs": 2, "search_space": {}})
+    assert config.sampler.type == "random" and config.params["epochs"] == 2
+    result = harness("validate", str(path), "--set", "n_trials=7", cwd=tmp_path)
+    assert result.returncode == 0 and "7 trials" in result.stdout
+
+
+def test_passwords_are_masked():
+    assert mask_password("postgresql://u:p%40ss@h/db") == "postgresql://u:***@h/db"
+
+
+def test_shipped_studies_validate():
+    for path in sorted((ROOT / "studies").glob("*.yaml")):
+        result = harness("validate", str(path), cwd=ROOT)
+        assert result.returncode == 0, (path, result.stderr)
