@@ -70,41 +70,53 @@ def open_storage(url: str):
     Raises:
         ValueError: One line, password masked, if the storage cannot be opened.
     """
+    shown = mask_password(url)
+    for attempt in range(4):
+        try:
+            return _open_storage(url)
+        except Exception as error:  # sqlalchemy, psycopg2, os errors: one line each
+            # Workers that start together race to create the schema of a fresh database:
+            # the losers see a unique violation and simply try again.
+            racing = "UniqueViolation" in repr(error) or "already exists" in str(error)
+            if racing and attempt < 3:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            text = str(error).strip()
+            reason = text.splitlines()[0] if text else type(error).__name__
+            raise ValueError(f"cannot open storage {shown!r}: {mask_password(reason)}") from None
+    raise AssertionError("unreachable")
+
+
+def _open_storage(url: str):
     import optuna
 
-    try:
-        if url.startswith("journal://"):
-            from optuna.storages.journal import JournalFileBackend, JournalStorage
+    if url.startswith("journal://"):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-            path = Path(url.removeprefix("journal://"))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path)))
-        if url.startswith(("postgresql://", "postgres://")):
-            # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we ship psycopg2
-            url = "postgresql+psycopg2://" + url.split("://", 1)[1]
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            engine = {"connect_args": {"timeout": 60}}
-        else:
-            engine = {"pool_pre_ping": True}
-            if url.startswith("postgresql"):
-                engine["connect_args"] = {"connect_timeout": 10}
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # heartbeats are marked experimental
-            return optuna.storages.RDBStorage(
-                url,
-                engine_kwargs=engine,
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=3 * HEARTBEAT_SECONDS,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=1
-                ),
-            )
-    except Exception as error:  # sqlalchemy, psycopg2, os errors: one line each
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ValueError(
-            f"cannot open storage {mask_password(url)!r}: {mask_password(reason)}"
-        ) from None
+        path = Path(url.removeprefix("journal://"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith(("postgresql://", "postgres://")):
+        # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we ship psycopg2
+        url = "postgresql+psycopg2://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///"):
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        engine: dict[str, Any] = {"connect_args": {"timeout": 60}}
+    else:
+        engine = {"pool_pre_ping": True}
+        if url.startswith("postgresql"):
+            engine["connect_args"] = {"connect_timeout": 10}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # heartbeats are marked experimental
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs=engine,
+            heartbeat_interval=HEARTBEAT_SECONDS,
+            grace_period=3 * HEARTBEAT_SECONDS,
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=1
+            ),
+        )
 
 
 def create_sampler(config: StudyConfig):

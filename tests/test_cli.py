@@ -61,3 +61,52 @@ def test_sp_speed_bench_prints_one_json_line():
     record = json.loads(lines[0])
     assert record["n_edges"] == 46 and record["median_step_s"] > 0
     assert record["peak_memory_mb"] > 0
+
+
+def run_cli(*args, env=None):
+    import os
+
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=ROOT,
+        env={**os.environ, **(env or {})}, timeout=300,
+    )
+
+
+def test_score_oracle_random_and_csv(tmp_path):
+    import csv
+
+    oracle = run_cli("score", "--task", "tracr-reverse", "--algo", "oracle", "--device", "cpu")
+    assert oracle.returncode == 0, oracle.stderr
+    rows = {line.split()[0]: line.split() for line in oracle.stdout.splitlines()[2:]}
+    assert rows["resample"][2] == "1.0000"
+    out = tmp_path / "scores.csv"
+    rand = run_cli("score", "--task", "tracr-proportion", "--algo", "random", "--seed", "3",
+                   "--out", str(out), "--device", "cpu")
+    assert rand.returncode == 0, rand.stderr
+    with out.open() as handle:
+        table = list(csv.reader(handle))
+    assert table[0] == ["edge", "score"] and len(table) == 1 + 23
+
+
+def test_score_bad_inputs_are_one_line(tmp_path):
+    cases = [
+        (["--task", "tracr-revers", "--algo", "sp"], "did you mean 'tracr-reverse'"),
+        (["--task", "tracr-reverse", "--algo", "acd"], "unknown algorithm 'acd'"),
+        (["--task", "tracr-reverse", "--algo", "sp", "--param", "lr=1"], "takes no parameter 'lr'"),
+        (["--task", "tracr-reverse", "--algo", "sp", "--param", "epochs"], "expected key=value"),
+        (["--task", "ioi", "--algo", "random", "--device", "cpu"], "HARNESS_MODEL_DIR"),
+    ]
+    for args, message in cases:
+        result = run_cli("score", *args, env={"HF_HUB_OFFLINE": "1", "HARNESS_MODEL_DIR": ""})
+        assert result.returncode == 2, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, lines)
+
+
+def test_ls_tasks_and_algorithms():
+    tasks = run_cli("ls", "tasks")
+    assert tasks.returncode == 0
+    for slug in ("tracr-reverse", "tracr-proportion", "ioi", "greaterthan", "docstring"):
+        assert slug in tasks.stdout
+    algorithms = run_cli("ls", "algorithms")
+    assert "learning_rate" in algorithms.stdout and "oracle" in algorithms.stdout

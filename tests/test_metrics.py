@@ -92,3 +92,23 @@ def test_faithfulness_curve_improves_with_more_planted_edges(planted):
     curve = faithfulness_curve(planted.patchable, planted.batches, scores, [0, 8, n])
     assert [row["n_edges"] for row in curve] == [0, 8, n]
     assert curve[0]["kl_div"] > 0.1 and curve[1]["kl_div"] == 0 and curve[2]["kl_div"] == 0
+
+
+def test_all_scores_tied_give_one_half():
+    scores = {f"e{i}": 0.3 for i in range(10)}
+    curve = score_roc(scores, {"e1", "e4", "e7"})
+    assert curve.auc == 0.5 and curve.fpr == (0.0, 1.0) and curve.tpr == (0.0, 1.0)
+
+
+def test_ties_straddling_the_official_set():
+    # e0 alone on top (official); e1..e4 tied (two official, two not); e5 last (not)
+    scores = {"e0": 5, "e1": 2, "e2": 2, "e3": 2, "e4": 2, "e5": 1}
+    curve = score_roc(scores, {"e0", "e1", "e2"})
+    assert curve.tpr == (0.0, 1 / 3, 1.0, 1.0)
+    assert curve.fpr == (0.0, 0.0, 2 / 3, 1.0)
+    assert curve.auc == pytest.approx(brute_force_auc(scores, {"e0", "e1", "e2"}))
+
+
+def test_empty_official_set_is_an_error():
+    with pytest.raises(ValueError, match="0 of 2 edges are official"):
+        score_roc({"a": 1.0, "b": 0.0}, set())
