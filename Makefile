@@ -8,7 +8,7 @@ EXTRAS ?= dev,postgres,export
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install test test-fast run lint bench clean
+.PHONY: install test test-fast run demo lint bench clean
 
 install: $(VENV)/.installed
 
@@ -25,7 +25,12 @@ test: install
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not cuda"
 
+# The main job: tune SP on both tracr tasks (a few minutes on 2 CPU cores).
 run: install
+	$(VENV)/bin/harness run studies/sp-tracr-reverse.yaml --no-progress
+	$(VENV)/bin/harness run studies/sp-tracr-proportion.yaml --no-progress
+
+demo: install
 	$(VENV)/bin/harness demo
 
 lint: install
@@ -36,4 +41,4 @@ bench: install
 	$(PY) bench/sp_speed.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) .pytest_cache

@@ -77,7 +77,8 @@ class Objective(_Strict):
 
     ``roc_auc``: score-based AUC against the study's ground truth (maximise).
     ``faithfulness``: the KL divergence of the top-``k`` circuit to the full model on the
-    test batches (minimise), which needs no ground truth. ``circuit_size`` may be added
+    test batches (MSE for tasks with a numerical output; minimise), which needs no ground
+    truth. ``circuit_size`` may be added
     as a second objective (``multi: true``): the number of edges in the circuit at the
     threshold of the deterministic masks, giving a Pareto front.
     """

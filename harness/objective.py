@@ -21,6 +21,8 @@ from harness.records import (
     thin_curve,
 )
 
+INTERRUPTED = "interrupted"
+
 OnRecord = Callable[[TrialRecord, StudyConfig], None]
 
 
@@ -103,6 +105,9 @@ class TrialRunner:
         except optuna.TrialPruned:
             record.state = "PRUNED"
             raise
+        except KeyboardInterrupt:
+            trial.set_user_attr(INTERRUPTED, True)  # not a result: resuming runs it anew
+            raise
         except Exception as error:
             record.state = "FAIL"
             record.fail_reason = failure_reason(error)
@@ -139,10 +144,13 @@ class TrialRunner:
         faith = circuit_faithfulness(task.patchable, task.test, scores.top(k), ablation)
         record.faithfulness = {"n_edges": k, "ablation": ablation, **faith}
         ground_truth = config.ground_truth or task.default_ground_truth
+        # a single numerical output has KL 0 whatever the circuit: use MSE there
+        measure = "mse" if task.train[0].is_regression else "kl_div"
+        record.faithfulness["measure"] = measure
         first = (
             record.auc[ground_truth][SCORE_TRAPEZOID]
             if config.objective.metric == "roc_auc"
-            else faith["kl_div"]
+            else faith[measure]
         )
         if config.objective.multi:
             size = record.circuit_size if record.circuit_size is not None else k

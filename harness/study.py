@@ -6,7 +6,8 @@ faithfulness after every epoch so the pruner can stop it), scores the result aga
 every ground truth, appends a :class:`~harness.records.TrialRecord` and tells Optuna.
 
 Budget: ``n_trials`` counts the study's finished trials (COMPLETE, PRUNED, FAIL), across
-every worker and every resume. Trials are admitted in the order of their numbers, so
+every worker and every resume; a trial cut short by Ctrl-C is not a result and does not
+count. Trials are admitted in the order of their numbers, so
 several workers never overshoot; a trial a dead worker left RUNNING is failed by the
 heartbeat check (RDB storages) and retried once with the same parameters, occupying its
 original slot.
@@ -220,7 +221,7 @@ def _budget(study) -> _Budget:
     retried = {retried_trial_number(t) for t in trials} - {None}
     slots, finished, in_flight, waiting = {}, 0, 0, 0
     for t in trials:
-        if t.user_attrs.get(SURPLUS) or t.number in retried:
+        if t.user_attrs.get(SURPLUS) or t.user_attrs.get("interrupted") or t.number in retried:
             continue
         original = retried_trial_number(t)
         slots[t.number] = original if original is not None else t.number

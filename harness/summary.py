@@ -38,11 +38,14 @@ def summary_markdown(name: str, records: list[dict[str, Any]], ground_truth: str
             *[f"- `{k}`: {_fmt(v)}" for k, v in sorted(best["params"].items())],
         ]
     gts = list(complete[0]["auc"]) if complete else []
-    header = ["trial", "state", *[f"AUC {g}" for g in gts], "KL@k", "circuit", "seconds", "params"]
+    measure = next((r["faithfulness"].get("measure", "kl_div") for r in complete), "kl_div")
+    k = next((r["faithfulness"].get("n_edges") for r in complete), "k")
+    label = f"{'MSE' if measure == 'mse' else 'KL'} top-{k}"
+    header = ["trial", "state", *[f"AUC {g}" for g in gts], label, "circuit", "seconds", "params"]
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in sorted(finished, key=lambda r: r["trial"]):
         aucs = [_fmt(r["auc"].get(g, {}).get(SCORE_TRAPEZOID)) for g in gts]
-        kl = _fmt(r.get("faithfulness", {}).get("kl_div"))
+        kl = _fmt(r.get("faithfulness", {}).get(measure))
         params = json.dumps({k: r["params"][k] for k in sorted(r["params"])}, default=str)
         state = r["state"] if r["state"] != "FAIL" else f"FAIL: {r.get('fail_reason') or '?'}"
         lines.append(

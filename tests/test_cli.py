@@ -67,8 +67,12 @@ def run_cli(*args, env=None):
     import os
 
     return subprocess.run(
-        [sys.executable, "-m", "harness.cli", *args], capture_output=True, text=True, cwd=ROOT,
-        env={**os.environ, **(env or {})}, timeout=300,
+        [sys.executable, "-m", "harness.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=300,
     )
 
 
@@ -80,8 +84,19 @@ def test_score_oracle_random_and_csv(tmp_path):
     rows = {line.split()[0]: line.split() for line in oracle.stdout.splitlines()[2:]}
     assert rows["resample"][2] == "1.0000"
     out = tmp_path / "scores.csv"
-    rand = run_cli("score", "--task", "tracr-proportion", "--algo", "random", "--seed", "3",
-                   "--out", str(out), "--device", "cpu")
+    rand = run_cli(
+        "score",
+        "--task",
+        "tracr-proportion",
+        "--algo",
+        "random",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    )
     assert rand.returncode == 0, rand.stderr
     with out.open() as handle:
         table = list(csv.reader(handle))

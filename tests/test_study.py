@@ -216,3 +216,135 @@ def test_shipped_studies_validate():
     for path in sorted((ROOT / "studies").glob("*.yaml")):
         result = harness("validate", str(path), cwd=ROOT)
         assert result.returncode == 0, (path, result.stderr)
+
+
+def test_two_processes_on_one_machine(tmp_path):
+    config = load_config(write_study(tmp_path, name="jobs", n_trials=4, enqueue=[]))
+    outcome = run_study(config, jobs=2, runs_dir=tmp_path / "runs", progress=False)
+    numbers = [r["trial"] for r in read_records(outcome.records_path)]
+    assert outcome.n_finished == 4 and len(numbers) == len(set(numbers)) == 4
+
+
+def test_trials_are_logged_to_wandb_offline_and_read_back(tmp_path):
+    from harness.tracking import find_offline_runs, read_offline_run
+
+    config = load_config(
+        write_study(tmp_path, name="tracked", n_trials=2, wandb={"mode": "offline"})
+    )
+    outcome = run_study(config, runs_dir=tmp_path / "runs", progress=False)
+    records = {r["trial"]: r for r in read_records(outcome.records_path)}
+    runs = [read_offline_run(p) for p in find_offline_runs(tmp_path / "runs" / "wandb")]
+    trials = [r for r in runs if r["run"]["job_type"] == "trial"]
+    assert len(trials) == 2 and {r["run"]["group"] for r in runs} == {"tracked"}
+    for run in trials:
+        record = records[run["config"]["trial"]]
+        logged = run["summary"]["auc/resample/score-trapezoid"]
+        assert logged == record["auc"]["resample"]["score-trapezoid"]
+        assert len(run["history"]) >= len(record["history"]["epoch_loss"])
+    assert any(r["run"]["job_type"] == "study-summary" for r in runs)
+
+
+def test_multi_objective_pareto_front(tmp_path):
+    config = load_config(
+        write_study(
+            tmp_path,
+            name="pareto",
+            n_trials=3,
+            ground_truth=None,
+            objective={"metric": "faithfulness", "k": 3, "multi": True},
+            pruner={"type": "none"},
+        )
+    )
+    outcome = run_study(config, runs_dir=tmp_path / "runs", progress=False)
+    records = read_records(outcome.records_path)
+    assert all(len(r["objective"]) == 2 for r in records)
+    assert all(r["objective"][1] == r["circuit_size"] for r in records)
+    study = load_or_create_study(config, config.storage_url(tmp_path / "runs"))
+    assert study.best_trials and [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
+
+
+@pytest.mark.parametrize(
+    ("sampler", "pruner", "space"),
+    [
+        (
+            "grid",
+            "none",
+            {
+                "epochs": {"type": "categorical", "choices": [2, 3]},
+                "regularize_lambda": {"type": "categorical", "choices": [0.1, 10.0]},
+            },
+        ),
+        ("cmaes", "hyperband", SMALL_STUDY["search_space"]),
+        ("random", "median", SMALL_STUDY["search_space"]),
+    ],
+)
+def test_samplers_and_pruners(tmp_path, sampler, pruner, space):
+    config = load_config(
+        write_study(
+            tmp_path,
+            name=f"s-{sampler}",
+            n_trials=4,
+            enqueue=[],
+            sampler={"type": sampler},
+            pruner={"type": pruner},
+            search_space=space,
+        )
+    )
+    outcome = run_study(config, runs_dir=tmp_path / "runs", progress=False)
+    records = read_records(outcome.records_path)
+    assert outcome.n_finished == 4 and all(r["state"] != "FAIL" for r in records)
+    if sampler == "grid":
+        seen = {(r["params"]["epochs"], r["params"]["regularize_lambda"]) for r in records}
+        assert len(seen) == 4  # every grid point once
+
+
+def test_journal_storage(tmp_path):
+    config = load_config(write_study(tmp_path, name="journaled", n_trials=2))
+    url = f"journal://{tmp_path / 'study.journal'}"
+    outcome = run_study(config, storage_url=url, runs_dir=tmp_path / "runs", progress=False)
+    assert outcome.n_finished == 2 and (tmp_path / "study.journal").stat().st_size > 0
+
+
+def test_ctrl_c_ends_cleanly_and_the_interrupted_trial_is_rerun(tmp_path):
+    path = write_study(
+        tmp_path,
+        name="interrupted",
+        n_trials=3,
+        search_space={
+            **SMALL_STUDY["search_space"],
+            "epochs": {"type": "int", "low": 40, "high": 60},
+        },
+    )
+    runs = tmp_path / "runs"
+    args = [
+        "run",
+        str(path),
+        "--runs-dir",
+        str(runs),
+        "--no-progress",
+        "--report-dir",
+        str(tmp_path / "reports"),
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    records_file = runs / "interrupted" / "trials.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and not read_records(records_file):
+        time.sleep(0.1)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1].startswith("harness: interrupted")
+    kept = read_records(records_file)
+    result = harness(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    after = read_records(records_file)
+    assert after[: len(kept)] == kept
+    assert len(after) == 3 and len({r["trial"] for r in after}) == 3
