@@ -86,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("study", type=Path, help="a study YAML file")
     status.add_argument("--storage")
     status.add_argument("--runs-dir", type=Path)
+    compare = commands.add_parser("compare", help="methods side by side (a kind: compare config)")
+    compare.add_argument("study", type=Path, help="a comparison YAML file")
+    compare.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides")
+    compare.add_argument("--runs-dir", type=Path, help="records root (default runs/)")
+    compare.add_argument("--report-dir", type=Path, default=Path("reports"))
+    compare.add_argument("--no-progress", action="store_true")
     validate = commands.add_parser("validate", help="check a study config without running it")
     validate.add_argument("study", type=Path)
     validate.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides")
@@ -197,6 +203,36 @@ def _num(value, width: int, digits: int, kind: str = "f") -> str:
     return f"{value:>{width}.{digits}{kind}}"
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from harness.compare import (
+        comparison_markdown,
+        comparison_table,
+        load_compare_config,
+        preflight_compare,
+        run_compare,
+    )
+    from harness.study import RUNS_DIR
+
+    config = load_compare_config(args.study, parse_assignments(args.overrides))
+    preflight_compare(config)
+    records = run_compare(config, args.runs_dir or RUNS_DIR, progress=not args.no_progress)
+    failed = [r for r in records if r["state"] == "FAIL"]
+    table = comparison_table(records, config.bootstrap_samples)
+    markdown = comparison_markdown(config.name, table)
+    out = args.report_dir / config.name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "comparison.md").write_text(markdown)
+    table.to_csv(out / "comparison.csv", index=False)
+    print(markdown)
+    for r in failed:
+        print(
+            f"FAILED {r['algorithm']} on {r['task']} ({r['params'].get('ablation')}, seed "
+            f"{r['seed']}): {r['fail_reason']}"
+        )
+    print(f"table: {out / 'comparison.md'} and comparison.csv")
+    return 0
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     config = _load_study(args)
     searched = ", ".join(config.search_space) or "nothing"
@@ -274,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_run(args, worker=args.command == "worker")
         if args.command == "status":
             return _cmd_status(args)
+        if args.command == "compare":
+            return _cmd_compare(args)
         if args.command == "validate":
             return _cmd_validate(args)
     except (UsageError, ValueError) as error:

@@ -187,21 +187,27 @@ def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> St
 
 
 def validate_config(data: dict[str, Any], source: str = "config") -> StudyConfig:
-    """Validate a config mapping; one-line ValueError on the first problem."""
+    """Validate a study config mapping; one-line ValueError on the first problem."""
+    return validate_model(StudyConfig, data, source)
+
+
+def validate_model(model: type[BaseModel], data: dict[str, Any], source: str) -> Any:
+    """Validate ``data`` as ``model``; a one-line ValueError naming the first problem."""
     try:
-        return StudyConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(
-            str(p)
-            for p in first["loc"]
-            if not re.fullmatch(r"[a-z]+\[.*\]|float|int|categorical", str(p))
-        )
+        parts = [str(p) for p in first["loc"]]
+        where = ".".join(p for p in parts if not re.fullmatch(_UNION_TAGS, p))
         message = first["msg"].removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             message = "unknown key"
-        return_msg = f"{source}: {where}: {message}" if where else f"{source}: {message}"
-        raise ValueError(return_msg) from None
+        raise ValueError(
+            f"{source}: {where}: {message}" if where else f"{source}: {message}"
+        ) from None
+
+
+_UNION_TAGS = r"[a-z]+\[.*\]|float|int|categorical"
 
 
 def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:

@@ -41,6 +41,10 @@ class TrialRecord:
         faithfulness: Measures of the top-k circuit on the test batches, with ``n_edges``.
         circuit_size: Edges in the algorithm's own circuit (SP: masks on), if it has one.
         circuit_edges: That circuit's edges (sweep-based ROC across trials needs them).
+        sweep: For sweeps (ACDC thresholds, SP λ values): each run's value and circuit size.
+        sweep_roc: Ground truth -> the sweep-based ROC points (pessimistic convention).
+        faithfulness_curve: Faithfulness of the top-k edges for a range of k (test batches,
+            the run's ablation): ``[{"n_edges": k, "kl_div": ..., "mse": ...}, ...]``.
         n_edges_total: Edges in the model's graph.
         history: Per-epoch loss and faithfulness (and per-step curves for SP).
         seconds: Wall time of the trial.
@@ -66,6 +70,9 @@ class TrialRecord:
     faithfulness: dict[str, float] = field(default_factory=dict)
     circuit_size: int | None = None
     circuit_edges: list[str] | None = None
+    sweep: list[dict[str, Any]] | None = None
+    sweep_roc: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    faithfulness_curve: list[dict[str, float]] = field(default_factory=list)
     n_edges_total: int | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
