@@ -233,7 +233,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_comparison(path: Path) -> bool:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError):
+        return False  # the study loader reports the problem
+    return isinstance(data, dict) and data.get("kind") == "compare"
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
+    if _is_comparison(args.study):
+        from harness.compare import load_compare_config, preflight_compare
+
+        comparison = load_compare_config(args.study, parse_assignments(args.overrides))
+        preflight_compare(comparison)
+        print(
+            f"ok: comparison {comparison.name}: {', '.join(comparison.methods)} on "
+            f"{', '.join(comparison.tasks)}; ablations {', '.join(comparison.ablations)}; "
+            f"{len(comparison.seeds)} seeds"
+        )
+        return 0
     config = _load_study(args)
     searched = ", ".join(config.search_space) or "nothing"
     print(
@@ -247,8 +268,16 @@ def _cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "studies":
         from harness.config import load_config
 
+        from harness.compare import load_compare_config
+
         for path in sorted(args.studies_dir.glob("*.yaml")):
             try:
+                if _is_comparison(path):
+                    comparison = load_compare_config(path)
+                    print(
+                        f"{comparison.name:<24} {'compare':<6} {','.join(comparison.tasks):<18} {path}"
+                    )
+                    continue
                 config = load_config(path)
                 print(f"{config.name:<24} {config.algorithm:<6} {config.task:<18} {path}")
             except ValueError as error:
