@@ -266,17 +266,15 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "studies":
-        from harness.config import load_config
-
         from harness.compare import load_compare_config
+        from harness.config import load_config
 
         for path in sorted(args.studies_dir.glob("*.yaml")):
             try:
                 if _is_comparison(path):
                     comparison = load_compare_config(path)
-                    print(
-                        f"{comparison.name:<24} {'compare':<6} {','.join(comparison.tasks):<18} {path}"
-                    )
+                    tasks = ",".join(comparison.tasks)
+                    print(f"{comparison.name:<24} {'compare':<6} {tasks:<18} {path}")
                     continue
                 config = load_config(path)
                 print(f"{config.name:<24} {config.algorithm:<6} {config.task:<18} {path}")
