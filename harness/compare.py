@@ -116,9 +116,9 @@ def preflight_compare(config: CompareConfig) -> None:
     from harness.algorithms import get_algorithm
     from harness.runner import check_parameters
     from harness.tasks import get_task_spec
+    from harness.tasks.base import check_metric_supported
 
-    for task in config.tasks:
-        get_task_spec(task)
+    specs = [get_task_spec(task) for task in config.tasks]
     for ablation in config.ablations:
         check_ablation(ablation)
     for slug, method in config.methods.items():
@@ -128,6 +128,9 @@ def preflight_compare(config: CompareConfig) -> None:
             if task not in config.tasks:
                 raise ValueError(f"method {slug!r} has parameters for {task!r}, not a task here")
             check_parameters(spec, params)
+        for task_spec in specs:
+            params = {**method.params, **method.per_task.get(task_spec.slug, {})}
+            check_metric_supported(task_spec, params)
         thresholds = method.params.get("thresholds")
         if thresholds is not None:
             if not thresholds:

@@ -460,5 +460,8 @@ def preflight(config: StudyConfig) -> None:
         )
     algorithm = get_algorithm(config.algorithm)
     check_parameters(algorithm, {**config.params, **config.search_space})
+    from harness.tasks.base import check_metric_supported
+
+    check_metric_supported(spec, config.params)
     for params in config.enqueue:
         check_parameters(algorithm, params)

@@ -87,6 +87,8 @@ class TaskSpec:
         ground_truths: The names of its official circuits, default first.
         needs_weights: Whether it needs pretrained weights (hub or local directory).
         description: One line for ``harness ls tasks``.
+        numerical_output: The model's output is one number (regression), not a
+            distribution over tokens: KL is degenerate and answer-based metrics undefined.
     """
 
     slug: str
@@ -95,6 +97,7 @@ class TaskSpec:
     ground_truths: tuple[str, ...]
     needs_weights: bool
     description: str
+    numerical_output: bool = False
 
 
 _REGISTRY: dict[str, TaskSpec] = {}
@@ -120,6 +123,29 @@ def get_task_spec(name: str) -> TaskSpec:
     close = difflib.get_close_matches(name, specs, n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"unknown task {name!r} (known: {', '.join(specs)}){hint}")
+
+
+# Metric names (algorithm parameters) that need a distribution over tokens or answer ids.
+_CATEGORICAL_METRICS = {
+    "kl_div",
+    "correct_percent",
+    "logit_diff_percent",
+    "answer",
+    "wrong_answer",
+    "logit_diff",
+}
+_METRIC_PARAMETERS = ("metric", "faithfulness_target")
+
+
+def check_metric_supported(spec: TaskSpec, params: dict[str, Any]) -> None:
+    """A ValueError if a metric parameter names a metric the task's output cannot give."""
+    for name in _METRIC_PARAMETERS:
+        value = params.get(name)
+        if spec.numerical_output and value in _CATEGORICAL_METRICS:
+            raise ValueError(
+                f"{name} {value!r} is not supported by task {spec.slug!r}: its output is one "
+                "number, use 'mse'"
+            )
 
 
 def load(name: str, **options: Any) -> Task:

@@ -280,5 +280,6 @@ register(
         ground_truths=("resample", "acdc-zero"),
         needs_weights=False,
         description="tracr-compiled fraction of 'x' so far over {w,x,y,z} (23 edges; numerical)",
+        numerical_output=True,
     )
 )

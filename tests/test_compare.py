@@ -1,0 +1,129 @@
+"""Comparisons: resumable runs, both AUC conventions, bootstrap intervals, bad input."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.compare import (
+    bootstrap_interval,
+    comparison_table,
+    load_compare_config,
+    preflight_compare,
+    run_compare,
+)
+from harness.records import read_records
+from tests.test_study import harness
+
+TINY = {
+    "version": 1,
+    "kind": "compare",
+    "name": "tiny-compare",
+    "tasks": ["tracr-reverse"],
+    "task_options": {"device": "cpu"},
+    "ablations": ["resample", "zero"],
+    "seeds": [0, 1],
+    "methods": {
+        "sp": {
+            "params": {"tree_optimisation": True, "epochs": 5},
+            "sweep": {"regularize_lambda": [0.01, 100.0]},
+        },
+        "random": {},
+    },
+    "bootstrap_samples": 500,
+}
+
+
+def write(tmp_path: Path, **changes) -> Path:
+    data = {**TINY, **changes}
+    path = tmp_path / "compare.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_compare_runs_resumes_and_tabulates(tmp_path):
+    config = load_compare_config(write(tmp_path))
+    records = run_compare(config, tmp_path / "runs", progress=False)
+    assert len(records) == 2 * 2 * 2  # methods × ablations × seeds
+    sp = [r for r in records if r["algorithm"] == "sp"]
+    assert all("sweep-pessimistic" in r["auc"]["resample"] for r in sp)
+    assert all(len(r["sweep"]) == 2 and r["faithfulness_curve"][-1]["n_edges"] == 77 for r in sp)
+    assert all(
+        "sweep-pessimistic" not in r["auc"]["resample"]
+        for r in records
+        if r["algorithm"] == "random"
+    )
+
+    again = run_compare(config, tmp_path / "runs", progress=False)
+    assert again == records  # nothing repeated
+
+    table = comparison_table(records, 500)
+    row = table[
+        (table["method"] == "sp")
+        & (table["ground truth"] == "resample")
+        & (table["ablation"] == "zero")
+    ].iloc[0]
+    expected = statistics.mean(
+        r["auc"]["resample"]["score-trapezoid"] for r in sp if r["params"]["ablation"] == "zero"
+    )
+    assert row["AUC score-trapezoid"] == pytest.approx(expected)
+    low, high = row["CI score-trapezoid"]
+    assert low <= expected <= high
+
+
+def test_compare_command_writes_the_table(tmp_path):
+    path = write(tmp_path, seeds=[0], ablations=["resample"])
+    result = harness(
+        "compare",
+        str(path),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--report-dir",
+        str(tmp_path / "reports"),
+        "--no-progress",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    text = (tmp_path / "reports" / "tiny-compare" / "comparison.md").read_text()
+    assert "score-trapezoid" in text and "sweep-pessimistic" in text and "| sp |" in text
+
+
+def test_bootstrap_interval_contains_the_mean_and_shrinks_with_agreement():
+    low, high = bootstrap_interval([0.2, 0.4, 0.6, 0.8], 2000)
+    assert low < 0.5 < high
+    assert bootstrap_interval([0.5, 0.5, 0.5], 2000) == (0.5, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("methods", "message"),
+    [
+        (
+            {"sp": {"sweep": {"regularize_lambda": []}}},
+            "the sweep over 'regularize_lambda' is empty",
+        ),
+        ({"sp": {"params": {"lr": 1}}}, "takes no parameter 'lr'"),
+        (
+            {"sp": {"params": {"faithfulness_target": "kl_div"}}},
+            "faithfulness_target 'kl_div' is not supported by task 'tracr-proportion'",
+        ),
+    ],
+)
+def test_bad_comparisons(tmp_path, methods, message):
+    path = write(tmp_path, tasks=["tracr-proportion"], methods=methods)
+    result = harness("compare", str(path), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], lines
+    assert not (tmp_path / "runs").exists()
+
+
+def test_preflight_rejects_bad_thresholds(tmp_path):
+    for thresholds, message in (([], "threshold sweep is empty"), ([0.1, -1], "must be positive")):
+        config = load_compare_config(
+            write(tmp_path, methods={"acdc": {"params": {"thresholds": thresholds}}})
+        )
+        with pytest.raises(ValueError, match=message):
+            preflight_compare(config)
