@@ -209,15 +209,20 @@ def subnetwork_probing_prune_scores(
             if callback is not None:
                 callback(epoch, mean_loss, mean_faith)
 
-    final = logits.detach()
-    oriented = -final if tree_optimisation else final
-    on = deterministic_masks(mask_fn, final) > 0.5  # restore mode: in; tree mode: ablated
-    in_circuit = ~on if tree_optimisation else on
-    names = patchable.graph.edge_names
-    circuit = frozenset(names[i] for i in torch.nonzero(in_circuit).flatten().tolist())
     figure = _train_graph(history, faithfulness_target) if show_train_graph else None
     if isinstance(show_train_graph, (str, Path)):
         figure.write_html(str(show_train_graph))
+    return _finish(patchable, logits.detach(), mask_fn, tree_optimisation, history, figure)
+
+
+def _finish(patchable, final: Tensor, mask_fn: str, tree: bool, history, figure) -> PruneScores:
+    """Scores from final logits: oriented (higher = more important), shifted to min 0,
+    with the deterministic circuit."""
+    oriented = -final if tree else final
+    on = deterministic_masks(mask_fn, final) > 0.5  # restore mode: in; tree mode: ablated
+    in_circuit = ~on if tree else on
+    names = patchable.graph.edge_names
+    circuit = frozenset(names[i] for i in torch.nonzero(in_circuit).flatten().tolist())
     return PruneScores(
         names, oriented - oriented.min(), history=history, train_graph=figure, circuit=circuit
     )

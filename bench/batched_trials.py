@@ -1,0 +1,68 @@
+"""Throughput of K SP trainings in one pass vs one by one; prints one JSON line.
+
+python bench/batched_trials.py --task tracr-reverse --k 16 --epochs 20 --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+import torch
+
+
+def main(argv: list[str] | None = None) -> dict:
+    warnings.filterwarnings("ignore")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="tracr-reverse")
+    parser.add_argument("--k", type=int, default=16)
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+
+    from harness.algorithms import subnetwork_probing_prune_scores
+    from harness.algorithms.sp_batched import subnetwork_probing_batched
+    from harness.tasks import load
+
+    task = load(args.task, device=args.device)
+    trials = [
+        {"learning_rate": 10 ** (-2 + 2 * i / max(args.k - 1, 1)), "seed": i, "epochs": args.epochs}
+        for i in range(args.k)
+    ]
+    shared = {"tree_optimisation": True, "faithfulness_target": task.faithfulness_target}
+
+    def sync() -> None:
+        if task.patchable.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    subnetwork_probing_batched(task.patchable, task.train, trials[:2], **shared)  # warm-up
+    sync()
+    start = time.perf_counter()
+    subnetwork_probing_batched(task.patchable, task.train, trials, **shared)
+    sync()
+    batched = time.perf_counter() - start
+    start = time.perf_counter()
+    for trial in trials:
+        subnetwork_probing_prune_scores(
+            task.patchable, task.train, progress=False, **trial, **shared
+        )
+    sync()
+    sequential = time.perf_counter() - start
+    result = {
+        "bench": "batched_trials",
+        "task": args.task,
+        "device": str(task.patchable.device),
+        "k": args.k,
+        "epochs": args.epochs,
+        "batched_s": round(batched, 4),
+        "sequential_s": round(sequential, 4),
+        "throughput_ratio": round(sequential / batched, 3),
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""K SP trainings in one pass equal the same K trainings one by one."""
+
+import pytest
+import torch
+
+from harness.algorithms import subnetwork_probing_prune_scores as sp
+from harness.algorithms.sp_batched import subnetwork_probing_batched
+from harness.planted import planted_circuit
+
+TRIALS = [
+    {"learning_rate": 0.1, "regularize_lambda": 10.0, "init_val": 1.6, "epochs": 4, "seed": 0},
+    {"learning_rate": 0.03, "regularize_lambda": 0.5, "init_val": 2.5, "epochs": 6, "seed": 1},
+    {"learning_rate": 0.3, "regularize_lambda": 1.0, "init_val": 0.7, "epochs": 2, "seed": 2},
+]
+
+
+@pytest.fixture(scope="module")
+def planted64():
+    return planted_circuit(dtype=torch.float64)
+
+
+@pytest.mark.parametrize(
+    "shared",
+    [
+        {"tree_optimisation": True},
+        {"tree_optimisation": False, "ablation": "zero"},
+        {"mask_fn": "sigmoid", "dropout_p": 0.2, "tree_optimisation": True},
+    ],
+)
+def test_batched_equals_sequential(planted64, shared):
+    together = subnetwork_probing_batched(planted64.patchable, planted64.batches, TRIALS, **shared)
+    for trial, result in zip(TRIALS, together, strict=True):
+        alone = sp(planted64.patchable, planted64.batches, progress=False, **trial, **shared)
+        assert torch.allclose(result.scores, alone.scores, atol=1e-8, rtol=0), trial
+        assert result.circuit == alone.circuit
+        assert result.history["loss"] == pytest.approx(alone.history["loss"], abs=1e-9)
+
+
+def test_a_pruned_trial_stops_alone(planted64):
+    class Pruned(Exception):
+        pass
+
+    def prune_at_1(epoch, loss, faith):
+        if epoch == 1:
+            raise Pruned
+
+    results = subnetwork_probing_batched(
+        planted64.patchable, planted64.batches, TRIALS[:2], callbacks=[prune_at_1, None]
+    )
+    assert isinstance(results[0], Pruned)
+    alone = sp(planted64.patchable, planted64.batches, progress=False, **TRIALS[1])
+    assert torch.allclose(results[1].scores, alone.scores, atol=1e-8, rtol=0)
+
+
+def test_only_per_trial_settings_may_vary(planted64):
+    with pytest.raises(ValueError, match="'mask_fn' cannot vary per trial"):
+        subnetwork_probing_batched(planted64.patchable, planted64.batches, [{"mask_fn": "sigmoid"}])
