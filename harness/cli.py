@@ -79,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="create or resume a study and run it")
     study_options(run)
     run.add_argument("--jobs", type=int, default=1, help="worker processes on this machine")
+    run.add_argument(
+        "--batch-trials",
+        type=int,
+        default=1,
+        metavar="K",
+        help="train K SP trials in one pass (one process)",
+    )
     run.add_argument("--report-dir", type=Path, default=Path("reports"))
     worker = commands.add_parser("worker", help="join a running study from another process")
     study_options(worker, storage_required=True)
@@ -92,6 +99,12 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--runs-dir", type=Path, help="records root (default runs/)")
     compare.add_argument("--report-dir", type=Path, default=Path("reports"))
     compare.add_argument("--no-progress", action="store_true")
+    report = commands.add_parser("report", help="tables and figures from studies' records")
+    report.add_argument(
+        "studies", nargs="+", metavar="STUDY", help="a study or comparison YAML, or a study name"
+    )
+    report.add_argument("--out", type=Path, help="output directory (default reports/NAME)")
+    report.add_argument("--runs-dir", type=Path, help="records root (default runs/)")
     validate = commands.add_parser("validate", help="check a study config without running it")
     validate.add_argument("study", type=Path)
     validate.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides")
@@ -142,6 +155,12 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
         return 0
     if args.jobs < 1:
         raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.batch_trials < 1 or (args.batch_trials > 1 and args.jobs > 1):
+        raise UsageError("--batch-trials K needs K >= 1 and --jobs 1")
+    if args.batch_trials > 1:
+        from harness.study import check_batchable
+
+        check_batchable(config)
     outcome = run_study(
         config,
         args.storage,
@@ -150,6 +169,7 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
         args.jobs,
         runs_dir,
         progress=not args.no_progress,
+        batch_trials=args.batch_trials,
     )
     records = read_records(outcome.records_path)
     summary = write_summary(
@@ -230,6 +250,26 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             f"{r['seed']}): {r['fail_reason']}"
         )
     print(f"table: {out / 'comparison.md'} and comparison.csv")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from harness.report import build_report, load_source
+    from harness.study import RUNS_DIR
+
+    runs_dir = args.runs_dir or RUNS_DIR
+    sources = [load_source(str(spec), runs_dir) for spec in args.studies]
+    out = args.out or Path("reports") / "+".join(dict.fromkeys(s.name for s in sources))
+    result = build_report(sources, out)
+    if result.warning:
+        print(f"harness: warning: {result.warning}", file=sys.stderr)
+    per_figure = (
+        f", {result.seconds_per_figure:.2f} s per static figure"
+        if result.seconds_per_figure is not None
+        else ""
+    )
+    print(f"report: {out / 'index.html'} and {out / 'report.md'}")
+    print(f"{len(result.files)} files in {result.seconds:.1f} s{per_figure}")
     return 0
 
 
@@ -341,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_compare(args)
         if args.command == "validate":
             return _cmd_validate(args)
+        if args.command == "report":
+            return _cmd_report(args)
     except (UsageError, ValueError) as error:
         print(f"harness: error: {error}", file=sys.stderr)
         return 2

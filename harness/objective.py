@@ -57,20 +57,27 @@ class TrialRunner:
             self._task = load(self.config.task, **self.config.task_options)
         return self._task
 
-    def __call__(self, trial) -> float | list[float]:
-        import optuna
+    def settings(self, trial) -> tuple[dict[str, Any], int, int | None]:
+        """The trial's parameters (fixed and suggested), its seed and the trial it retries.
 
-        from harness.study import failure_reason, suggest
+        Suggesting twice returns the same values, so batch mode can ask before training.
+        """
+        from harness.study import suggest
 
-        config = self.config
         retry_of = _retried_number(trial)
         slot = retry_of if retry_of is not None else trial.number
-        params = {**config.params, **suggest(trial, config)}
-        seed = config.seed + slot
-        trial.set_user_attr("seed", seed)
-        history: dict[str, list[float]] = {"epoch_loss": [], "epoch_faithfulness": []}
+        return (
+            {**self.config.params, **suggest(trial, self.config)},
+            self.config.seed + slot,
+            retry_of,
+        )
+
+    def reporter(self, trial, history: dict[str, list[float]]):
+        """The per-epoch callback of a trial: history, progress, Optuna report and pruning."""
+        import optuna
+
+        config = self.config
         maximize = config.objective.metric == "roc_auc"
-        start = time.perf_counter()
 
         def report(epoch: int, loss: float, faithfulness: float) -> None:
             history["epoch_loss"].append(loss)
@@ -82,6 +89,23 @@ class TrialRunner:
             trial.report(-faithfulness if maximize else faithfulness, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
+
+        return report
+
+    def __call__(
+        self, trial, precomputed=None, history=None, shared_seconds: float = 0.0
+    ) -> float | list[float]:
+        """Run (or, in batch mode, take ``precomputed`` scores or exception), score, record."""
+        import optuna
+
+        from harness.study import failure_reason
+
+        config = self.config
+        params, seed, retry_of = self.settings(trial)
+        trial.set_user_attr("seed", seed)
+        history = history if history is not None else {"epoch_loss": [], "epoch_faithfulness": []}
+        report = self.reporter(trial, history)
+        start = time.perf_counter() - shared_seconds
 
         record = TrialRecord(
             study=config.name,
@@ -98,7 +122,7 @@ class TrialRunner:
             retry_of=retry_of,
         )
         try:
-            value = self._evaluate(params, seed, report, record)
+            value = self._evaluate(params, seed, report, record, precomputed)
             record.state = "COMPLETE"
             record.objective = value
             return value
@@ -121,16 +145,23 @@ class TrialRunner:
                 if self.on_record is not None:
                     self.on_record(record, config)
 
-    def _evaluate(self, params, seed, report, record: TrialRecord) -> float | list[float]:
-        from harness.runner import run_algorithm
+    def _evaluate(
+        self, params, seed, report, record: TrialRecord, precomputed=None
+    ) -> float | list[float]:
+        from harness.runner import evaluate_scores, run_algorithm
 
         config, task = self.config, self.task
         record.device = str(task.patchable.device)
         record.n_edges_total = task.patchable.n_edges
-        run = run_algorithm(task, config.algorithm, params, seed, config.ground_truth, report)
-        scores = run.scores
+        if isinstance(precomputed, BaseException):
+            raise precomputed
+        if precomputed is not None:
+            scores, rocs = precomputed, evaluate_scores(task, precomputed)
+        else:
+            run = run_algorithm(task, config.algorithm, params, seed, config.ground_truth, report)
+            scores, rocs = run.scores, run.rocs
         record.history.update({k: v for k, v in scores.history.items() if v})
-        for name, roc in run.rocs.items():
+        for name, roc in rocs.items():
             record.auc[name] = {SCORE_TRAPEZOID: roc.auc}
             record.roc[name] = thin_curve(list(roc.fpr), list(roc.tpr))
             if scores.circuit is not None:

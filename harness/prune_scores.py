@@ -20,6 +20,8 @@ class PruneScores:
         train_graph: A plotly figure of the training curves, when one was asked for.
         circuit: The algorithm's own circuit, for algorithms that end with one (SP: the
             edges whose deterministic mask puts them in the circuit), else ``None``.
+        sweep: ``(threshold, circuit)`` of every run of a sweep, for algorithms that
+            produce one circuit per threshold (ACDC), ascending; else empty.
 
     Example:
         >>> import torch
@@ -35,6 +37,7 @@ class PruneScores:
     history: dict[str, list[float]] = field(default_factory=dict)
     train_graph: Any = None
     circuit: frozenset[str] | None = None
+    sweep: tuple[tuple[float, frozenset[str]], ...] = ()
 
     def __post_init__(self) -> None:
         scores = self.scores.detach().to("cpu", torch.float64).reshape(-1)

@@ -92,6 +92,8 @@ def run_algorithm(
     accepted = algorithm_parameters(spec)
     if "faithfulness_target" in accepted:
         params.setdefault("faithfulness_target", task.faithfulness_target)
+    if accepted.get("metric") == "kl_div" and task.train[0].is_regression:
+        params.setdefault("metric", "mse")  # KL of a single numerical output is always 0
     extra: dict[str, Any] = {}
     signature = inspect.signature(spec.function).parameters
     if "seed" in signature:

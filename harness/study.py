@@ -242,10 +242,13 @@ def run_worker(
     runs_dir: Path | None = None,
     on_trial: Callable[[Any], None] | None = None,
     on_epoch: Callable[[int, int, float], None] | None = None,
+    batch_trials: int = 1,
 ) -> None:
     """Run trials of the study until its budget (``n_trials``) or ``timeout`` is reached.
 
-    Safe to run in several processes (or machines) against one storage.
+    Safe to run in several processes (or machines) against one storage. With
+    ``batch_trials`` K > 1, SP trains K trials in one pass (see
+    :mod:`harness.algorithms.sp_batched`); those trials have no heartbeat.
     """
     from optuna.storages import fail_stale_trials
 
@@ -270,10 +273,17 @@ def run_worker(
             raise _Surplus(f"trial {trial.number} is beyond the budget of {budget}")
         return runner(trial)
 
+    if batch_trials > 1:
+        check_batchable(config)
     while limit is None or time.monotonic() - start < limit:
         state = _budget(study)
         if state.finished >= budget:
             break
+        if batch_trials > 1:
+            room = budget - state.finished - state.in_flight
+            if room > 0:
+                _run_batch(study, runner, min(batch_trials, room), budget, on_trial)
+                continue
         if not state.waiting and state.finished + state.in_flight >= budget:
             fail_stale_trials(study)  # a dead worker's trial becomes a WAITING retry
             time.sleep(1.0)  # the rest of the budget is running in other workers
@@ -285,6 +295,82 @@ def run_worker(
             for trial in newest:
                 if not trial.user_attrs.get(SURPLUS):
                     on_trial(trial)
+
+
+_BATCH_SHARED = (
+    "mask_fn",
+    "dropout_p",
+    "circuit_size",
+    "tree_optimisation",
+    "faithfulness_target",
+    "ablation",
+)
+
+
+def check_batchable(config: StudyConfig) -> None:
+    """Batch mode trains SP only, varying only the per-trial settings."""
+    from harness.algorithms.sp_batched import PER_TRIAL
+
+    if config.algorithm != "sp":
+        raise ValueError(f"--batch-trials trains SP only, not {config.algorithm!r}")
+    varying = [k for k in config.search_space if k not in PER_TRIAL]
+    if varying:
+        raise ValueError(
+            f"--batch-trials cannot search {varying[0]!r}: trials in one pass share it "
+            f"(searchable: {', '.join(p for p in PER_TRIAL if p != 'seed')})"
+        )
+    other = [k for k in config.params if k not in PER_TRIAL and k not in _BATCH_SHARED]
+    if other:
+        raise ValueError(f"--batch-trials does not support the SP parameter {other[0]!r}")
+
+
+def _run_batch(study, runner, n: int, budget: int, on_trial) -> None:
+    import optuna
+
+    from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
+
+    trials = []
+    for _ in range(n):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # no heartbeat thread outside Study.optimize
+            trial = study.ask()
+        slots = _budget(study).slots
+        mine = slots.get(trial.number, trial.number)
+        if sum(1 for slot in slots.values() if slot < mine) >= budget:
+            trial.set_user_attr(SURPLUS, True)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            continue
+        trials.append(trial)
+    if not trials:
+        return
+    task = runner.task
+    settings, histories, callbacks, shared = [], [], [], {}
+    for trial in trials:
+        params, seed, _ = runner.settings(trial)
+        settings.append({**{k: params[k] for k in PER_TRIAL if k in params}, "seed": seed})
+        shared = {k: v for k, v in params.items() if k in _BATCH_SHARED}
+        history: dict[str, list[float]] = {"epoch_loss": [], "epoch_faithfulness": []}
+        histories.append(history)
+        callbacks.append(runner.reporter(trial, history))
+    shared.setdefault("faithfulness_target", task.faithfulness_target)
+    start = time.perf_counter()
+    try:
+        results: list[Any] = subnetwork_probing_batched(
+            task.patchable, task.train, settings, callbacks=callbacks, **shared
+        )
+    except Exception as error:  # the whole pass failed: every trial fails with the reason
+        results = [error] * len(trials)
+    share = (time.perf_counter() - start) / len(trials)
+    for trial, result, history in zip(trials, results, histories, strict=True):
+        try:
+            value = runner(trial, precomputed=result, history=history, shared_seconds=share)
+            study.tell(trial, value)
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        except Exception:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        if on_trial is not None:
+            on_trial(trial)
 
 
 def wandb_dir(runs_dir: Path | None = None) -> Path:
@@ -309,6 +395,7 @@ def run_study(
     jobs: int = 1,
     runs_dir: Path | None = None,
     progress: bool = True,
+    batch_trials: int = 1,
 ) -> StudyOutcome:
     """Create or resume the study and run it to its budget, in ``jobs`` processes."""
     storage_url = storage_url or config.storage_url(runs_dir or RUNS_DIR)
@@ -325,6 +412,7 @@ def run_study(
                 runs_dir,
                 on_trial=bar.trial_done,
                 on_epoch=bar.epoch,
+                batch_trials=batch_trials,
             )
         else:
             _run_processes(config, storage_url, budget, timeout, runs_dir, jobs, bar)

@@ -15,7 +15,6 @@ from harness.compare import (
     preflight_compare,
     run_compare,
 )
-from harness.records import read_records
 from tests.test_study import harness
 
 TINY = {

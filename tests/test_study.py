@@ -348,3 +348,24 @@ def test_ctrl_c_ends_cleanly_and_the_interrupted_trial_is_rerun(tmp_path):
     after = read_records(records_file)
     assert after[: len(kept)] == kept
     assert len(after) == 3 and len({r["trial"] for r in after}) == 3
+
+
+def test_batched_trials_in_a_study(tmp_path):
+    config = load_config(write_study(tmp_path, name="batched", n_trials=5))
+    outcome = run_study(config, runs_dir=tmp_path / "runs", progress=False, batch_trials=3)
+    records = read_records(outcome.records_path)
+    numbers = [r["trial"] for r in records]
+    assert outcome.n_finished == 5 and len(set(numbers)) == 5
+    assert records[0]["params"]["learning_rate"] == 0.1  # the enqueued defaults still first
+    assert all(r["state"] in ("COMPLETE", "PRUNED") for r in records)
+
+
+def test_batched_trials_refuse_shared_parameters_in_the_search(tmp_path):
+    path = write_study(
+        tmp_path,
+        search_space={"mask_fn": {"type": "categorical", "choices": ["sigmoid", "hard_concrete"]}},
+    )
+    result = harness(
+        "run", str(path), "--batch-trials", "4", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path
+    )
+    assert result.returncode == 2 and "cannot search 'mask_fn'" in result.stderr

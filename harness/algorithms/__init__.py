@@ -10,6 +10,8 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from harness.algorithms.acdc import acdc_prune_scores
+from harness.algorithms.edge_attribution import eap_prune_scores
 from harness.algorithms.oracle import oracle_prune_scores
 from harness.algorithms.random_scores import random_prune_scores
 from harness.algorithms.subnetwork_probing import subnetwork_probing_prune_scores
@@ -35,6 +37,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
     spec.slug: spec
     for spec in (
         AlgorithmSpec("sp", "Subnetwork Probing", subnetwork_probing_prune_scores),
+        AlgorithmSpec("acdc", "ACDC", acdc_prune_scores),
+        AlgorithmSpec("eap", "Edge Attribution Patching", eap_prune_scores),
         AlgorithmSpec("random", "Random", random_prune_scores),
         AlgorithmSpec("oracle", "Oracle (ground truth)", oracle_prune_scores),
     )
@@ -61,6 +65,8 @@ def get_algorithm(slug: str) -> AlgorithmSpec:
 __all__ = [
     "ALGORITHMS",
     "AlgorithmSpec",
+    "acdc_prune_scores",
+    "eap_prune_scores",
     "get_algorithm",
     "oracle_prune_scores",
     "random_prune_scores",
