@@ -227,12 +227,8 @@ def _run_one(config, task, slug, ablation, seed, number, runs_dir) -> TrialRecor
     try:
         run = run_algorithm(task, slug, params, seed)
         circuits = list(getattr(run.scores, "sweep", ()) or ())
-        method = config.methods[slug]
-        for name, values in method.sweep.items():
-            for value in values:
-                swept = run_algorithm(task, slug, {**params, name: value}, seed).scores
-                if swept.circuit is not None:
-                    circuits.append((value, swept.circuit))
+        for name, values in config.methods[slug].sweep.items():
+            circuits += _sweep_circuits(task, slug, params, name, values, seed)
         record.history = {k: v for k, v in run.scores.history.items() if v}
         for gt, roc in run.rocs.items():
             record.auc[gt] = {SCORE_TRAPEZOID: roc.auc}
@@ -274,6 +270,28 @@ def edge_counts(n_edges: int, per_decade: int = 6) -> list[int]:
         np.round(10 ** np.linspace(0, decades, max(2, int(decades * per_decade) + 1)))
     )
     return sorted({0, n_edges, *(int(p) for p in points if 1 <= p <= n_edges)})
+
+
+def _sweep_circuits(task, slug, params, name, values, seed) -> list[tuple[Any, frozenset[str]]]:
+    """One circuit per swept value; SP's per-trial settings train in one batched pass."""
+    from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
+    from harness.runner import run_algorithm
+    from harness.study import _BATCH_SHARED
+
+    batchable = (
+        slug == "sp"
+        and name in PER_TRIAL
+        and all(k in PER_TRIAL or k in _BATCH_SHARED for k in params)
+    )
+    if not batchable:
+        runs = [run_algorithm(task, slug, {**params, name: v}, seed).scores for v in values]
+    else:
+        shared = {k: v for k, v in params.items() if k in _BATCH_SHARED}
+        shared.setdefault("faithfulness_target", task.faithfulness_target)
+        per_trial = {k: v for k, v in params.items() if k in PER_TRIAL}
+        trials = [{**per_trial, "seed": seed, name: value} for value in values]
+        runs = subnetwork_probing_batched(task.patchable, task.train, trials, **shared)
+    return [(v, s.circuit) for v, s in zip(values, runs, strict=True) if s.circuit is not None]
 
 
 def bootstrap_interval(values: list[float], samples: int, seed: int = 0) -> tuple[float, float]:
