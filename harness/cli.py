@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harness", description="Sweeps and benchmarks for circuit discovery."
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's; 1 is fastest for tiny models on a busy machine)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="SP on a model with a planted circuit")
@@ -363,6 +369,13 @@ def _cmd_score(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``harness``; returns the exit code."""
     args = _parser().parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            print(f"harness: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+            return 2
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         if args.command == "demo":
             from harness.demo import run_demo

@@ -1,0 +1,222 @@
+"""Reports from real records: a tiny SP study and a tiny comparison on tracr-reverse."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from harness.cli import main
+from harness.compare import bootstrap_interval, load_compare_config, run_compare
+from harness.config import load_config
+from harness.records import read_records
+from harness.study import run_study
+from tests.test_study import write_study
+
+pytestmark = pytest.mark.slow
+
+BOOTSTRAP = 200
+COMPARISON = {
+    "version": 1,
+    "kind": "compare",
+    "name": "tiny-cmp",
+    "tasks": ["tracr-reverse"],
+    "task_options": {"device": "cpu"},
+    "ablations": ["resample"],
+    "seeds": [0, 1],
+    "bootstrap_samples": BOOTSTRAP,
+    "methods": {
+        "sp": {
+            "params": {"tree_optimisation": True, "epochs": 3},
+            "sweep": {"regularize_lambda": [0.1, 10.0]},
+        },
+        "random": {},
+    },
+}
+NO_BROWSER = shutil.which("chromium") is None and shutil.which("google-chrome") is None
+STATIC = ("pdf", "svg", "png")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """Records of both sources, and a report of them built by ``harness report``."""
+    root = tmp_path_factory.mktemp("report")
+    runs = root / "runs"
+    study_path = write_study(root)
+    run_study(load_config(study_path), runs_dir=runs, progress=False)
+    compare_path = root / "tiny-cmp.yaml"
+    compare_path.write_text(yaml.safe_dump(COMPARISON))
+    run_compare(load_compare_config(compare_path), runs, progress=False)
+    out = root / "out"
+    code = main(
+        ["report", str(study_path), str(compare_path), "--runs-dir", str(runs), "--out", str(out)]
+    )
+    assert code == 0
+    return {
+        "root": root,
+        "runs": runs,
+        "out": out,
+        "study": read_records(runs / "tiny" / "trials.jsonl"),
+        "compare": read_records(runs / "tiny-cmp" / "trials.jsonl"),
+        "args": [str(study_path), str(compare_path), "--runs-dir", str(runs)],
+    }
+
+
+FIGURES = [
+    "roc-tracr-reverse-resample-resample",
+    "roc-tracr-reverse-acdc-zero-resample",
+    "faithfulness-tracr-reverse-resample",
+    "history-tiny",
+    "parallel-tiny",
+    "contour-tiny",
+    "training-tiny",
+]
+TABLES = [
+    "auc-resample-score-trapezoid",
+    "auc-resample-sweep-pessimistic",
+    "auc-acdc-zero-score-trapezoid",
+    "best-params",
+    "trials-tiny",
+    "trials-tiny-cmp",
+]
+
+
+def test_every_file_is_written(built):
+    out = built["out"]
+    for name in ("index.html", "report.md", "tables/auc.csv", "figures/plotly.min.js"):
+        assert (out / name).stat().st_size > 0, name
+    for stem in TABLES:
+        for ext in ("md", "tex"):
+            assert (out / "tables" / f"{stem}.{ext}").stat().st_size > 0, (stem, ext)
+    for stem in ("best-params", "trials-tiny", "trials-tiny-cmp"):
+        assert (out / "tables" / f"{stem}.csv").stat().st_size > 0
+    for stem in FIGURES:
+        for ext in ("html", "json"):
+            assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 0, (stem, ext)
+        assert f"figures/{stem}.html" in (out / "index.html").read_text()
+    html = (out / "figures" / f"{FIGURES[0]}.html").read_text()
+    assert 'src="plotly.min.js"' in html and "cdn.plot.ly" not in html  # works offline
+
+
+@pytest.mark.skipif(NO_BROWSER, reason="no Chromium: kaleido cannot write PDF/SVG/PNG here")
+def test_static_figures_and_inline_pngs(built):
+    out = built["out"]
+    for stem in FIGURES:
+        for ext in STATIC:
+            assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 0, (stem, ext)
+    markdown = (out / "report.md").read_text()
+    images = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", markdown)
+    assert len(images) >= len(FIGURES)
+    assert all((out / image).is_file() for image in images)
+
+
+def _expected_aucs(built) -> dict[tuple, list[float]]:
+    expected: dict[tuple, list[float]] = {}
+    for r in built["compare"]:
+        assert r["state"] == "COMPLETE", r.get("fail_reason")
+        for gt, conventions in r["auc"].items():
+            for convention, value in conventions.items():
+                key = (r["algorithm"], r["task"], r["params"]["ablation"], gt, convention)
+                expected.setdefault(key, []).append(value)
+    best = max(
+        (r for r in built["study"] if r["state"] == "COMPLETE"), key=lambda r: r["objective"]
+    )
+    assert best["objective"] == best["auc"]["resample"]["score-trapezoid"]
+    for gt, conventions in best["auc"].items():
+        for convention, value in conventions.items():
+            key = ("sp tuned (tiny)", best["task"], "resample", gt, convention)
+            expected[key] = [value]
+    return expected
+
+
+def test_auc_tables_equal_the_records(built):
+    out = built["out"]
+    expected = _expected_aucs(built)
+    csv = pd.read_csv(out / "tables" / "auc.csv")
+    assert len(csv) == len(expected)
+    for _, row in csv.iterrows():
+        key = (row["method"], row["task"], row["ablation"], row["ground truth"], row["convention"])
+        values = expected[key]
+        assert row["seeds"] == len(values)
+        assert row["mean"] == pytest.approx(sum(values) / len(values), abs=1e-12)
+        low, high = bootstrap_interval(values, BOOTSTRAP)
+        assert (row["ci low"], row["ci high"]) == pytest.approx((low, high))
+    markdown = (out / "tables" / "auc-resample-score-trapezoid.md").read_text()
+    assert "score-trapezoid" in markdown.splitlines()[0]
+    for (method, _, _, gt, convention), values in expected.items():
+        if (gt, convention) != ("resample", "score-trapezoid"):
+            continue
+        line = next(x for x in markdown.splitlines() if x.startswith(f"| {method} |"))
+        assert f"{sum(values) / len(values):.3f}" in line
+    assert "**" in markdown  # the best of the column is bold
+    report = (out / "report.md").read_text()
+    assert markdown.split("\n\n", 1)[1].strip() in report
+
+
+def test_latex_has_one_row_per_method(built):
+    tex = (built["out"] / "tables" / "auc-resample-score-trapezoid.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and "score-trapezoid" in tex
+    body = tex.split(r"\midrule", 1)[1].split(r"\bottomrule", 1)[0]
+    rows = [line for line in body.splitlines() if line.strip().endswith(r"\\")]
+    assert sorted(row.split("&")[0].strip() for row in rows) == [
+        "random",
+        "sp",
+        "sp tuned (tiny)",
+    ]
+    assert r"\bfseries" in body
+
+
+def test_best_params_and_trials_tables(built):
+    out = built["out"]
+    best = max(
+        (r for r in built["study"] if r["state"] == "COMPLETE"), key=lambda r: r["objective"]
+    )
+    params = pd.read_csv(out / "tables" / "best-params.csv")
+    assert list(params["study"]) == ["tiny"] and params["trial"][0] == best["trial"]
+    for name in ("learning_rate", "regularize_lambda", "init_val", "epochs"):
+        assert params[name][0] == pytest.approx(best["params"][name])
+    trials = pd.read_csv(out / "tables" / "trials-tiny.csv")
+    assert list(trials["trial"]) == sorted(r["trial"] for r in built["study"])
+    by_trial = {r["trial"]: r for r in built["study"]}
+    for _, row in trials.iterrows():
+        assert row["objective"] == pytest.approx(by_trial[row["trial"]]["objective"])
+    runs = pd.read_csv(out / "tables" / "trials-tiny-cmp.csv")
+    assert len(runs) == len(built["compare"]) == 4
+
+
+def test_without_a_browser_html_and_one_warning(built, tmp_path, monkeypatch, capsys):
+    import plotly.io
+
+    def no_browser(*args, **kwargs):
+        raise RuntimeError("Kaleido requires Google Chrome to be installed.")
+
+    monkeypatch.setattr(plotly.io, "write_image", no_browser)
+    out = tmp_path / "nobrowser"
+    assert main(["report", *built["args"], "--out", str(out)]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(warnings) == 1 and "PDF" in warnings[0] and "Chrome" in warnings[0]
+    for stem in FIGURES:
+        assert (out / "figures" / f"{stem}.html").stat().st_size > 0
+        assert (out / "figures" / f"{stem}.json").stat().st_size > 0
+        assert not any((out / "figures" / f"{stem}.{ext}").exists() for ext in STATIC)
+    assert ".png" not in (out / "report.md").read_text()
+
+
+def test_unknown_study_is_one_line(tmp_path, capsys):
+    assert main(["report", "no-such-study", "--runs-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no records" in err[0]
+    assert main(["report", str(tmp_path / "missing.yaml")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_source_of_a_study_name_without_its_config(built):
+    from harness.report import load_source
+
+    source = load_source("tiny", Path(built["runs"]))
+    assert source.kind == "study" and source.direction == "maximize"
+    assert load_source("tiny-cmp", Path(built["runs"])).kind == "compare"
