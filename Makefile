@@ -30,6 +30,15 @@ run: install
 	$(VENV)/bin/harness run studies/sp-tracr-reverse.yaml --no-progress
 	$(VENV)/bin/harness run studies/sp-tracr-proportion.yaml --no-progress
 
+# Rerun (resume) the tracr studies and the comparison, then one report of all three.
+.PHONY: report
+report: install
+	$(VENV)/bin/harness run studies/sp-tracr-reverse.yaml --no-progress
+	$(VENV)/bin/harness run studies/sp-tracr-proportion.yaml --no-progress
+	$(VENV)/bin/harness compare studies/compare-tracr.yaml --no-progress
+	$(VENV)/bin/harness report studies/sp-tracr-reverse.yaml studies/sp-tracr-proportion.yaml \
+		studies/compare-tracr.yaml --out reports/tracr
+
 demo: install
 	$(VENV)/bin/harness demo
 
@@ -39,6 +48,30 @@ lint: install
 
 bench: install
 	$(PY) bench/sp_speed.py
+
+# auto-circuit 1.0.1 in its own venv (it imports only with transformer-lens 2.x), for
+# bench/compare_autocircuit.py. Torch first, from $(TORCH) (the CPU build), so that
+# transformer-lens does not pull a CUDA one; auto-circuit --no-deps (its vscode-tqdm,
+# kaleido and word2word are not needed; plotly and blobfile are, at import).
+AC_VENV ?= bench/.venv-autocircuit
+AC_PY := $(AC_VENV)/bin/python
+
+.PHONY: bench-env bench-compare
+bench-env: $(AC_VENV)/.installed
+
+$(AC_VENV)/.installed:
+	$(PYTHON) -m venv $(AC_VENV)
+	$(AC_PY) -m pip install -q --upgrade pip
+	$(AC_PY) -m pip install -q $(TORCH)
+	$(AC_PY) -m pip install -q transformer-lens==2.18.0 "numpy<2" pyarrow==21.0.0 \
+		plotly==7.1.0 blobfile==3.3.0
+	$(AC_PY) -m pip install -q --no-deps auto-circuit==1.0.1
+	$(AC_PY) -c "import auto_circuit.utils.graph_utils, auto_circuit.prune_algos.subnetwork_probing"
+	touch $@
+
+# One SP step here vs in auto-circuit: one JSON line (ratio = ours / theirs).
+bench-compare: install bench-env
+	$(PY) bench/compare_autocircuit.py --repeats 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache
