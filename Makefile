@@ -71,7 +71,7 @@ $(AC_VENV)/.installed:
 
 # One SP step here vs in auto-circuit: one JSON line (ratio = ours / theirs).
 bench-compare: install bench-env
-	$(PY) bench/compare_autocircuit.py --repeats 3
+	$(PY) bench/compare_autocircuit.py --repeats 3 --threads 1
 
 clean:
 	rm -rf $(VENV) .pytest_cache
