@@ -101,6 +101,7 @@ class TrialRunner:
         from harness.study import failure_reason
 
         config = self.config
+        record_heartbeat(trial)
         params, seed, retry_of = self.settings(trial)
         trial.set_user_attr("seed", seed)
         history = history if history is not None else {"epoch_loss": [], "epoch_faithfulness": []}
@@ -187,6 +188,16 @@ class TrialRunner:
             size = record.circuit_size if record.circuit_size is not None else k
             return [first, float(size)]
         return first
+
+
+def record_heartbeat(trial) -> None:
+    """Beat once now, so a worker killed before its heartbeat thread's first beat still
+    leaves a trial that goes stale (Optuna never fails a trial that has no heartbeat)."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    storage = trial.study._storage
+    if is_heartbeat_enabled(storage):
+        storage.record_heartbeat(trial._trial_id)
 
 
 def _retried_number(trial) -> int | None:
