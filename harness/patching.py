@@ -22,6 +22,7 @@ matmul (transformer_lens's ``hook_result`` would materialise a
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -355,3 +356,27 @@ class PatchableModel:
             return output + mixed
 
         return hook
+
+
+@contextlib.contextmanager
+def frozen_weights(model):
+    """No gradients (and no autograd graph) through the model's own weights, restored on
+    exit: algorithms that differentiate with respect to patch weights only need this.
+
+    Example:
+        >>> import torch
+        >>> layer = torch.nn.Linear(2, 2)
+        >>> with frozen_weights(layer):
+        ...     layer.weight.requires_grad
+        False
+        >>> layer.weight.requires_grad
+        True
+    """
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in flags:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)

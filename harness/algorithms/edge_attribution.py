@@ -20,7 +20,6 @@ choices are refused with a ValueError rather than returning all-zero scores.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,7 +29,7 @@ from torch import Tensor
 from harness.ablation import ablation_activations, check_ablation
 from harness.data import PromptBatch
 from harness.faithfulness import answer_logit, logit_difference, mean_squared_error
-from harness.patching import PatchableModel
+from harness.patching import PatchableModel, frozen_weights
 from harness.prune_scores import PruneScores
 
 EAP_METRICS = ("auto", "logit_diff", "answer", "mse", "kl_div")
@@ -108,7 +107,7 @@ def eap_prune_scores(
     patches = ablation_activations(patchable, batches, ablation)
     n_examples = sum(b.size for b in batches)
     grad_total = torch.zeros(patchable.n_edges, dtype=torch.float64, device=patchable.device)
-    with _frozen_weights(patchable.model):
+    with frozen_weights(patchable.model):
         for batch in batches:
             weights = torch.zeros(
                 1, patchable.n_edges, device=patchable.device, dtype=patchable.dtype
@@ -144,16 +143,3 @@ def _resolved_metric(metric: str, batch: PromptBatch) -> str:
     if metric not in EAP_METRICS:
         raise ValueError(f"metric {metric!r} is not one of {', '.join(EAP_METRICS)}")
     return metric
-
-
-@contextlib.contextmanager
-def _frozen_weights(model):
-    """No graph through the model's own weights: only the patch weights need gradients."""
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)

@@ -19,13 +19,12 @@ import torch
 from harness.ablation import check_ablation
 from harness.algorithms.subnetwork_probing import (
     _finish,
-    _frozen_weights,
     _prepare_runs,
 )
 from harness.data import PromptBatch
 from harness.faithfulness import check_faithfulness_target, faithfulness_loss
 from harness.masks import INIT_LOGIT, check_mask_fn, drop_masks, sample_masks
-from harness.patching import PatchableModel
+from harness.patching import PatchableModel, frozen_weights
 from harness.prune_scores import PruneScores
 
 PER_TRIAL = ("learning_rate", "regularize_lambda", "init_val", "epochs", "seed")
@@ -101,7 +100,7 @@ def subnetwork_probing_batched(
         raise ValueError("dataloader is empty: SP needs at least one batch")
 
     results: list[PruneScores | BaseException | None] = [None] * len(settings)
-    with _frozen_weights(patchable.model):
+    with frozen_weights(patchable.model):
         runs = _prepare_runs(patchable, batches, ablation, tree_optimisation)
         n_edges = patchable.n_edges
         sign = -1.0 if tree_optimisation else 1.0

@@ -22,7 +22,6 @@ clean model exactly.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -42,7 +41,7 @@ from harness.masks import (
     mask_probability,
     sample_masks,
 )
-from harness.patching import PatchableModel
+from harness.patching import PatchableModel, frozen_weights
 from harness.prune_scores import PruneScores
 
 EpochCallback = Callable[[int, float, float], None]
@@ -137,7 +136,7 @@ def subnetwork_probing_prune_scores(
         raise ValueError("dataloader is empty: SP needs at least one batch")
     validation = [b.to(device) for b in validation_dataloader or []]
 
-    with _frozen_weights(patchable.model):
+    with frozen_weights(patchable.model):
         runs = _prepare_runs(patchable, batches, ablation, tree_optimisation)
         val_runs = _prepare_runs(patchable, validation, ablation, tree_optimisation)
         n_edges = patchable.n_edges
@@ -270,19 +269,6 @@ def _validate(patchable, run: _Run, logits, mask_fn, target, history) -> None:
     values = faithfulness_loss(target, out, run.clean_logits, run.batch)
     history["val_mean"].append(float(values.mean()))
     history["val_std"].append(float(values.std()) if values.numel() > 1 else 0.0)
-
-
-@contextlib.contextmanager
-def _frozen_weights(model):
-    """No gradients for the model's own weights while SP trains the masks."""
-    flags = [(p, p.requires_grad) for p in model.parameters()]
-    for p, _ in flags:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p, flag in flags:
-            p.requires_grad_(flag)
 
 
 def _progress_bar(epochs: int, enabled: bool):
