@@ -20,13 +20,24 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--k", type=int, default=16)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="weights-needing tasks (ioi, ...) with random weights of their shape",
+    )
+    parser.add_argument("--n-train", type=int, default=None, help="training prompts (GPT-2 tasks)")
     args = parser.parse_args(argv)
 
     from harness.algorithms import subnetwork_probing_prune_scores
     from harness.algorithms.sp_batched import subnetwork_probing_batched
     from harness.tasks import load
 
-    task = load(args.task, device=args.device)
+    options = {"device": args.device}
+    if args.random_weights:
+        options["random_weights"] = True
+    if args.n_train is not None:
+        options["n_train"] = args.n_train
+    task = load(args.task, **options)
     trials = [
         {"learning_rate": 10 ** (-2 + 2 * i / max(args.k - 1, 1)), "seed": i, "epochs": args.epochs}
         for i in range(args.k)
@@ -54,6 +65,8 @@ def main(argv: list[str] | None = None) -> dict:
         "bench": "batched_trials",
         "task": args.task,
         "device": str(task.patchable.device),
+        "n_edges": task.patchable.n_edges,
+        "batch": [b.size for b in task.train],
         "k": args.k,
         "epochs": args.epochs,
         "batched_s": round(batched, 4),
