@@ -257,6 +257,7 @@ def run_worker(
     budget = n_trials or config.n_trials
     limit = timeout if timeout is not None else config.timeout
     study = load_or_create_study(config, storage_url)
+    waited = 0.0
     runner = TrialRunner(
         config,
         records_path(config, runs_dir),
@@ -286,8 +287,10 @@ def run_worker(
                 continue
         if not state.waiting and state.finished + state.in_flight >= budget:
             fail_stale_trials(study)  # a dead worker's trial becomes a WAITING retry
+            waited = _warn_if_waiting_without_heartbeats(study, waited, state.in_flight)
             time.sleep(1.0)  # the rest of the budget is running in other workers
             continue
+        waited = 0.0
         before = len(study.get_trials(deepcopy=False))
         study.optimize(objective, n_trials=1, catch=(Exception,))
         newest = study.get_trials(deepcopy=False)[before:]
@@ -322,6 +325,23 @@ def check_batchable(config: StudyConfig) -> None:
     other = [k for k in config.params if k not in PER_TRIAL and k not in _BATCH_SHARED]
     if other:
         raise ValueError(f"--batch-trials does not support the SP parameter {other[0]!r}")
+
+
+def _warn_if_waiting_without_heartbeats(study, waited: float, in_flight: int) -> float:
+    """Count the seconds spent waiting; after a minute on a storage without heartbeats
+    (journal files), say once that a dead worker's trial will never be failed for us."""
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    waited += 1.0
+    if waited == 60.0 and not is_heartbeat_enabled(study._storage):
+        warnings.warn(
+            f"waiting for {in_flight} RUNNING trial(s) of other workers for 60 s; this storage "
+            "has no heartbeats, so if their worker died they stay RUNNING: use SQLite or "
+            "PostgreSQL for crash-safe resumes",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return waited
 
 
 def _run_batch(study, runner, n: int, budget: int, on_trial) -> None:
