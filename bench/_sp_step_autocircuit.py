@@ -2,7 +2,8 @@
 
 Runs in ``bench/.venv-autocircuit`` (``make bench-env``: transformer-lens 2.x, since
 auto-circuit does not import with 3.x) and prints one JSON line. This project's package
-is not importable there, so the flags are repeated from ``bench/_sp_step_harness.py``.
+is not importable there, so the shared flags, model and prompts come from
+``bench/bench_model.py``, which imports only torch and transformer_lens.
 
 The model is built from the same ``HookedTransformerConfig`` (seed 0) and made patchable
 with auto-circuit's own API (factorized graph, separate Q/K/V, last-position output).
@@ -30,6 +31,7 @@ import warnings
 
 import torch
 import torch.optim
+from bench_model import add_model_flags, build_model, token_pair
 
 # auto-circuit's SP calls ``torch.optim.adam.Adam``; on torch >= 2.13 that attribute is
 # no longer the module, so bind it back before their code runs.
@@ -38,18 +40,7 @@ torch.optim.adam = sys.modules["torch.optim.adam"]
 
 def parse_args(argv: list[str] | None, doc: str) -> argparse.Namespace:
     """The flags both sides (and the driver) share; keep in step with the other side."""
-    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--n-layers", type=int, default=4)
-    parser.add_argument("--n-heads", type=int, default=8)
-    parser.add_argument("--d-model", type=int, default=256)
-    parser.add_argument("--d-mlp", type=int, default=1024)
-    parser.add_argument("--vocab", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seq", type=int, default=24)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser = add_model_flags(argparse.ArgumentParser(description=doc.splitlines()[0]))
     parser.add_argument(
         "--check-sp", action="store_true", help="also time auto-circuit's own SP function"
     )
@@ -58,22 +49,8 @@ def parse_args(argv: list[str] | None, doc: str) -> argparse.Namespace:
 
 def build(args, device: torch.device):
     from auto_circuit.utils.graph_utils import patchable_model
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
 
-    cfg = HookedTransformerConfig(
-        n_layers=args.n_layers,
-        n_heads=args.n_heads,
-        d_model=args.d_model,
-        d_head=args.d_model // args.n_heads,
-        d_mlp=args.d_mlp,
-        d_vocab=args.vocab,
-        n_ctx=max(args.seq, 8),
-        act_fn="gelu",
-        normalization_type="LN",
-        device=str(device),
-        seed=0,
-    )
-    model = HookedTransformer(cfg)
+    model = build_model(args, device)
     checksum = sum(p.detach().double().abs().sum().item() for p in model.parameters())
     model.set_use_attn_result(True)  # auto-circuit's factorized graph asserts these
     model.set_use_split_qkv_input(True)
@@ -108,9 +85,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     device = torch.device(args.device)
     model, checksum = build(args, device)
-    generator = torch.Generator().manual_seed(0)
-    clean = torch.randint(0, args.vocab, (args.batch, args.seq), generator=generator).to(device)
-    corrupt = torch.randint(0, args.vocab, (args.batch, args.seq), generator=generator).to(device)
+    clean, corrupt = (tokens.to(device) for tokens in token_pair(args))
 
     def sync() -> None:
         if device.type == "cuda":

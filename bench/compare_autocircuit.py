@@ -28,24 +28,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench_model import add_model_flags
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 CONFIG_FLAGS = ("n_layers", "n_heads", "d_model", "d_mlp", "vocab", "batch", "seq")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-layers", type=int, default=4)
-    parser.add_argument("--n-heads", type=int, default=8)
-    parser.add_argument("--d-model", type=int, default=256)
-    parser.add_argument("--d-mlp", type=int, default=1024)
-    parser.add_argument("--vocab", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seq", type=int, default=24)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (one GPU)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser = add_model_flags(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     parser.add_argument("--repeats", type=int, default=1, help="runs of each side, alternated")
     parser.add_argument(
         "--harness-python",

@@ -14,7 +14,6 @@ harness does not use (it computes per-head results from hook_z with one matmul).
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import resource
 import statistics
@@ -23,52 +22,24 @@ import time
 import warnings
 
 import torch
+from bench_model import add_model_flags, build_model, time_harness_sp, token_pair
 
 
 def main(argv: list[str] | None = None) -> dict:
     warnings.filterwarnings("ignore")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n-layers", type=int, default=4)
-    parser.add_argument("--n-heads", type=int, default=8)
-    parser.add_argument("--d-model", type=int, default=256)
-    parser.add_argument("--d-mlp", type=int, default=1024)
-    parser.add_argument("--vocab", type=int, default=1000)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--seq", type=int, default=24)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser = add_model_flags(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from transformer_lens import HookedTransformer, HookedTransformerConfig
-
-    from harness.algorithms import subnetwork_probing_prune_scores
     from harness.data import PromptBatch
     from harness.device import resolve_device
     from harness.patching import PatchableModel
 
     device = resolve_device(args.device)
-    cfg = HookedTransformerConfig(
-        n_layers=args.n_layers,
-        n_heads=args.n_heads,
-        d_model=args.d_model,
-        d_head=args.d_model // args.n_heads,
-        d_mlp=args.d_mlp,
-        d_vocab=args.vocab,
-        n_ctx=max(args.seq, 8),
-        act_fn="gelu",
-        normalization_type="LN",
-        device=str(device),
-        seed=0,
-    )
-    model = HookedTransformer(cfg)
+    model = build_model(args, device)
     patchable = PatchableModel.wrap(model)
-    generator = torch.Generator().manual_seed(0)
-    clean = torch.randint(0, args.vocab, (args.batch, args.seq), generator=generator)
-    corrupt = torch.randint(0, args.vocab, (args.batch, args.seq), generator=generator)
+    clean, corrupt = token_pair(args)
     batch = PromptBatch.create("bench", clean, corrupt, answers=clean[:, -1])
 
     def sync() -> None:
@@ -77,17 +48,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    stamps: list[float] = []
-    sync()
-    stamps.append(time.perf_counter())
-    subnetwork_probing_prune_scores(
-        patchable,
-        [batch],
-        epochs=args.warmup + args.steps,
-        progress=False,
-        callback=lambda *_: stamps.append(time.perf_counter()),  # loss.item() has synced
-    )
-    step_times = [b - a for a, b in itertools.pairwise(stamps)][args.warmup :]
+    step_times, _ = time_harness_sp(patchable, batch, args, device)
     peak_mb = (
         torch.cuda.max_memory_allocated() / 2**20
         if device.type == "cuda"
