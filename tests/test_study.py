@@ -59,6 +59,37 @@ def harness(*args: str, cwd: Path, env: dict | None = None, timeout: float = 600
     )
 
 
+def run_args(path: Path, tmp_path: Path) -> list[str]:
+    """``harness run`` of a study with its records and reports under ``tmp_path``."""
+    return [
+        "run",
+        str(path),
+        "--runs-dir",
+        str(tmp_path / "runs"),
+        "--no-progress",
+        "--report-dir",
+        str(tmp_path / "reports"),
+    ]
+
+
+def start_run(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """``harness`` in a subprocess we can signal; its stderr is kept for assertions."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_records(path: Path, count: int, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and len(read_records(path)) < count:
+        time.sleep(0.1)
+
+
 def test_run_resume_records_and_status(tmp_path):
     config = load_config(write_study(tmp_path))
     outcome = run_study(config, runs_dir=tmp_path / "runs", progress=False)
@@ -124,26 +155,10 @@ def test_resume_after_sigkill_keeps_every_trial_and_repeats_none(tmp_path):
     )
     runs = tmp_path / "runs"
     env = {"HARNESS_HEARTBEAT_SECONDS": "1"}
-    args = [
-        "run",
-        str(path),
-        "--runs-dir",
-        str(runs),
-        "--no-progress",
-        "--report-dir",
-        str(tmp_path / "reports"),
-    ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", *args],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    args = run_args(path, tmp_path)
+    proc = start_run(args, tmp_path, env)
     records_file = runs / "killed" / "trials.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and len(read_records(records_file)) < 2:
-        time.sleep(0.2)
+    wait_for_records(records_file, 2)
     time.sleep(0.5)  # kill it mid-trial
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -316,27 +331,10 @@ def test_ctrl_c_ends_cleanly_and_the_interrupted_trial_is_rerun(tmp_path):
         },
     )
     runs = tmp_path / "runs"
-    args = [
-        "run",
-        str(path),
-        "--runs-dir",
-        str(runs),
-        "--no-progress",
-        "--report-dir",
-        str(tmp_path / "reports"),
-    ]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", *args],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    args = run_args(path, tmp_path)
+    proc = start_run(args, tmp_path)
     records_file = runs / "interrupted" / "trials.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and not read_records(records_file):
-        time.sleep(0.1)
+    wait_for_records(records_file, 1)
     time.sleep(0.3)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
