@@ -40,9 +40,25 @@ def hard_concrete_sample(
         >>> hard_concrete_sample(torch.zeros(3), 2, g).shape
         torch.Size([2, 3])
     """
+    return hard_concrete_from_noise(logits, uniform_noise(logits, n_samples, generator))
+
+
+def uniform_noise(logits: Tensor, n_samples: int, generator: torch.Generator | None) -> Tensor:
+    """The uniform draws behind ``n_samples`` hard-concrete samples: ``[n_samples, *logits]``."""
     noise = torch.rand(
         (n_samples, *logits.shape), generator=generator, device=logits.device, dtype=logits.dtype
-    ).clamp_(_UNIFORM_EPS, 1 - _UNIFORM_EPS)
+    )
+    return noise.clamp_(_UNIFORM_EPS, 1 - _UNIFORM_EPS)
+
+
+def hard_concrete_from_noise(logits: Tensor, noise: Tensor) -> Tensor:
+    """Hard-concrete samples from uniform ``noise`` (broadcast against ``logits``).
+
+    Example:
+        >>> import torch
+        >>> hard_concrete_from_noise(torch.zeros(2), torch.full((1, 2), 0.5)).tolist()
+        [[0.5, 0.5]]
+    """
     concrete = torch.sigmoid((noise.log() - (-noise).log1p() + logits) / TEMPERATURE)
     return (concrete * (STRETCH_HIGH - STRETCH_LOW) + STRETCH_LOW).clamp(0.0, 1.0)
 

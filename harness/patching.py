@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -44,62 +44,146 @@ class _Recording:
 
 @dataclass
 class _Patching:
-    """State of one patched forward pass."""
+    """State of one patched forward pass.
+
+    When gradients are wanted, the pass's taps and mixes form one chain of autograd nodes
+    in forward order, linked by two *token* tensors (one element each, expanded to the
+    shapes of ``delta`` and ``weights``). Backward walks the chain in reverse and carries
+    two real gradient buffers along it: ``∂/∂delta`` (each mix adds its prefix, each tap
+    reads its own slots after every mix downstream of it has run) and ``∂/∂weights``
+    (each mix writes its own block). So a backward costs one matmul pair per destination
+    group and one read per source group, instead of one gradient per (destination,
+    source group) pair.
+    """
 
     patch: Tensor  # [batch or 1, n_sources, pos, d_model]
     weights: Tensor  # [n_masks (1 or batch), n_edges]
     delta: Tensor  # [batch, n_sources, pos, d_model], patch − current, no grad
     resid_start: Tensor | None  # [batch or 1, pos, d_model], replaces Resid Start's value
-    chunks: list[tuple[int, int, Tensor]] = field(default_factory=list)  # (first, end, output)
+    tokens: tuple[Tensor, Tensor] | None = None  # the chain's (delta, weights) tokens
 
 
-class _UpstreamMix(torch.autograd.Function):
-    """Σ_s w[n, r, s] · delta[b, s, p, :] for one destination group.
+def _token(like: Tensor, shape: torch.Size) -> Tensor:
+    """A one-element tensor expanded to ``shape``: a chain link that costs no memory."""
+    return torch.empty((), device=like.device, dtype=like.dtype).expand(shape)
 
-    ``delta`` is a prefix view of the pass's buffer; later sources write further slots of
-    the same storage, so it is kept as a plain attribute (not ``save_for_backward``, whose
-    version check would fire on those writes). Its slots ``[0, n_upstream)`` are final
-    when this runs. The live source outputs are inputs only so that autograd routes
-    ``−∂/∂delta`` back to them.
+
+class _ChainStart(torch.autograd.Function):
+    """Starts a pass's chain; its backward hands the filled ``∂/∂weights`` to the weights."""
+
+    @staticmethod
+    def forward(ctx, anchor, state, anchor_is_weights):  # type: ignore[override]
+        # anchor: the weights when they require grad, else a scalar leaf that does
+        ctx.set_materialize_grads(False)
+        ctx.anchor_is_weights = anchor_is_weights
+        ctx.save_for_backward(state.weights)  # unpacked in backward: in-place edits raise
+        return _token(state.delta, state.delta.shape), _token(state.weights, state.weights.shape)
+
+    @staticmethod
+    def backward(ctx, grad_delta, grad_weights):  # type: ignore[override]
+        (weights,) = ctx.saved_tensors
+        if not ctx.anchor_is_weights:
+            return None, None, None
+        if grad_weights is None:
+            grad_weights = torch.zeros_like(weights)
+        return grad_weights, None, None
+
+
+class _SourceTap(torch.autograd.Function):
+    """Writes a source group's ``patch − current`` into its slots of ``delta``.
+
+    Backward: ``∂/∂current = −∂/∂delta[slots]`` (through ``W_O`` for per-head sources,
+    whose per-head outputs are ``z @ W_O``).
     """
 
     @staticmethod
-    def forward(ctx, weights, delta, chunk_bounds, *chunks):  # type: ignore[override]
-        # weights: [n_masks, rows, n_up]; delta: [batch, n_up, pos, d_model]
-        ctx.delta = delta
-        ctx.chunk_bounds = chunk_bounds
-        ctx.chunk_shapes = [c.shape for c in chunks]
-        ctx.save_for_backward(weights)
-        return _mix(weights, delta)  # [batch, pos, rows, d_model]
+    def forward(ctx, value, w_o, delta_token, weights_token, state, first, end):  # type: ignore[override]
+        # value: [batch, pos, d_model], or z [batch, pos, head, d_head] when w_o is given
+        ctx.set_materialize_grads(False)
+        _write_delta(state.patch, state.delta, value, w_o, first, end)
+        ctx.state, ctx.first, ctx.end = state, first, end
+        ctx.save_for_backward(value if w_o is not None else None, w_o)
+        return _token(delta_token, delta_token.shape), _token(weights_token, weights_token.shape)
 
     @staticmethod
-    def backward(ctx, grad_out):  # type: ignore[override]
-        (weights,) = ctx.saved_tensors
-        delta = ctx.delta
+    def backward(ctx, grad_delta, grad_weights):  # type: ignore[override]
+        z, w_o = ctx.saved_tensors
+        grad_value = grad_w_o = None
+        if grad_delta is not None:
+            slots = grad_delta[:, ctx.first : ctx.end]  # [batch, n_slots, pos, d_model]
+            if w_o is None:
+                if ctx.needs_input_grad[0]:
+                    grad_value = -slots[:, 0]
+            else:
+                if ctx.needs_input_grad[0]:  # [batch, head, pos, d_head] -> [b, pos, head, d_h]
+                    grad_value = -torch.matmul(slots, w_o.transpose(1, 2)).transpose(1, 2)
+                if ctx.needs_input_grad[1]:
+                    grad_w_o = -torch.einsum("bphd,bhpm->hdm", z, slots)
+        return grad_value, grad_w_o, grad_delta, grad_weights, None, None, None
+
+
+class _DestinationMix(torch.autograd.Function):
+    """``Σ_s w[n, r, s] · delta[b, s, p, :]`` for one destination group (its prefix of
+    upstream slots, its block of weights)."""
+
+    @staticmethod
+    def forward(ctx, delta_token, weights_token, state, group):  # type: ignore[override]
+        ctx.set_materialize_grads(False)
+        ctx.state, ctx.group = state, group
+        out = _mix(_block(state.weights, group), state.delta[:, : group.n_upstream])
+        delta_out = _token(delta_token, delta_token.shape)
+        return out, delta_out, _token(weights_token, weights_token.shape)
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_delta, grad_weights):  # type: ignore[override]
+        state, group = ctx.state, ctx.group
+        if grad_delta is None:  # the last link: the buffers start here
+            grad_delta = torch.zeros_like(state.delta)
+            grad_weights = torch.zeros_like(state.weights)
+        if grad_out is None:
+            return grad_delta, grad_weights, None, None
+        weights = _block(state.weights, group)  # [n_masks, rows, n_up]
+        delta = state.delta[:, : group.n_upstream]
         batch, n_up, pos, d_model = delta.shape
         rows = weights.shape[1]
         flat = delta.reshape(batch, n_up, pos * d_model)
         grad = grad_out.transpose(1, 2).reshape(batch, rows, pos * d_model)
-        grad_weights = None
-        if ctx.needs_input_grad[0]:
-            if weights.shape[0] == 1:
-                grad_weights = torch.einsum("brk,bsk->rs", grad, flat)[None]
-            else:
-                grad_weights = torch.bmm(grad, flat.transpose(1, 2))
-        chunk_grads: list[Tensor | None] = [None] * len(ctx.chunk_shapes)
-        if any(ctx.needs_input_grad[3:]):
-            # ∂out/∂current = −weights; [batch, n_up, pos × d_model]
-            if weights.shape[0] == 1:
-                grad_delta = torch.matmul(weights[0].transpose(0, 1), grad)
-            else:
-                grad_delta = torch.bmm(weights.transpose(1, 2), grad)
-            grad_delta = grad_delta.view(batch, n_up, pos, d_model)
-            for i, ((first, end), shape) in enumerate(
-                zip(ctx.chunk_bounds, ctx.chunk_shapes, strict=True)
-            ):
-                if ctx.needs_input_grad[3 + i]:
-                    chunk_grads[i] = -grad_delta[:, first:end].transpose(1, 2).reshape(shape)
-        return (grad_weights, None, None, *chunk_grads)
+        weights_block = _block(grad_weights, group)
+        acc = grad_delta[:, :n_up].view(batch, n_up, pos * d_model)
+        if weights.shape[0] == 1:
+            weights_block[0].copy_(torch.einsum("brk,bsk->rs", grad, flat))
+            acc.baddbmm_(weights[0].t().expand(batch, n_up, rows), grad)
+        else:
+            weights_block.copy_(torch.bmm(grad, flat.transpose(1, 2)))
+            acc.baddbmm_(weights.transpose(1, 2), grad)
+        return grad_delta, grad_weights, None, None
+
+
+def _block(weights: Tensor, group: DestinationGroup) -> Tensor:
+    """A destination group's ``[n_masks, rows, n_up]`` view of ``[n_masks, n_edges]``."""
+    start = group.edge_offset
+    return weights[:, start : start + group.n_edges].view(-1, len(group.nodes), group.n_upstream)
+
+
+def _source_value(value: Tensor, w_o: Tensor | None) -> Tensor:
+    """A source group's outputs in slot layout ``[batch, n_slots, pos, d_model]``: from
+    ``[batch, pos, d_model]``, or per head from z ``[batch, pos, head, d_head]`` and ``w_o``
+    ``[head, d_head, d_model]``."""
+    if w_o is None:
+        return value[:, None]
+    return torch.matmul(value.transpose(1, 2), w_o)
+
+
+def _write_delta(patch, delta, value, w_o, first, end) -> None:
+    """``delta[:, first:end] = patch[:, first:end] − value`` in slot layout; a patch of
+    ``batch / r`` examples is tiled ``r`` times along the batch."""
+    with torch.no_grad():
+        patch, value, delta = patch[:, first:end], _source_value(value, w_o), delta[:, first:end]
+        if patch.shape[0] not in (1, delta.shape[0]):
+            tiles = delta.shape[0] // patch.shape[0]
+            value = value.view(tiles, -1, *value.shape[1:])
+            delta = delta.view(tiles, -1, *delta.shape[1:])
+        torch.sub(patch, value, out=delta)
 
 
 def _mix(weights: Tensor, delta: Tensor) -> Tensor:
@@ -247,12 +331,15 @@ class PatchableModel:
 
         Args:
             tokens: ``[batch, pos]`` token ids.
-            patch: ``[batch or 1, n_sources, pos, d_model]`` patch values of the sources.
+            patch: ``[batch or 1, n_sources, pos, d_model]`` patch values of the sources
+                (treated as constants); a patch of ``batch / r`` examples is tiled ``r``
+                times along the batch (``r`` trials of the same prompts, without a copy).
             weights: ``[n_edges]``, ``[1, n_edges]`` or ``[batch, n_edges]`` patch weights
                 (0 keeps an edge's live value, 1 replaces it by the patch value); may
                 require grad.
-            resid_start: ``[batch or 1, pos, d_model]``: if given, the value of the
-                ``Resid Start`` source itself (the embedding) is replaced by it.
+            resid_start: ``[batch or 1, pos, d_model]`` (or tiled like ``patch``): if
+                given, the value of the ``Resid Start`` source itself (the embedding) is
+                replaced by it.
 
         Returns:
             ``[batch, pos, d_vocab_out]`` logits.
@@ -264,6 +351,13 @@ class PatchableModel:
                 f"weights must be [1 or batch, {self.n_edges}], got {tuple(weights.shape)}"
             )
         batch, pos = tokens.shape
+        for name, given in (("patch", patch), ("resid_start", resid_start)):
+            if given is not None and batch % given.shape[0]:
+                raise ValueError(
+                    f"{name} has {given.shape[0]} examples, which do not tile a batch of {batch}"
+                )
+        if resid_start is not None and resid_start.shape[0] not in (1, batch):
+            resid_start = resid_start.repeat(batch // resid_start.shape[0], 1, 1)
         delta = torch.empty(
             batch,
             self.graph.n_sources,
@@ -272,7 +366,14 @@ class PatchableModel:
             device=self.device,
             dtype=self.dtype,
         )
-        self._state = _Patching(patch, weights, delta, resid_start)
+        state = _Patching(patch.detach(), weights, delta, resid_start)
+        if torch.is_grad_enabled():
+            if weights.requires_grad:
+                state.tokens = _ChainStart.apply(weights, state, True)
+            elif any(p.requires_grad for p in self.model.parameters()):
+                anchor = torch.empty((), device=self.device, requires_grad=True)
+                state.tokens = _ChainStart.apply(anchor, state, False)
+        self._state = state
         try:
             return self.model(tokens)
         finally:
@@ -319,41 +420,34 @@ class PatchableModel:
             state = self._state
             if state is None:
                 return None
-            replaced = None
-            if attn is not None:  # output is z: [batch, pos, head, d_head]
-                output = torch.einsum("bphd,hdm->bphm", output, attn.W_O)
-            elif is_resid_start and getattr(state, "resid_start", None) is not None:
-                output = replaced = state.resid_start.expand_as(output).to(output.dtype)
-            value = output if group.has_head_dim else output[:, :, None]
+            w_o = attn.W_O if attn is not None else None  # output is then z
             if isinstance(state, _Recording):
-                state.buffer[:, first:end] = value.transpose(1, 2)
+                with torch.no_grad():
+                    state.buffer[:, first:end] = _source_value(output, w_o)
                 return None
-            with torch.no_grad():
-                torch.sub(
-                    state.patch[:, first:end], value.transpose(1, 2), out=state.delta[:, first:end]
-                )
-            state.chunks.append((first, end, output))
+            replaced = None
+            if is_resid_start and state.resid_start is not None:
+                output = replaced = state.resid_start.expand_as(output).to(output.dtype)
+            if state.tokens is None:
+                _write_delta(state.patch, state.delta, output, w_o, first, end)
+            else:
+                state.tokens = _SourceTap.apply(output, w_o, *state.tokens, state, first, end)
             return replaced
 
         return hook
 
     def _destination_hook(self, group: DestinationGroup):
-        n_up, rows = group.n_upstream, len(group.nodes)
-        start, stop = group.edge_offset, group.edge_offset + group.n_edges
-
         def hook(module, inputs, output):
             state = self._state
             if not isinstance(state, _Patching):
                 return None
-            weights = state.weights[:, start:stop].reshape(-1, rows, n_up)
-            chunks = [c for c in state.chunks if c[1] <= n_up]
-            bounds = tuple((first, end) for first, end, _ in chunks)
-            mixed = _UpstreamMix.apply(
-                weights, state.delta[:, :n_up], bounds, *(c[2] for c in chunks)
-            )  # [batch, pos, rows, d_model]
-            if not group.has_head_dim:
-                mixed = mixed[:, :, 0]
-            return output + mixed
+            if state.tokens is None:
+                mixed = _mix(_block(state.weights, group), state.delta[:, : group.n_upstream])
+            else:
+                mixed, *tokens = _DestinationMix.apply(*state.tokens, state, group)
+                state.tokens = tuple(tokens)
+            # mixed: [batch, pos, rows, d_model]
+            return output + (mixed if group.has_head_dim else mixed[:, :, 0])
 
         return hook
 

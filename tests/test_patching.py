@@ -239,3 +239,100 @@ def test_rejects_bad_weight_shapes(model, token_pair):
     patchable = PatchableModel.wrap(model)
     with pytest.raises(ValueError, match="weights must be"):
         patchable.forward_patched(clean, patchable.source_activations(corrupt), torch.zeros(3))
+
+
+def _edge_and_parameter_grads(model, forward, edges, weights, parameter_names):
+    """Gradients of one scalar of ``forward(weights)`` w.r.t. the edge weights and the
+    named model parameters."""
+    parameters = dict(model.named_parameters())
+    chosen = [parameters[n] for n in parameter_names]
+    for p in chosen:
+        p.requires_grad_(True)
+    out = forward(weights)
+    loss = (out[:, -1].log_softmax(-1)[:, 3] + out.square().mean(-1).sum(-1)).sum()
+    grads = torch.autograd.grad(loss, [weights, *chosen])
+    return grads[0], dict(zip(parameter_names, grads[1:], strict=True))
+
+
+def test_gradients_through_sources_and_weights_equal_plain_hooks(any_model, token_pair):
+    """Gradients reach the edge weights *and* the model's own parameters (through the
+    live source values every patched destination subtracts) exactly as through plain
+    hooks."""
+    clean, corrupt = token_pair
+    patchable, reference = prepared(any_model)
+    generator = torch.Generator().manual_seed(3)
+    chosen = torch.randperm(patchable.n_edges, generator=generator)[: patchable.n_edges // 3]
+    edges = [patchable.graph.edge_names[i] for i in chosen.tolist()]
+    values = torch.rand(len(edges), dtype=torch.float64, generator=generator)
+    patch = patchable.source_activations(corrupt)
+    with torch.no_grad():
+        patch_values = source_values_of(
+            reference, corrupt, [s.name for s in patchable.graph.sources]
+        )
+    names = ["blocks.0.attn.W_O", "blocks.1.attn.W_Q", "blocks.0.ln1.w", "embed.W_E"]
+    names += [] if any_model.cfg.attn_only else ["blocks.0.mlp.W_in"]
+
+    def ours(w):
+        full = torch.zeros(1, patchable.n_edges, dtype=torch.float64)
+        full = full.index_put((torch.zeros_like(chosen), chosen), w)
+        return patchable.forward_patched(clean, patch, full)
+
+    def theirs(w):
+        return reference_patched(reference, clean, patch_values, edges, list(w.unbind()))
+
+    got_w, got_p = _edge_and_parameter_grads(
+        any_model, ours, edges, values.clone().requires_grad_(), names
+    )
+    want_w, want_p = _edge_and_parameter_grads(
+        reference, theirs, edges, values.clone().requires_grad_(), names
+    )
+    assert (got_w - want_w).abs().max() < TOLERANCE
+    for name in names:
+        assert want_p[name].abs().max() > 1e-6, name
+        assert (got_p[name] - want_p[name]).abs().max() < TOLERANCE, name
+
+
+def test_gradients_to_parameters_without_weight_gradients(model, token_pair):
+    clean, corrupt = token_pair
+    patchable, reference = prepared(model)
+    patch = patchable.source_activations(corrupt)
+    edges = ["A0.1->A2.3.V", "MLP 0->Resid End", "Resid Start->A1.0.Q"]
+    with torch.no_grad():
+        patch_values = source_values_of(
+            reference, corrupt, [s.name for s in patchable.graph.sources]
+        )
+    weights = patchable.edge_weights(edges)  # no grad
+    ours = patchable.forward_patched(clean, patch, weights)[:, -1, 2].sum()
+    theirs = reference_patched(reference, clean, patch_values, edges)[:, -1, 2].sum()
+    (got,) = torch.autograd.grad(ours, [model.blocks[0].attn.W_O])
+    (want,) = torch.autograd.grad(theirs, [reference.blocks[0].attn.W_O])
+    assert want.abs().max() > 1e-6
+    assert (got - want).abs().max() < TOLERANCE
+
+
+def test_backward_twice_with_retained_graph_gives_the_same_gradients(model, token_pair):
+    clean, corrupt = token_pair
+    patchable = PatchableModel.wrap(model)
+    patch = patchable.source_activations(corrupt)
+    weights = torch.rand(clean.shape[0], patchable.n_edges, dtype=torch.float64)
+    weights.requires_grad_(True)
+    loss = patchable.forward_patched(clean, patch, weights)[:, -1].logsumexp(-1).sum()
+    (first,) = torch.autograd.grad(loss, [weights], retain_graph=True)
+    (second,) = torch.autograd.grad(loss, [weights])
+    assert first.abs().max() > 0
+    assert torch.equal(first, second)
+
+
+def test_a_patch_tiles_a_repeated_batch(model, token_pair):
+    clean, corrupt = token_pair
+    patchable = PatchableModel.wrap(model)
+    patch = patchable.source_activations(corrupt)  # [4, ...]
+    resid = patchable.source_activations(clean)[:, 0]
+    weights = torch.rand(3 * clean.shape[0], patchable.n_edges, dtype=torch.float64)
+    tiled = patchable.forward_patched(clean.repeat(3, 1), patch, weights, resid)
+    for r in range(3):
+        rows = slice(r * clean.shape[0], (r + 1) * clean.shape[0])
+        alone = patchable.forward_patched(clean, patch, weights[rows], resid)
+        assert (tiled[rows] - alone).abs().max() < TOLERANCE
+    with pytest.raises(ValueError, match="patch has 4 examples, which do not tile a batch of 6"):
+        patchable.forward_patched(clean.repeat(2, 1)[:6], patch, weights[:1])

@@ -25,6 +25,8 @@ def planted64():
         {"tree_optimisation": True},
         {"tree_optimisation": False, "ablation": "zero"},
         {"mask_fn": "sigmoid", "dropout_p": 0.2, "tree_optimisation": True},
+        {"faithfulness_target": "correct_percent", "circuit_size": 12},
+        {"faithfulness_target": "mse", "dropout_p": 0.1, "ablation": "mean"},
     ],
 )
 def test_batched_equals_sequential(planted64, shared):

@@ -11,6 +11,7 @@ batch; the others go on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -23,7 +24,14 @@ from harness.algorithms.subnetwork_probing import (
 )
 from harness.data import PromptBatch
 from harness.faithfulness import check_faithfulness_target, faithfulness_loss
-from harness.masks import INIT_LOGIT, check_mask_fn, drop_masks, sample_masks
+from harness.masks import (
+    INIT_LOGIT,
+    check_mask_fn,
+    drop_masks,
+    hard_concrete_from_noise,
+    sample_masks,
+    uniform_noise,
+)
 from harness.patching import PatchableModel, frozen_weights
 from harness.prune_scores import PruneScores
 
@@ -100,91 +108,175 @@ def subnetwork_probing_batched(
         raise ValueError("dataloader is empty: SP needs at least one batch")
 
     results: list[PruneScores | BaseException | None] = [None] * len(settings)
+    n_trials, n_edges = len(settings), patchable.n_edges
+    sign = -1.0 if tree_optimisation else 1.0
     with frozen_weights(patchable.model):
         runs = _prepare_runs(patchable, batches, ablation, tree_optimisation)
-        n_edges = patchable.n_edges
-        sign = -1.0 if tree_optimisation else 1.0
-        logits = [
-            torch.full(
-                (n_edges,),
-                sign * s["init_val"],
-                device=device,
-                dtype=patchable.dtype,
-                requires_grad=True,
-            )
-            for s in settings
-        ]
-        optimiser = torch.optim.Adam(
-            [
-                {"params": [p], "lr": s["learning_rate"]}
-                for p, s in zip(logits, settings, strict=True)
-            ]
+        initial = torch.tensor([sign * s["init_val"] for s in settings], dtype=patchable.dtype)
+        logits = initial[:, None].expand(n_trials, n_edges).to(device).clone()  # [K, n_edges]
+        logits.requires_grad_(True)
+        optimiser = _TrialAdam(logits, [s["learning_rate"] for s in settings])
+        regularize_lambda = torch.tensor(
+            [s["regularize_lambda"] for s in settings], device=device, dtype=patchable.dtype
         )
         generators = [torch.Generator(device=device).manual_seed(int(s["seed"])) for s in settings]
         histories = [{"loss": [], "faithfulness": [], "regularisation": []} for _ in settings]
+        repeated: dict[tuple[int, int], _RepeatedRun] = {}
         for epoch in range(max(int(s["epochs"]) for s in settings)):
             active = [
                 k for k, s in enumerate(settings) if results[k] is None and epoch < int(s["epochs"])
             ]
             if not active:
                 break
-            epoch_terms: dict[int, list[tuple[torch.Tensor, ...]]] = {k: [] for k in active}
-            for run in runs:
-                size = run.batch.size
-                masks, sizes = [], []
-                for k in active:
-                    sampled = sample_masks(mask_fn, logits[k], size, generators[k])
-                    dropped = drop_masks(sampled, dropout_p, generators[k])  # as SP alone does
-                    masks.append(dropped.expand(size, -1))
-                    count = sample_masks(mask_fn, logits[k], 1, generators[k])[0].sum()
-                    sizes.append(n_edges - count if tree_optimisation else count)
-                n = len(active)
-                patch = run.patch if run.patch.shape[0] == 1 else run.patch.repeat(n, 1, 1, 1)
-                resid = run.resid_start
-                if resid is not None and resid.shape[0] != 1:
-                    resid = resid.repeat(n, 1, 1)
+            n = len(active)
+            index = None if n == n_trials else torch.tensor(active, device=device)
+            step_terms = []  # per step: [n, 3] (loss, faithfulness, regularisation)
+            for i, run in enumerate(runs):
+                if (i, n) not in repeated:
+                    repeated = {key: r for key, r in repeated.items() if key[1] == n}
+                    repeated[(i, n)] = _RepeatedRun(run, n)
+                tiled = repeated[(i, n)]
+                live = logits if index is None else logits[index]  # [n, n_edges]
+                trial_generators = [generators[k] for k in active]
+                masks = _trial_masks(mask_fn, live, run.batch.size, trial_generators, dropout_p)
                 out = run.batch.output_logits(
-                    patchable.forward_patched(
-                        run.tokens.repeat(n, 1), patch, torch.cat(masks), resid
-                    )
+                    patchable.forward_patched(tiled.tokens, run.patch, masks, tiled.resid_start)
                 )  # [n × batch, n_out, vocab]
-                total = 0.0
-                for i, k in enumerate(active):
-                    chunk = out[i * size : (i + 1) * size]
-                    faith = faithfulness_loss(
-                        faithfulness_target, chunk, run.clean_logits, run.batch
-                    ).mean()
-                    count = sizes[i]
-                    size_term = (
-                        torch.relu(count - circuit_size) / circuit_size
-                        if circuit_size is not None
-                        else count / n_edges
-                    )
-                    reg = settings[k]["regularize_lambda"] * size_term
-                    total = total + faith + reg
-                    epoch_terms[k].append((faith + reg, faith, reg))
-                optimiser.zero_grad(set_to_none=True)
-                total.backward()
-                optimiser.step()
-            for k in active:
-                terms = torch.stack([torch.stack(t) for t in epoch_terms[k]]).detach().cpu()
+                faith = (
+                    faithfulness_loss(faithfulness_target, out, tiled.clean_logits, tiled.batch)
+                    .view(n, -1)
+                    .mean(1)
+                )  # [n]
+                count = _trial_counts(mask_fn, live, trial_generators)  # [n]
+                if tree_optimisation:
+                    count = n_edges - count
+                if circuit_size is not None:
+                    size_term = torch.relu(count - circuit_size) / circuit_size
+                else:
+                    size_term = count / n_edges
+                lam = regularize_lambda if index is None else regularize_lambda[index]
+                reg = lam * size_term
+                loss = faith + reg  # [n]: trials share no parameter, so the sum trains each
+                (grad,) = torch.autograd.grad(loss.sum(), [logits])
+                optimiser.step(grad, active, index)
+                step_terms.append(torch.stack([loss, faith, reg], 1).detach())
+            terms = torch.stack(step_terms).cpu()  # [steps, n, 3]: one sync per epoch
+            for j, k in enumerate(active):
                 history = histories[k]
-                history["loss"] += terms[:, 0].tolist()
-                history["faithfulness"] += terms[:, 1].tolist()
-                history["regularisation"] += terms[:, 2].tolist()
+                history["loss"] += terms[:, j, 0].tolist()
+                history["faithfulness"] += terms[:, j, 1].tolist()
+                history["regularisation"] += terms[:, j, 2].tolist()
                 if callbacks[k] is not None:
+                    mean_loss, mean_faith = terms[:, j, :2].mean(0).tolist()
                     try:
-                        callbacks[k](epoch, float(terms[:, 0].mean()), float(terms[:, 1].mean()))
+                        callbacks[k](epoch, mean_loss, mean_faith)
                     except Exception as error:  # e.g. optuna.TrialPruned: this trial stops
                         results[k] = error
     for k in range(len(settings)):
         if results[k] is None:
             results[k] = _finish(
                 patchable,
-                logits[k].detach(),
+                logits[k].detach().clone(),
                 mask_fn,
                 tree_optimisation,
                 {**histories[k], "val_mean": [], "val_std": []},
                 None,
             )
     return results  # type: ignore[return-value]
+
+
+class _RepeatedRun:
+    """A run's tokens, reference logits and prompts repeated for ``n`` trials (the patch
+    is tiled by :meth:`PatchableModel.forward_patched` without a copy)."""
+
+    def __init__(self, run, n: int) -> None:
+        self.tokens = run.tokens.repeat(n, 1)  # [n × batch, pos]
+        self.clean_logits = run.clean_logits.repeat(n, 1, 1)  # [n × batch, n_out, vocab]
+        self.resid_start = run.resid_start  # [batch or 1, pos, d_model] or None
+        batch = run.batch
+        self.batch = dataclasses.replace(
+            batch,
+            clean=batch.clean.repeat(n, 1),
+            corrupt=batch.corrupt.repeat(n, 1),
+            answers=batch.answers.repeat(n, *[1] * (batch.answers.ndim - 1)),
+            wrong_answers=batch.wrong_answers.repeat(n, 1, 1),
+        )
+
+
+def _trial_masks(
+    mask_fn: str,
+    logits: torch.Tensor,
+    size: int,
+    generators: Sequence[torch.Generator],
+    dropout_p: float,
+) -> torch.Tensor:
+    """Per-example masks of ``n`` trials, ``[n × size, n_edges]``, each trial drawing from
+    its own generator in the order SP alone draws (mask noise, then dropout)."""
+    n, n_edges = logits.shape
+    if mask_fn == "hard_concrete":
+        noise = torch.stack([uniform_noise(logits[0], size, g) for g in generators])
+        masks = hard_concrete_from_noise(logits[:, None], noise)  # [n, size, n_edges]
+    else:
+        masks = sample_masks(mask_fn, logits, 1, None)[0][:, None]  # [n, 1, n_edges]
+    if dropout_p > 0:
+        masks = torch.stack(
+            [drop_masks(m, dropout_p, g) for m, g in zip(masks, generators, strict=True)]
+        )
+    return masks.expand(n, size, n_edges).reshape(n * size, n_edges)
+
+
+def _trial_counts(
+    mask_fn: str, logits: torch.Tensor, generators: Sequence[torch.Generator]
+) -> torch.Tensor:
+    """Each trial's sampled number of edges on, ``[n]`` (one fresh mask sample each)."""
+    if mask_fn == "hard_concrete":
+        noise = torch.stack([uniform_noise(logits[0], 1, g)[0] for g in generators])
+        return hard_concrete_from_noise(logits, noise).sum(-1)
+    return sample_masks(mask_fn, logits, 1, None)[0].sum(-1)
+
+
+class _TrialAdam:
+    """Adam on the rows of one ``[K, n_edges]`` tensor, each row with its own learning
+    rate and step count (torch.optim.Adam's update, term for term, so a trial follows
+    the path it follows alone)."""
+
+    BETAS, EPS = (0.9, 0.999), 1e-8
+
+    def __init__(self, param: torch.Tensor, learning_rates: Sequence[float]) -> None:
+        self.param = param
+        self.learning_rates = list(learning_rates)
+        self.steps = [0] * len(self.learning_rates)
+        self.exp_avg = torch.zeros_like(param, requires_grad=False)
+        self.exp_avg_sq = torch.zeros_like(param, requires_grad=False)
+
+    @torch.no_grad()
+    def step(self, grad: torch.Tensor, rows: Sequence[int], index: torch.Tensor | None) -> None:
+        """Update ``rows`` (all rows when ``index`` is None) from ``grad`` ``[K, n_edges]``."""
+        beta1, beta2 = self.BETAS
+        for k in rows:
+            self.steps[k] += 1
+        scale = torch.tensor(
+            [
+                [
+                    -self.learning_rates[k] / (1 - beta1 ** self.steps[k]),
+                    (1 - beta2 ** self.steps[k]) ** 0.5,
+                ]
+                for k in rows
+            ],
+            dtype=self.param.dtype,
+        ).to(self.param.device)  # [n, 2]: −step size, sqrt of the second bias correction
+        if index is None:
+            param, exp_avg, exp_avg_sq = self.param, self.exp_avg, self.exp_avg_sq
+        else:
+            grad = grad[index]
+            param, exp_avg, exp_avg_sq = (t[index] for t in self._tensors())
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (exp_avg_sq.sqrt() / scale[:, 1:]).add_(self.EPS)
+        param.add_(scale[:, :1] * exp_avg / denom)
+        if index is not None:
+            for full, part in zip(self._tensors(), (param, exp_avg, exp_avg_sq), strict=True):
+                full.index_copy_(0, index, part)
+
+    def _tensors(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.param, self.exp_avg, self.exp_avg_sq
