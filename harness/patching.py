@@ -378,6 +378,7 @@ class PatchableModel:
             return self.model(tokens)
         finally:
             self._state = None
+            state.tokens = None  # the chain's nodes hold the state: no reference cycle
 
     def run_patched(
         self,

@@ -336,3 +336,22 @@ def test_a_patch_tiles_a_repeated_batch(model, token_pair):
         assert (tiled[rows] - alone).abs().max() < TOLERANCE
     with pytest.raises(ValueError, match="patch has 4 examples, which do not tile a batch of 6"):
         patchable.forward_patched(clean.repeat(2, 1)[:6], patch, weights[:1])
+
+
+def test_a_patched_pass_frees_its_buffers_once_its_graph_is_gone(model, token_pair):
+    """The chain's autograd nodes refer to the pass's state; the state must not refer
+    back to them, or every SP step would leak its buffers (a cycle through C++)."""
+    import weakref
+
+    clean, corrupt = token_pair
+    patchable = PatchableModel.wrap(model)
+    patch = patchable.source_activations(corrupt)
+    seen = []
+    handle = model.blocks[0].hook_resid_pre.register_forward_hook(
+        lambda *_: seen.append(weakref.ref(patchable._state))
+    )
+    weights = torch.rand(clean.shape[0], patchable.n_edges, dtype=torch.float64)
+    weights.requires_grad_(True)
+    patchable.forward_patched(clean, patch, weights).sum().backward()
+    handle.remove()
+    assert len(seen) == 1 and seen[0]() is None
