@@ -1,6 +1,9 @@
 """Throughput of K SP trainings in one pass vs one by one; prints one JSON line.
 
 python bench/batched_trials.py --task tracr-reverse --k 16 --epochs 20 --device cpu
+
+``--count-ops`` adds the ATen ops one batched step and one single-trial step dispatch:
+where launches dominate (a GPU, a small model) their ratio bounds the throughput gain.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ def main(argv: list[str] | None = None) -> dict:
         help="weights-needing tasks (ioi, ...) with random weights of their shape",
     )
     parser.add_argument("--n-train", type=int, default=None, help="training prompts (GPT-2 tasks)")
+    parser.add_argument(
+        "--count-ops",
+        action="store_true",
+        help="also count the ATen ops of one batched step and of one single-trial step",
+    )
     args = parser.parse_args(argv)
 
     from harness.algorithms import subnetwork_probing_prune_scores
@@ -61,6 +69,36 @@ def main(argv: list[str] | None = None) -> dict:
         )
     sync()
     sequential = time.perf_counter() - start
+    ops = {}
+    if args.count_ops:
+        from bench_model import count_dispatched_ops
+
+        def ops_per_epoch(train, epochs: int) -> int:
+            return count_dispatched_ops(lambda: train(epochs))
+
+        def batched_run(epochs: int) -> None:
+            subnetwork_probing_batched(
+                task.patchable, task.train, [{**t, "epochs": epochs} for t in trials], **shared
+            )
+
+        def single_run(epochs: int) -> None:
+            subnetwork_probing_prune_scores(
+                task.patchable,
+                task.train,
+                progress=False,
+                **{**trials[0], "epochs": epochs},
+                **shared,
+            )
+
+        steps = len(task.train)  # one step per batch per epoch; set-up ops cancel out
+        ops = {
+            "ops_per_batched_step": (ops_per_epoch(batched_run, 3) - ops_per_epoch(batched_run, 2))
+            // steps,
+            "ops_per_single_trial_step": (
+                ops_per_epoch(single_run, 3) - ops_per_epoch(single_run, 2)
+            )
+            // steps,
+        }
     result = {
         "bench": "batched_trials",
         "task": args.task,
@@ -72,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         "batched_s": round(batched, 4),
         "sequential_s": round(sequential, 4),
         "throughput_ratio": round(sequential / batched, 3),
+        **ops,
     }
     print(json.dumps(result), flush=True)
     return result

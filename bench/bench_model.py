@@ -83,3 +83,20 @@ def time_harness_sp(patchable, batch, args: argparse.Namespace, device: torch.de
         **sp_args,
     )
     return [b - a for a, b in itertools.pairwise(stamps)][args.warmup :], losses
+
+
+def count_dispatched_ops(fn) -> int:
+    """How many ATen operators ``fn()`` dispatches (views included): a device-independent
+    measure of per-step overhead, since on a GPU most ops cost a launch whatever their size."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Counter(TorchDispatchMode):
+        count = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            Counter.count += 1
+            return func(*args, **(kwargs or {}))
+
+    with Counter():
+        fn()
+    return Counter.count

@@ -9,6 +9,8 @@ Adam step. The floor is a plain forward + backward (to the weights) of the same 
 transformer_lens's per-head hooks on (attn result, split q/k/v input, mlp in) and no
 patching; ``floor_without_attn_result_s`` leaves out the attn-result hook, which the
 harness does not use (it computes per-head results from hook_z with one matmul).
+``--count-ops`` adds the number of ATen ops each dispatches: on a GPU, where a small
+model's step is mostly launch and Python overhead, that count is what the time follows.
 """
 
 from __future__ import annotations
@@ -22,12 +24,23 @@ import time
 import warnings
 
 import torch
-from bench_model import add_model_flags, build_model, time_harness_sp, token_pair
+from bench_model import (
+    add_model_flags,
+    build_model,
+    count_dispatched_ops,
+    time_harness_sp,
+    token_pair,
+)
 
 
 def main(argv: list[str] | None = None) -> dict:
     warnings.filterwarnings("ignore")
     parser = add_model_flags(argparse.ArgumentParser(description=__doc__.splitlines()[0]))
+    parser.add_argument(
+        "--count-ops",
+        action="store_true",
+        help="also count the ATen ops one SP step and one floor step dispatch",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -57,21 +70,41 @@ def main(argv: list[str] | None = None) -> dict:
 
     tokens = clean.to(device)
 
+    def floor_step() -> None:
+        model.zero_grad(set_to_none=True)
+        model(tokens)[:, -1].logsumexp(-1).mean().backward()
+
     def floor_median() -> float:
         times = []
         for i in range(args.warmup + args.steps):
             sync()
             start = time.perf_counter()
-            model.zero_grad(set_to_none=True)
-            model(tokens)[:, -1].logsumexp(-1).mean().backward()
+            floor_step()
             sync()
             if i >= args.warmup:
                 times.append(time.perf_counter() - start)
         return statistics.median(times)
 
+    ops = {}
+    if args.count_ops:
+        from harness.algorithms import subnetwork_probing_prune_scores
+
+        def sp_ops(epochs: int) -> int:
+            return count_dispatched_ops(
+                lambda: subnetwork_probing_prune_scores(
+                    patchable, [batch], epochs=epochs, progress=False
+                )
+            )
+
+        ops = {
+            "ops_per_sp_step": (sp_ops(3) - sp_ops(1)) // 2,  # set-up ops cancel out
+            "ops_per_floor_step_without_attn_result": count_dispatched_ops(floor_step),
+        }
     floor_patching_hooks = floor_median()  # split q/k/v and mlp_in hooks, as SP runs
     model.set_use_attn_result(True)  # transformer_lens's per-head result hook as well
     floor = floor_median()
+    if args.count_ops:
+        ops["ops_per_floor_step"] = count_dispatched_ops(floor_step)
     step = statistics.median(step_times)
     result = {
         "bench": "sp_speed",
@@ -90,6 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         "step_over_floor_without_attn_result": round(step / floor_patching_hooks, 3),
         "peak_memory_mb": round(peak_mb, 1),
         "peak_memory_kind": "cuda_max_allocated" if device.type == "cuda" else "process_max_rss",
+        **ops,
     }
     print(json.dumps(result), flush=True)
     return result

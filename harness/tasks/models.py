@@ -115,7 +115,6 @@ def load_model(
             model, tokenizer = _hub_model(spec), None
             tokenizer, source = model.tokenizer, "hub"
     _check_shape(spec, model, source)
-    model.set_use_attn_result(True)
     model.set_use_split_qkv_input(True)
     if not model.cfg.attn_only:
         model.set_use_hook_mlp_in(True)
