@@ -12,10 +12,11 @@ out=${OUT:-/tmp/gpu-check}
 py=${PY:-python3}
 device=${DEVICE:-cuda}
 site=${SITE:-/tmp/site}
+wheels=${WHEELS:-.whl}
 mkdir -p "$out"
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target "$site" .whl/*.whl || { echo "wheel install failed"; exit 2; }
+    --target "$site" "$wheels"/*.whl || { echo "wheel install failed"; exit 2; }
   export PYTHONPATH=$site:$PWD
 else
   export PYTHONPATH=$PWD

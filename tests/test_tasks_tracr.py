@@ -1,6 +1,7 @@
 """The tracr tasks: conversion against tracr itself, the weight cache, batches, and the
 meaning of the ground truths (ablating every other edge leaves the output unchanged)."""
 
+import importlib.metadata
 import itertools
 import subprocess
 import sys
@@ -114,6 +115,25 @@ def test_cache_written_and_reused(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE_DIR", str(tmp_path))
     assert cache_path("proportion") == path
     harness.tasks.load("tracr-proportion", device="cpu")  # from $HARNESS_CACHE_DIR
+
+
+def test_cached_load_without_tracr_installed(cache_dir, tasks, tmp_path, monkeypatch):
+    """A machine given only the cache (no tracr-pypi) loads the pinned version's weights,
+    and without them says in one line what to install."""
+    real_version = importlib.metadata.version
+
+    def version(name):
+        if name == "tracr-pypi":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real_version(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
+    with pytest.raises(ImportError):
+        tracr_compile.tracr_version()
+    loaded = harness.tasks.load("tracr-reverse", device="cpu", cache_dir=cache_dir)
+    assert loaded.patchable.n_edges == tasks["reverse"].patchable.n_edges
+    with pytest.raises(ImportError, match="pip install tracr-pypi==1.0.0"):
+        load_compiled("reverse", tmp_path)
 
 
 def test_cached_load_imports_no_jax(cache_dir, tasks):

@@ -3,7 +3,8 @@
 tracr (``tracr-pypi``, with JAX) is imported only to compile. The converted weights are
 cached on disk as plain tensors, so a later load needs neither tracr nor JAX:
 :func:`load_compiled` reads ``<cache_dir>/tracr-<program>-tracr-pypi-<version>.pt``,
-and compiles and writes it only when it is missing.
+and compiles and writes it only when it is missing. Where tracr-pypi is not installed
+(a GPU machine given only the cache), the cache of the pinned version is read.
 
 Conversion (tracr's compiled model has no LayerNorm and bidirectional attention):
 
@@ -177,6 +178,9 @@ class CompiledTracr:
         )
 
 
+PINNED_TRACR_VERSION = "1.0.0"  # pyproject.toml's pin
+
+
 def tracr_version() -> str:
     """The installed ``tracr-pypi`` version, read without importing tracr or JAX.
 
@@ -184,12 +188,20 @@ def tracr_version() -> str:
         >>> tracr_version()
         '1.0.0'
     """
+    version = _installed_tracr_version()
+    if version is None:
+        raise ImportError(
+            "the tracr tasks need tracr-pypi to compile their models: "
+            f"pip install tracr-pypi=={PINNED_TRACR_VERSION}"
+        )
+    return version
+
+
+def _installed_tracr_version() -> str | None:
     try:
         return importlib.metadata.version("tracr-pypi")
     except importlib.metadata.PackageNotFoundError:
-        raise ImportError(
-            "the tracr tasks need tracr-pypi to compile their models: pip install tracr-pypi==1.0.0"
-        ) from None
+        return None
 
 
 def cache_path(program: str, cache_dir: str | os.PathLike | None = None) -> Path:
@@ -203,7 +215,8 @@ def cache_path(program: str, cache_dir: str | os.PathLike | None = None) -> Path
     """
     if cache_dir is None:
         cache_dir = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "circuit-harness"
-    return Path(cache_dir) / f"tracr-{program}-tracr-pypi-{tracr_version()}.pt"
+    version = _installed_tracr_version() or PINNED_TRACR_VERSION
+    return Path(cache_dir) / f"tracr-{program}-tracr-pypi-{version}.pt"
 
 
 def build_program(name: str) -> Any:
@@ -348,6 +361,7 @@ def load_compiled(name: str, cache_dir: str | os.PathLike | None = None) -> Comp
         payload = torch.load(path, map_location="cpu", weights_only=True)
         if payload.get("format") == CACHE_FORMAT:
             return CompiledTracr.from_payload(payload)
+    tracr_version()  # where tracr-pypi is missing: one line saying what to install
     compiled = compile_program(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
