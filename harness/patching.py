@@ -47,25 +47,37 @@ class _Patching:
     """State of one patched forward pass.
 
     When gradients are wanted, the pass's taps and mixes form one chain of autograd nodes
-    in forward order, linked by two *token* tensors (one element each, expanded to the
-    shapes of ``delta`` and ``weights``). Backward walks the chain in reverse and carries
-    two real gradient buffers along it: ``∂/∂delta`` (each mix adds its prefix, each tap
-    reads its own slots after every mix downstream of it has run) and ``∂/∂weights``
-    (each mix writes its own block). So a backward costs one matmul pair per destination
-    group and one read per source group, instead of one gradient per (destination,
-    source group) pair.
+    in forward order, linked by a *token* (one element, expanded to the size of ``delta``
+    and ``weights`` together). Backward walks the chain in reverse and carries one real
+    buffer along it, ``∂/∂delta`` and ``∂/∂weights`` side by side: each mix adds its
+    prefix of ``∂/∂delta`` and writes its block of ``∂/∂weights``; each tap reads its own
+    slots, after every mix downstream of it has run. So a backward costs one matmul pair
+    per destination group and one read per source group, instead of one gradient per
+    (destination, source group) pair.
     """
 
     patch: Tensor  # [batch or 1, n_sources, pos, d_model]
     weights: Tensor  # [n_masks (1 or batch), n_edges]
     delta: Tensor  # [batch, n_sources, pos, d_model], patch − current, no grad
     resid_start: Tensor | None  # [batch or 1, pos, d_model], replaces Resid Start's value
-    tokens: tuple[Tensor, Tensor] | None = None  # the chain's (delta, weights) tokens
+    token: Tensor | None = None  # the chain's link; None when no gradient is wanted
 
+    def new_token(self) -> Tensor:
+        """A one-element tensor expanded to the gradient buffer's size (no memory)."""
+        size = self.delta.numel() + self.weights.numel()
+        return torch.empty((), device=self.delta.device, dtype=self.delta.dtype).expand(size)
 
-def _token(like: Tensor, shape: torch.Size) -> Tensor:
-    """A one-element tensor expanded to ``shape``: a chain link that costs no memory."""
-    return torch.empty((), device=like.device, dtype=like.dtype).expand(shape)
+    def gradients(self, buffer: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
+        """``(buffer, ∂/∂delta view, ∂/∂weights view)``; a zero buffer when ``None``."""
+        if buffer is None:  # the chain's last link: the buffer starts here
+            size = self.delta.numel() + self.weights.numel()
+            buffer = torch.zeros(size, device=self.delta.device, dtype=self.delta.dtype)
+        n_delta = self.delta.numel()
+        return (
+            buffer,
+            buffer[:n_delta].view(self.delta.shape),
+            buffer[n_delta:].view(self.weights.shape),
+        )
 
 
 class _ChainStart(torch.autograd.Function):
@@ -75,17 +87,16 @@ class _ChainStart(torch.autograd.Function):
     def forward(ctx, anchor, state, anchor_is_weights):  # type: ignore[override]
         # anchor: the weights when they require grad, else a scalar leaf that does
         ctx.set_materialize_grads(False)
-        ctx.anchor_is_weights = anchor_is_weights
+        ctx.state, ctx.anchor_is_weights = state, anchor_is_weights
         ctx.save_for_backward(state.weights)  # unpacked in backward: in-place edits raise
-        return _token(state.delta, state.delta.shape), _token(state.weights, state.weights.shape)
+        return state.new_token()
 
     @staticmethod
-    def backward(ctx, grad_delta, grad_weights):  # type: ignore[override]
-        (weights,) = ctx.saved_tensors
+    def backward(ctx, grad_token):  # type: ignore[override]
+        ctx.saved_tensors  # noqa: B018 (the version check)
         if not ctx.anchor_is_weights:
             return None, None, None
-        if grad_weights is None:
-            grad_weights = torch.zeros_like(weights)
+        _, _, grad_weights = ctx.state.gradients(grad_token)
         return grad_weights, None, None
 
 
@@ -97,19 +108,20 @@ class _SourceTap(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, value, w_o, delta_token, weights_token, state, first, end):  # type: ignore[override]
+    def forward(ctx, value, w_o, token, state, first, end):  # type: ignore[override]
         # value: [batch, pos, d_model], or z [batch, pos, head, d_head] when w_o is given
         ctx.set_materialize_grads(False)
         _write_delta(state.patch, state.delta, value, w_o, first, end)
         ctx.state, ctx.first, ctx.end = state, first, end
         ctx.save_for_backward(value if w_o is not None else None, w_o)
-        return _token(delta_token, delta_token.shape), _token(weights_token, weights_token.shape)
+        return state.new_token()
 
     @staticmethod
-    def backward(ctx, grad_delta, grad_weights):  # type: ignore[override]
+    def backward(ctx, grad_token):  # type: ignore[override]
         z, w_o = ctx.saved_tensors
         grad_value = grad_w_o = None
-        if grad_delta is not None:
+        if grad_token is not None:
+            _, grad_delta, _ = ctx.state.gradients(grad_token)
             slots = grad_delta[:, ctx.first : ctx.end]  # [batch, n_slots, pos, d_model]
             if w_o is None:
                 if ctx.needs_input_grad[0]:
@@ -119,7 +131,7 @@ class _SourceTap(torch.autograd.Function):
                     grad_value = -torch.matmul(slots, w_o.transpose(1, 2)).transpose(1, 2)
                 if ctx.needs_input_grad[1]:
                     grad_w_o = -torch.einsum("bphd,bhpm->hdm", z, slots)
-        return grad_value, grad_w_o, grad_delta, grad_weights, None, None, None
+        return grad_value, grad_w_o, grad_token, None, None, None
 
 
 class _DestinationMix(torch.autograd.Function):
@@ -127,28 +139,24 @@ class _DestinationMix(torch.autograd.Function):
     upstream slots, its block of weights)."""
 
     @staticmethod
-    def forward(ctx, delta_token, weights_token, state, group):  # type: ignore[override]
+    def forward(ctx, token, state, group):  # type: ignore[override]
         ctx.set_materialize_grads(False)
-        ctx.state, ctx.group = state, group
-        out = _mix(_block(state.weights, group), state.delta[:, : group.n_upstream])
-        delta_out = _token(delta_token, delta_token.shape)
-        return out, delta_out, _token(weights_token, weights_token.shape)
+        weights = _block(state.weights, group)  # [n_masks, rows, n_up]
+        delta = state.delta[:, : group.n_upstream]  # [batch, n_up, pos, d_model]
+        ctx.state, ctx.group, ctx.weights, ctx.delta = state, group, weights, delta
+        return _mix(weights, delta), state.new_token()
 
     @staticmethod
-    def backward(ctx, grad_out, grad_delta, grad_weights):  # type: ignore[override]
-        state, group = ctx.state, ctx.group
-        if grad_delta is None:  # the last link: the buffers start here
-            grad_delta = torch.zeros_like(state.delta)
-            grad_weights = torch.zeros_like(state.weights)
+    def backward(ctx, grad_out, grad_token):  # type: ignore[override]
+        buffer, grad_delta, grad_weights = ctx.state.gradients(grad_token)
         if grad_out is None:
-            return grad_delta, grad_weights, None, None
-        weights = _block(state.weights, group)  # [n_masks, rows, n_up]
-        delta = state.delta[:, : group.n_upstream]
+            return buffer, None, None
+        weights, delta = ctx.weights, ctx.delta
         batch, n_up, pos, d_model = delta.shape
         rows = weights.shape[1]
         flat = delta.reshape(batch, n_up, pos * d_model)
         grad = grad_out.transpose(1, 2).reshape(batch, rows, pos * d_model)
-        weights_block = _block(grad_weights, group)
+        weights_block = _block(grad_weights, ctx.group)
         acc = grad_delta[:, :n_up].view(batch, n_up, pos * d_model)
         if weights.shape[0] == 1:
             weights_block[0].copy_(torch.einsum("brk,bsk->rs", grad, flat))
@@ -156,7 +164,7 @@ class _DestinationMix(torch.autograd.Function):
         else:
             weights_block.copy_(torch.bmm(grad, flat.transpose(1, 2)))
             acc.baddbmm_(weights.transpose(1, 2), grad)
-        return grad_delta, grad_weights, None, None
+        return buffer, None, None
 
 
 def _block(weights: Tensor, group: DestinationGroup) -> Tensor:
@@ -373,16 +381,16 @@ class PatchableModel:
         state = _Patching(patch.detach(), weights, delta, resid_start)
         if torch.is_grad_enabled():
             if weights.requires_grad:
-                state.tokens = _ChainStart.apply(weights, state, True)
+                state.token = _ChainStart.apply(weights, state, True)
             elif any(p.requires_grad for p in self.model.parameters()):
                 anchor = torch.empty((), device=self.device, requires_grad=True)
-                state.tokens = _ChainStart.apply(anchor, state, False)
+                state.token = _ChainStart.apply(anchor, state, False)
         self._state = state
         try:
             return self.model(tokens)
         finally:
             self._state = None
-            state.tokens = None  # the chain's nodes hold the state: no reference cycle
+            state.token = None  # the chain's nodes hold the state: no reference cycle
 
     def run_patched(
         self,
@@ -433,10 +441,10 @@ class PatchableModel:
             replaced = None
             if is_resid_start and state.resid_start is not None:
                 output = replaced = state.resid_start.expand_as(output).to(output.dtype)
-            if state.tokens is None:
+            if state.token is None:
                 _write_delta(state.patch, state.delta, output, w_o, first, end)
             else:
-                state.tokens = _SourceTap.apply(output, w_o, *state.tokens, state, first, end)
+                state.token = _SourceTap.apply(output, w_o, state.token, state, first, end)
             return replaced
 
         return hook
@@ -446,11 +454,10 @@ class PatchableModel:
             state = self._state
             if not isinstance(state, _Patching):
                 return None
-            if state.tokens is None:
+            if state.token is None:
                 mixed = _mix(_block(state.weights, group), state.delta[:, : group.n_upstream])
             else:
-                mixed, *tokens = _DestinationMix.apply(*state.tokens, state, group)
-                state.tokens = tuple(tokens)
+                mixed, state.token = _DestinationMix.apply(state.token, state, group)
             # mixed: [batch, pos, rows, d_model]
             return output + (mixed if group.has_head_dim else mixed[:, :, 0])
 
