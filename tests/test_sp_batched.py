@@ -57,3 +57,15 @@ def test_a_pruned_trial_stops_alone(planted64):
 def test_only_per_trial_settings_may_vary(planted64):
     with pytest.raises(ValueError, match="'mask_fn' cannot vary per trial"):
         subnetwork_probing_batched(planted64.patchable, planted64.batches, [{"mask_fn": "sigmoid"}])
+
+
+def test_trials_split_over_passes_train_as_in_one(planted64):
+    """A memory cap that allows one trial per pass changes the passes, not the results."""
+    shared = {"tree_optimisation": True, "dropout_p": 0.1}
+    one_pass = subnetwork_probing_batched(planted64.patchable, planted64.batches, TRIALS, **shared)
+    split = subnetwork_probing_batched(
+        planted64.patchable, planted64.batches, TRIALS, max_pass_bytes=1, **shared
+    )
+    for together, apart in zip(one_pass, split, strict=True):
+        assert torch.allclose(together.scores, apart.scores, atol=1e-10, rtol=0)
+        assert together.history["loss"] == pytest.approx(apart.history["loss"], abs=1e-10)

@@ -36,6 +36,9 @@ from harness.patching import PatchableModel, frozen_weights
 from harness.prune_scores import PruneScores
 
 PER_TRIAL = ("learning_rate", "regularize_lambda", "init_val", "epochs", "seed")
+DEFAULT_PASS_BYTES = {"cpu": 128 * 2**20, "cuda": 4 * 2**30}
+"""Patch-buffer bytes per pass, by device type (others: the CUDA value). The buffer is
+``[trials × batch, n_sources, pos, d_model]``; backward holds a second one as large."""
 _DEFAULTS = {
     "learning_rate": 0.1,
     "regularize_lambda": 10.0,
@@ -57,6 +60,7 @@ def subnetwork_probing_batched(
     faithfulness_target: str = "kl_div",
     ablation: str = "resample",
     callbacks: Sequence[Callable[[int, float, float], None] | None] | None = None,
+    max_pass_bytes: int | None = None,
 ) -> list[PruneScores | BaseException]:
     """Train one SP per entry of ``trials`` in a single pass over the data.
 
@@ -69,6 +73,10 @@ def subnetwork_probing_batched(
             ablation: As in :func:`subnetwork_probing_prune_scores`, shared by all trials.
         callbacks: One per trial (or ``None``), called as ``(epoch, loss, faithfulness)``
             after each of its epochs; an exception stops that trial only.
+        max_pass_bytes: At most this many bytes of patch buffer per forward pass: trials
+            beyond it go in further passes of the same step (same results). Default
+            :data:`DEFAULT_PASS_BYTES` for the device: on a CPU a big pass is slower
+            per example than several small ones; on a GPU it bounds the memory.
 
     Returns:
         Per trial, its PruneScores, or the exception its callback raised.
@@ -108,81 +116,133 @@ def subnetwork_probing_batched(
         raise ValueError("dataloader is empty: SP needs at least one batch")
 
     results: list[PruneScores | BaseException | None] = [None] * len(settings)
-    n_trials, n_edges = len(settings), patchable.n_edges
-    sign = -1.0 if tree_optimisation else 1.0
     with frozen_weights(patchable.model):
-        runs = _prepare_runs(patchable, batches, ablation, tree_optimisation)
-        initial = torch.tensor([sign * s["init_val"] for s in settings], dtype=patchable.dtype)
-        logits = initial[:, None].expand(n_trials, n_edges).to(device).clone()  # [K, n_edges]
-        logits.requires_grad_(True)
-        optimiser = _TrialAdam(logits, [s["learning_rate"] for s in settings])
-        regularize_lambda = torch.tensor(
-            [s["regularize_lambda"] for s in settings], device=device, dtype=patchable.dtype
+        training = _BatchedTraining(
+            patchable,
+            _prepare_runs(patchable, batches, ablation, tree_optimisation),
+            settings,
+            mask_fn=mask_fn,
+            dropout_p=dropout_p,
+            circuit_size=circuit_size,
+            tree_optimisation=tree_optimisation,
+            faithfulness_target=faithfulness_target,
         )
-        generators = [torch.Generator(device=device).manual_seed(int(s["seed"])) for s in settings]
+        limit = max_pass_bytes or DEFAULT_PASS_BYTES.get(
+            patchable.device.type, DEFAULT_PASS_BYTES["cuda"]
+        )
         histories = [{"loss": [], "faithfulness": [], "regularisation": []} for _ in settings]
-        repeated: dict[tuple[int, int], _RepeatedRun] = {}
         for epoch in range(max(int(s["epochs"]) for s in settings)):
             active = [
                 k for k, s in enumerate(settings) if results[k] is None and epoch < int(s["epochs"])
             ]
             if not active:
                 break
-            n = len(active)
-            index = None if n == n_trials else torch.tensor(active, device=device)
-            step_terms = []  # per step: [n, 3] (loss, faithfulness, regularisation)
-            for i, run in enumerate(runs):
-                if (i, n) not in repeated:
-                    repeated = {key: r for key, r in repeated.items() if key[1] == n}
-                    repeated[(i, n)] = _RepeatedRun(run, n)
-                tiled = repeated[(i, n)]
-                live = logits if index is None else logits[index]  # [n, n_edges]
-                trial_generators = [generators[k] for k in active]
-                masks = _trial_masks(mask_fn, live, run.batch.size, trial_generators, dropout_p)
-                out = run.batch.output_logits(
-                    patchable.forward_patched(tiled.tokens, run.patch, masks, tiled.resid_start)
-                )  # [n × batch, n_out, vocab]
-                faith = (
-                    faithfulness_loss(faithfulness_target, out, tiled.clean_logits, tiled.batch)
-                    .view(n, -1)
-                    .mean(1)
-                )  # [n]
-                count = _trial_counts(mask_fn, live, trial_generators)  # [n]
-                if tree_optimisation:
-                    count = n_edges - count
-                if circuit_size is not None:
-                    size_term = torch.relu(count - circuit_size) / circuit_size
-                else:
-                    size_term = count / n_edges
-                lam = regularize_lambda if index is None else regularize_lambda[index]
-                reg = lam * size_term
-                loss = faith + reg  # [n]: trials share no parameter, so the sum trains each
-                (grad,) = torch.autograd.grad(loss.sum(), [logits])
-                optimiser.step(grad, active, index)
-                step_terms.append(torch.stack([loss, faith, reg], 1).detach())
-            terms = torch.stack(step_terms).cpu()  # [steps, n, 3]: one sync per epoch
-            for j, k in enumerate(active):
-                history = histories[k]
-                history["loss"] += terms[:, j, 0].tolist()
-                history["faithfulness"] += terms[:, j, 1].tolist()
-                history["regularisation"] += terms[:, j, 2].tolist()
+            passes = []  # (trials, [n, 3]: loss, faithfulness, regularisation), step by step
+            for i, run in enumerate(training.runs):
+                for group in _passes(active, training.trial_bytes(run), limit):
+                    passes.append((group, training.train_pass(group, i)))
+            values = torch.cat([terms for _, terms in passes]).tolist()  # one sync per epoch
+            rows: dict[int, list[list[float]]] = {k: [] for k in active}
+            for k, row in zip((k for group, _ in passes for k in group), values, strict=True):
+                rows[k].append(row)
+            for k in active:
+                loss, faith, reg = (list(column) for column in zip(*rows[k], strict=True))
+                histories[k]["loss"] += loss
+                histories[k]["faithfulness"] += faith
+                histories[k]["regularisation"] += reg
                 if callbacks[k] is not None:
-                    mean_loss, mean_faith = terms[:, j, :2].mean(0).tolist()
                     try:
-                        callbacks[k](epoch, mean_loss, mean_faith)
+                        callbacks[k](epoch, sum(loss) / len(loss), sum(faith) / len(faith))
                     except Exception as error:  # e.g. optuna.TrialPruned: this trial stops
                         results[k] = error
     for k in range(len(settings)):
         if results[k] is None:
             results[k] = _finish(
                 patchable,
-                logits[k].detach().clone(),
+                training.logits[k].detach().clone(),
                 mask_fn,
                 tree_optimisation,
                 {**histories[k], "val_mean": [], "val_std": []},
                 None,
             )
     return results  # type: ignore[return-value]
+
+
+def _passes(active: list[int], trial_bytes: int, limit: int) -> list[list[int]]:
+    """``active`` cut into groups whose patch buffers fit in ``limit`` bytes (at least one
+    trial per group)."""
+    per_pass = max(1, limit // max(trial_bytes, 1))
+    return [active[i : i + per_pass] for i in range(0, len(active), per_pass)]
+
+
+class _BatchedTraining:
+    """The state of K trials training together: their logits ``[K, n_edges]``, optimiser
+    and generators, and one training step for any group of them on one batch."""
+
+    def __init__(self, patchable, runs, settings, **shared) -> None:
+        self.patchable, self.runs, self.settings, self.shared = patchable, runs, settings, shared
+        device, dtype = patchable.device, patchable.dtype
+        sign = -1.0 if shared["tree_optimisation"] else 1.0
+        initial = torch.tensor([sign * s["init_val"] for s in settings], dtype=dtype)
+        self.logits = initial[:, None].expand(len(settings), patchable.n_edges).to(device)
+        self.logits = self.logits.clone().requires_grad_(True)  # [K, n_edges]
+        self.optimiser = _TrialAdam(self.logits, [s["learning_rate"] for s in settings])
+        self.regularize_lambda = torch.tensor(
+            [s["regularize_lambda"] for s in settings], device=device, dtype=dtype
+        )  # [K]
+        self.generators = [
+            torch.Generator(device=device).manual_seed(int(s["seed"])) for s in settings
+        ]
+        self._repeated: dict[tuple[int, int], _RepeatedRun] = {}
+
+    def trial_bytes(self, run) -> int:
+        """Bytes of one trial's share of the patch buffer on ``run``."""
+        graph, cfg = self.patchable.graph, self.patchable.model.cfg
+        per_example = graph.n_sources * run.tokens.shape[1] * cfg.d_model
+        return run.batch.size * per_example * self.logits.element_size()
+
+    def train_pass(self, group: list[int], run_index: int) -> torch.Tensor:
+        """One SP step of the trials in ``group`` on run ``run_index``: ``[n, 3]`` terms."""
+        run, shared, n = self.runs[run_index], self.shared, len(group)
+        n_edges = self.patchable.n_edges
+        everyone = n == len(self.settings)
+        index = None if everyone else torch.tensor(group, device=self.logits.device)
+        tiled = self._repeated_run(run_index, n)
+        live = self.logits if index is None else self.logits[index]  # [n, n_edges]
+        generators = [self.generators[k] for k in group]
+        masks = _trial_masks(
+            shared["mask_fn"], live, run.batch.size, generators, shared["dropout_p"]
+        )  # [n × batch, n_edges]
+        out = run.batch.output_logits(
+            self.patchable.forward_patched(tiled.tokens, run.patch, masks, tiled.resid_start)
+        )  # [n × batch, n_out, vocab]
+        faith = (
+            faithfulness_loss(shared["faithfulness_target"], out, tiled.clean_logits, tiled.batch)
+            .view(n, -1)
+            .mean(1)
+        )  # [n]
+        count = _trial_counts(shared["mask_fn"], live, generators)  # [n]
+        if shared["tree_optimisation"]:
+            count = n_edges - count
+        circuit_size = shared["circuit_size"]
+        if circuit_size is not None:
+            size_term = torch.relu(count - circuit_size) / circuit_size
+        else:
+            size_term = count / n_edges
+        lam = self.regularize_lambda if index is None else self.regularize_lambda[index]
+        reg = lam * size_term
+        loss = faith + reg  # [n]: trials share no parameter, so the sum trains each
+        (grad,) = torch.autograd.grad(loss.sum(), [self.logits])
+        self.optimiser.step(grad, group, index)
+        return torch.stack([loss, faith, reg], 1).detach()
+
+    def _repeated_run(self, run_index: int, n: int) -> _RepeatedRun:
+        key = (run_index, n)
+        if key not in self._repeated:
+            if len(self._repeated) > 2 * len(self.runs):  # group sizes changed: start over
+                self._repeated.clear()
+            self._repeated[key] = _RepeatedRun(self.runs[run_index], n)
+        return self._repeated[key]
 
 
 class _RepeatedRun:
