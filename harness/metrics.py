@@ -195,6 +195,7 @@ def faithfulness_curve(
     return [{"n_edges": int(k), **row} for k, row in zip(edge_counts, rows, strict=True)]
 
 
+@torch.no_grad()
 def _faithfulness_at(patchable, batches, all_weights, ablation) -> list[dict[str, float]]:
     device = patchable.device
     batches = [b.to(device) for b in batches]
