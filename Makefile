@@ -30,14 +30,15 @@ run: install
 	$(VENV)/bin/harness run studies/sp-tracr-reverse.yaml --no-progress
 	$(VENV)/bin/harness run studies/sp-tracr-proportion.yaml --no-progress
 
-# Rerun (resume) the tracr studies and the comparison, then one report of all three.
+# Rerun (resume) the tracr studies and the comparison, then one report of all four.
 .PHONY: report
 report: install
 	$(VENV)/bin/harness run studies/sp-tracr-reverse.yaml --no-progress
 	$(VENV)/bin/harness run studies/sp-tracr-proportion.yaml --no-progress
+	$(VENV)/bin/harness run studies/sp-tracr-reverse-unsupervised.yaml --no-progress
 	$(VENV)/bin/harness compare studies/compare-tracr.yaml --no-progress
 	$(VENV)/bin/harness report studies/sp-tracr-reverse.yaml studies/sp-tracr-proportion.yaml \
-		studies/compare-tracr.yaml --out reports/tracr
+		studies/sp-tracr-reverse-unsupervised.yaml studies/compare-tracr.yaml --out reports/tracr
 
 demo: install
 	$(VENV)/bin/harness demo

@@ -337,6 +337,70 @@ def contour_figure(study, title: str, x: str, y: str, objective_name: str):
     return styled(fig, title, (SINGLE_COLUMN[0] + 60, 300))
 
 
+def pareto_figure(
+    title: str,
+    scored: Sequence[tuple[dict[str, Any], bool]],
+    objective_name: str,
+    ground_truth: str | None,
+):
+    """A two-objective study: its first objective against circuit size, one dot per
+    complete trial coloured by its AUC (when it has one), the Pareto front ringed and
+    joined as a staircase."""
+    import plotly.graph_objects as go
+
+    def auc(record: dict[str, Any]) -> float | None:
+        if ground_truth is None:
+            return None
+        return record.get("auc", {}).get(ground_truth, {}).get(SCORE_TRAPEZOID)
+
+    records = [r for r, _ in scored]
+    colours = [auc(r) for r in records]
+    coloured = all(c is not None for c in colours) and bool(colours)
+    marker: dict[str, Any] = {"size": 8, "line": {"color": "#000", "width": 0.5}}
+    if coloured:
+        marker.update(
+            color=colours,
+            colorscale="Cividis",
+            cmin=0.0,
+            cmax=1.0,
+            colorbar={
+                "title": {"text": f"AUC vs<br>{ground_truth}", "font": {"size": FONT_PX}},
+                "thickness": 12,
+            },
+        )
+    else:
+        marker["color"] = OKABE_ITO[0]
+    fig = go.Figure()
+    fig.add_trace(
+        go.Scatter(
+            x=[r["objective"][1] for r in records],
+            y=[r["objective"][0] for r in records],
+            mode="markers",
+            marker=marker,
+            name="trials",
+            text=[f"trial {r['trial']}" for r in records],
+            showlegend=False,
+        )
+    )
+    front = sorted((r for r, on in scored if on), key=lambda r: r["objective"][1])
+    fig.add_trace(
+        go.Scatter(
+            x=[r["objective"][1] for r in front],
+            y=[r["objective"][0] for r in front],
+            mode="lines+markers",
+            line={"shape": "hv", "color": "#000", "width": 1},
+            marker={"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "#000", "width": 1.5}},
+            name="Pareto front",
+            showlegend=False,
+        )
+    )
+    fig.update_xaxes(title_text="circuit size (edges)")
+    fig.update_yaxes(title_text=objective_name)
+    fig = styled(fig, title)
+    fig.update_layout(margin={"r": 20})
+    return fig
+
+
 def _recolour(fig) -> None:
     for i, trace in enumerate(fig.data):
         colour = OKABE_ITO[i % len(OKABE_ITO)]

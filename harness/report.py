@@ -21,6 +21,7 @@ import html
 import math
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -178,12 +179,18 @@ def _first(objective: Any) -> float | None:
 
 
 def best_trial(source: Source) -> dict[str, Any] | None:
-    """A study's best COMPLETE trial by its (first) objective, or None.
+    """A study's best COMPLETE trial by its (first) objective, or None. In a study with
+    circuit size as second objective, ties on the first go to the smaller circuit (then
+    to the earlier trial).
 
     Example:
         >>> s = Source("s", "study", [{"state": "COMPLETE", "objective": v, "trial": i}
         ...                           for i, v in enumerate([0.2, 0.9, 0.5])])
         >>> best_trial(s)["trial"]
+        1
+        >>> m = Source("m", "study", [{"state": "COMPLETE", "objective": v, "trial": i}
+        ...     for i, v in enumerate([[0.0, 9], [0.0, 2], [0.1, 1]])], direction="minimize")
+        >>> best_trial(m)["trial"]
         1
     """
     ranked = [
@@ -194,7 +201,83 @@ def best_trial(source: Source) -> dict[str, Any] | None:
     if not ranked:
         return None
     sign = 1 if source.direction == "maximize" else -1
-    return max(ranked, key=lambda r: (sign * _first(r["objective"]), -r["trial"]))
+
+    def size(record: dict[str, Any]) -> float:
+        objective = record["objective"]
+        return float(objective[1]) if isinstance(objective, list) and len(objective) > 1 else 0.0
+
+    return max(ranked, key=lambda r: (sign * _first(r["objective"]), -size(r), -r["trial"]))
+
+
+def pareto_front(points: Sequence[tuple[float, float]], maximize_first: bool) -> list[bool]:
+    """Which points no other point dominates; the first value is maximised or minimised,
+    the second (circuit size) minimised. Equal points are all on the front.
+
+    Example:
+        >>> pareto_front([(0.1, 5), (0.2, 3), (0.3, 3), (0.05, 9)], maximize_first=False)
+        [True, True, False, True]
+    """
+    sign = -1.0 if maximize_first else 1.0
+    keyed = [(sign * a, b) for a, b in points]  # both minimised
+
+    def dominated(p: tuple[float, float]) -> bool:
+        return any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in keyed)
+
+    return [not dominated(p) for p in keyed]
+
+
+def pareto_records(source: Source) -> list[tuple[dict[str, Any], bool]]:
+    """A two-objective study's COMPLETE trials with finite objectives, each with whether
+    it is on the Pareto front (empty for a one-objective study)."""
+    complete = [
+        r
+        for r in source.records
+        if r["state"] == "COMPLETE"
+        and isinstance(r.get("objective"), list)
+        and len(r["objective"]) == 2
+        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in r["objective"])
+    ]
+    front = pareto_front([tuple(r["objective"]) for r in complete], source.direction == "maximize")
+    return list(zip(complete, front, strict=True))
+
+
+def _colour_ground_truth(source: Source, records: list[dict[str, Any]]) -> str | None:
+    """The ground truth whose AUC colours a study's points: its own, else the first any
+    record carries."""
+    if source.ground_truth:
+        return source.ground_truth
+    return next((gt for r in records for gt in r.get("auc", {})), None)
+
+
+def pareto_table(source: Source) -> Table | None:
+    """The Pareto-optimal trials of a two-objective study, by circuit size."""
+    import pandas as pd
+
+    scored = pareto_records(source)
+    front = sorted((r for r, on in scored if on), key=lambda r: r["objective"][1])
+    if not front:
+        return None
+    gt = _colour_ground_truth(source, front)
+    varying = _varying_params(source.records)
+    rows = []
+    for r in front:
+        row: dict[str, Any] = {
+            "trial": r["trial"],
+            f"{source.objective_name}": r["objective"][0],
+            "circuit edges": r["objective"][1],
+        }
+        if gt is not None:
+            row[f"AUC {gt} ({SCORE_TRAPEZOID})"] = r.get("auc", {}).get(gt, {}).get(SCORE_TRAPEZOID)
+        row.update({k: r["params"].get(k) for k in varying})
+        rows.append(row)
+    data = pd.DataFrame(rows)
+    caption = (
+        f"Pareto front of {source.name}: {len(front)} of {len(scored)} complete trials that no "
+        f"other trial beats on both {source.objective_name} ({source.direction[:3]}.) and "
+        f"circuit size (min.); AUC convention {SCORE_TRAPEZOID} "
+        f"({CONVENTION_NOTES[SCORE_TRAPEZOID]}), not an objective."
+    )
+    return Table(f"pareto-{_slug(source.name)}", caption, data.map(_cell), None, data)
 
 
 def ablation_of(record: dict[str, Any]) -> str:
@@ -582,6 +665,18 @@ def study_figures(source: Source) -> list[Figure]:
                 ),
             )
         )
+    scored = pareto_records(source)
+    if scored:
+        gt = _colour_ground_truth(source, [r for r, _ in scored])
+        out.append(
+            Figure(
+                f"pareto-{stem}",
+                f"{objective} against circuit size for every complete trial of {name}; ringed "
+                f"and joined: the Pareto front"
+                + (f"; colour: AUC vs {gt} ({SCORE_TRAPEZOID}), not an objective." if gt else "."),
+                fg.pareto_figure(f"{name}: Pareto front", scored, objective, gt),
+            )
+        )
     best = best_trial(source)
     if best is not None and best.get("history", {}).get("loss"):
         out.append(
@@ -608,6 +703,7 @@ def build_report(sources: list[Source], out: Path, static: bool = True) -> Repor
     best = best_params_table(sources)
     tables += [best] if best is not None else []
     tables += [trials_table(source) for source in sources]
+    tables += [t for s in sources if s.kind == "study" and (t := pareto_table(s)) is not None]
     files: list[Path] = []
     if len(frame):
         (out / "tables").mkdir(exist_ok=True)

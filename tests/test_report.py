@@ -220,3 +220,38 @@ def test_source_of_a_study_name_without_its_config(built):
     source = load_source("tiny", Path(built["runs"]))
     assert source.kind == "study" and source.direction == "maximize"
     assert load_source("tiny-cmp", Path(built["runs"])).kind == "compare"
+
+
+def test_two_objective_study_has_its_pareto_front(tmp_path):
+    """A faithfulness × circuit-size study: the front in the table and figure is exactly
+    the trials no other trial beats on both objectives (checked by brute force here)."""
+    path = write_study(
+        tmp_path,
+        name="tiny-multi",
+        objective={"metric": "faithfulness", "k": 3, "multi": True},
+        sampler={"type": "random"},
+        n_trials=8,
+        search_space={
+            "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+            "regularize_lambda": {"type": "float", "low": 0.01, "high": 30.0, "log": True},
+            "epochs": {"type": "int", "low": 2, "high": 6},
+        },
+        enqueue=[],
+    )
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    run_study(load_config(path), runs_dir=runs, progress=False)
+    assert main(["report", str(path), "--runs-dir", str(runs), "--out", str(out)]) == 0
+    records = [r for r in read_records(runs / "tiny-multi" / "trials.jsonl")]
+    points = {r["trial"]: tuple(r["objective"]) for r in records if r["state"] == "COMPLETE"}
+    assert len(points) >= 2
+
+    def beaten(p):
+        return any(q[0] <= p[0] and q[1] <= p[1] and q != p for q in points.values())
+
+    expected = sorted(t for t, p in points.items() if not beaten(p))
+    table = pd.read_csv(out / "tables" / "pareto-tiny-multi.csv")
+    assert sorted(table["trial"]) == expected
+    assert list(table["circuit edges"]) == sorted(table["circuit edges"])
+    figure = (out / "figures" / "pareto-tiny-multi.json").read_text()
+    assert "Pareto front" in figure
+    assert "pareto-tiny-multi" in (out / "report.md").read_text()
