@@ -259,6 +259,12 @@ class PatchableModel:
                 f"architecture {cfg.original_architecture!r} normalises block outputs after "
                 "the residual hooks, so edge patching would not be exact; use a pre-norm model"
             )
+        n_kv_heads = getattr(cfg, "n_key_value_heads", None)
+        if not separate_qkv and n_kv_heads is not None and n_kv_heads != cfg.n_heads:
+            raise ValueError(
+                f"grouped-query attention ({n_kv_heads} key/value heads for {cfg.n_heads} "
+                "query heads) has no combined per-head input: use separate_qkv=True"
+            )
         if device is not None:
             from harness.device import resolve_device
 

@@ -48,6 +48,13 @@ MODEL_VARIANTS = {
         "positional_embedding_type": "rotary",
         "rotary_dim": 8,
     },
+    "gqa_gated": {
+        "n_key_value_heads": 2,
+        "gated_mlp": True,
+        "act_fn": "silu",
+        "normalization_type": "RMS",
+    },
+    "no_norm": {"normalization_type": None},
 }
 
 
