@@ -44,7 +44,15 @@ def hard_concrete_sample(
 
 
 def uniform_noise(logits: Tensor, n_samples: int, generator: torch.Generator | None) -> Tensor:
-    """The uniform draws behind ``n_samples`` hard-concrete samples: ``[n_samples, *logits]``."""
+    """The uniform draws behind ``n_samples`` hard-concrete samples: ``[n_samples, *logits]``,
+    kept off 0 and 1 so that their log-odds stay finite.
+
+    Example:
+        >>> import torch
+        >>> noise = uniform_noise(torch.zeros(4), 3, torch.Generator().manual_seed(0))
+        >>> tuple(noise.shape), bool(((noise > 0) & (noise < 1)).all())
+        ((3, 4), True)
+    """
     noise = torch.rand(
         (n_samples, *logits.shape), generator=generator, device=logits.device, dtype=logits.dtype
     )

@@ -228,7 +228,14 @@ def pareto_front(points: Sequence[tuple[float, float]], maximize_first: bool) ->
 
 def pareto_records(source: Source) -> list[tuple[dict[str, Any], bool]]:
     """A two-objective study's COMPLETE trials with finite objectives, each with whether
-    it is on the Pareto front (empty for a one-objective study)."""
+    it is on the Pareto front (empty for a one-objective study).
+
+    Example:
+        >>> s = Source("s", "study", [{"state": "COMPLETE", "objective": v, "trial": i}
+        ...     for i, v in enumerate([[0.3, 2], [0.1, 5], [0.4, 6]])], direction="minimize")
+        >>> [(r["trial"], on) for r, on in pareto_records(s)]
+        [(0, True), (1, True), (2, False)]
+    """
     complete = [
         r
         for r in source.records
