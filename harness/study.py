@@ -9,7 +9,8 @@ Budget: ``n_trials`` counts the study's finished trials (COMPLETE, PRUNED, FAIL)
 every worker and every resume; a trial cut short by Ctrl-C is not a result and does not
 count. Trials are admitted in the order of their numbers, so
 several workers never overshoot; a trial a dead worker left RUNNING is failed by the
-heartbeat check (RDB storages) and retried once with the same parameters, occupying its
+heartbeat check (RDB storages) or by its worker's released file lock (journal files, see
+:mod:`harness.liveness`) and retried once with the same parameters, occupying its
 original slot.
 """
 
@@ -252,12 +253,13 @@ def run_worker(
     """
     from optuna.storages import fail_stale_trials
 
+    from harness.liveness import claim, reap_dead_trials
     from harness.objective import TrialRunner
 
     budget = n_trials or config.n_trials
     limit = timeout if timeout is not None else config.timeout
     study = load_or_create_study(config, storage_url)
-    waited = 0.0
+    reap_dead_trials(study, storage_url)  # trials of workers that died before this one
     runner = TrialRunner(
         config,
         records_path(config, runs_dir),
@@ -272,6 +274,7 @@ def run_worker(
         if sum(1 for slot in slots.values() if slot < mine) >= budget:
             trial.set_user_attr(SURPLUS, True)
             raise _Surplus(f"trial {trial.number} is beyond the budget of {budget}")
+        claim(trial, storage_url)
         return runner(trial)
 
     if batch_trials > 1:
@@ -283,14 +286,14 @@ def run_worker(
         if batch_trials > 1:
             room = budget - state.finished - state.in_flight
             if room > 0:
-                _run_batch(study, runner, min(batch_trials, room), budget, on_trial)
+                _run_batch(study, runner, min(batch_trials, room), budget, on_trial, storage_url)
                 continue
         if not state.waiting and state.finished + state.in_flight >= budget:
-            fail_stale_trials(study)  # a dead worker's trial becomes a WAITING retry
-            waited = _warn_if_waiting_without_heartbeats(study, waited, state.in_flight)
+            # a dead worker's trial becomes a WAITING retry: heartbeats (RDB), locks (journal)
+            fail_stale_trials(study)
+            reap_dead_trials(study, storage_url)
             time.sleep(1.0)  # the rest of the budget is running in other workers
             continue
-        waited = 0.0
         before = len(study.get_trials(deepcopy=False))
         study.optimize(objective, n_trials=1, catch=(Exception,))
         newest = study.get_trials(deepcopy=False)[before:]
@@ -327,27 +330,11 @@ def check_batchable(config: StudyConfig) -> None:
         raise ValueError(f"--batch-trials does not support the SP parameter {other[0]!r}")
 
 
-def _warn_if_waiting_without_heartbeats(study, waited: float, in_flight: int) -> float:
-    """Count the seconds spent waiting; after a minute on a storage without heartbeats
-    (journal files), say once that a dead worker's trial will never be failed for us."""
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
-    waited += 1.0
-    if waited == 60.0 and not is_heartbeat_enabled(study._storage):
-        warnings.warn(
-            f"waiting for {in_flight} RUNNING trial(s) of other workers for 60 s; this storage "
-            "has no heartbeats, so if their worker died they stay RUNNING: use SQLite or "
-            "PostgreSQL for crash-safe resumes",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return waited
-
-
-def _run_batch(study, runner, n: int, budget: int, on_trial) -> None:
+def _run_batch(study, runner, n: int, budget: int, on_trial, storage_url: str) -> None:
     import optuna
 
     from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
+    from harness.liveness import claim
 
     trials = []
     for _ in range(n):
@@ -360,6 +347,7 @@ def _run_batch(study, runner, n: int, budget: int, on_trial) -> None:
             trial.set_user_attr(SURPLUS, True)
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             continue
+        claim(trial, storage_url)
         trials.append(trial)
     if not trials:
         return

@@ -15,7 +15,7 @@ import yaml
 
 from harness.config import load_config
 from harness.records import read_records
-from harness.study import load_or_create_study, mask_password, run_study
+from harness.study import load_or_create_study, mask_password, retried_trial_number, run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -143,7 +143,11 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path):
     assert reasons and all("bogus" in r for r in reasons)
 
 
-def test_resume_after_sigkill_keeps_every_trial_and_repeats_none(tmp_path):
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+def test_resume_after_sigkill_keeps_every_trial_and_repeats_none(tmp_path, storage):
+    """SQLite: the killed trial goes stale by heartbeat; a journal file: by its worker's
+    released lock (no waiting)."""
+    extra = {"storage": f"journal://{tmp_path / 'killed.journal'}"} if storage == "journal" else {}
     path = write_study(
         tmp_path,
         name="killed",
@@ -152,6 +156,7 @@ def test_resume_after_sigkill_keeps_every_trial_and_repeats_none(tmp_path):
             **SMALL_STUDY["search_space"],
             "epochs": {"type": "int", "low": 30, "high": 60},
         },
+        **extra,
     )
     runs = tmp_path / "runs"
     env = {"HARNESS_HEARTBEAT_SECONDS": "1"}
@@ -164,17 +169,27 @@ def test_resume_after_sigkill_keeps_every_trial_and_repeats_none(tmp_path):
     proc.wait()
     before = read_records(records_file)
     assert 2 <= len(before) < 6
-    time.sleep(4)  # past the heartbeat grace period: the killed trial is stale
+    config = load_config(path)
+    storage_url = config.storage_url(runs)
+    cut = [
+        t.number
+        for t in load_or_create_study(config, storage_url).trials
+        if not t.state.is_finished()
+    ]
+    if storage == "sqlite":
+        time.sleep(4)  # past the heartbeat grace period: the killed trial is stale
     result = harness(*args, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
     after = read_records(records_file)
     numbers = [r["trial"] for r in after]
     assert len(numbers) == len(set(numbers)) == 6  # none lost, none repeated
     assert after[: len(before)] == before
-    config = load_config(path)
-    study = load_or_create_study(config, config.storage_url(runs))
+    study = load_or_create_study(config, storage_url)
     finished = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
     assert len(finished) == 6
+    for number in cut:  # the trial the kill cut (if it landed mid-trial): failed, retried
+        assert study.trials[number].state.name == "FAIL"
+        assert number in {retried_trial_number(t) for t in study.trials}
 
 
 @pytest.mark.parametrize(
