@@ -51,6 +51,9 @@ run "sp-gpt2-${gpt2_batches[1]}x16" "$py" bench/sp_speed.py --device "$device" "
   --batch "${gpt2_batches[1]}" --seq 16 "${steps[@]}"
 run batched-tracr "$py" bench/batched_trials.py --device "$device" --task tracr-reverse \
   --k "$k" --epochs "$epochs" --count-ops
+if [ "$device" = cuda ]; then
+  run cuda-graph "$py" bench/cuda_graph_probe.py "${steps[@]}"
+fi
 for n in "${n_train[@]}"; do
   run "batched-ioi-$n" "$py" bench/batched_trials.py --device "$device" --task ioi \
     --random-weights --n-train "$n" --k "$k" --epochs 5 --count-ops
@@ -67,7 +70,12 @@ for path in sorted(out.glob("*.json")):
     except Exception:
         print(f"{path.stem:<16} unreadable"); continue
     if r.get("failed"):
-        print(f"{path.stem:<16} failed (see {path.stem}.err)"); continue
+        print(f"{path.stem:<16} failed: {r.get('reason', 'see ' + path.stem + '.err')}"); continue
+    if r["bench"] == "cuda_graph_probe":
+        print(f"{path.stem:<16} {r['graph_step_s']:>17.4f} {r['eager_step_s']:>18.4f} "
+              f"{r['speedup']:>7.2f} {'':>8} "
+              f"{'sigmoid diff %.1e' % r['sigmoid_logits_max_abs_diff_after_5_steps']:>34}")
+        continue
     if r["bench"] == "sp_speed":
         ops = f"{r['ops_per_sp_step']}/{r['ops_per_floor_step']}" if "ops_per_sp_step" in r else ""
         print(f"{path.stem:<16} {r['median_step_s']:>17.4f} {r['floor_median_s']:>18.4f} "
@@ -78,5 +86,6 @@ for path in sorted(out.glob("*.json")):
         print(f"{path.stem:<16} {r['batched_s']:>17.3f} {r['sequential_s']:>18.3f} "
               f"{r['throughput_ratio']:>7.2f} {'':>8} {ops:>34}")
 print("SP ratio = step / floor (forward+backward with per-head hooks incl. attn result); "
-      "batched ratio = throughput of K trials in one pass over K one by one")
+      "batched ratio = throughput of K trials in one pass over K one by one; "
+      "cuda-graph: replayed step / eager step (speedup)")
 PY
