@@ -367,3 +367,20 @@ def test_a_patched_pass_frees_its_buffers_once_its_graph_is_gone(model, token_pa
     patchable.forward_patched(clean, patch, weights).sum().backward()
     handle.remove()
     assert len(seen) == 1 and seen[0]() is None
+
+
+def test_two_passes_then_one_backward_add_up(model, token_pair):
+    """Each pass keeps its own chain and buffers: one backward through two passes gives
+    the sum of their gradients."""
+    clean, corrupt = token_pair
+    patchable = PatchableModel.wrap(model)
+    patch = patchable.source_activations(corrupt)
+    weights = torch.rand(1, patchable.n_edges, dtype=torch.float64, requires_grad=True)
+
+    def loss(tokens):
+        return patchable.forward_patched(tokens, patch, weights)[:, -1].logsumexp(-1).sum()
+
+    (first,) = torch.autograd.grad(loss(clean), [weights])
+    (second,) = torch.autograd.grad(loss(clean.flip(0)), [weights])
+    (both,) = torch.autograd.grad(loss(clean) + loss(clean.flip(0)), [weights])
+    assert error(both, first + second) < TOLERANCE
