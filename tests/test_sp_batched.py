@@ -69,3 +69,18 @@ def test_trials_split_over_passes_train_as_in_one(planted64):
     for together, apart in zip(one_pass, split, strict=True):
         assert torch.allclose(together.scores, apart.scores, atol=1e-10, rtol=0)
         assert together.history["loss"] == pytest.approx(apart.history["loss"], abs=1e-10)
+
+
+def test_a_diverging_trial_fails_alone(planted64):
+    """A trial whose loss stops being finite gets SP's FloatingPointError; the others
+    train as they would alone."""
+    shared = {"mask_fn": None, "tree_optimisation": True}
+    trials = [{"init_val": 1e300, "epochs": 2}, {"init_val": 1.0, "epochs": 3, "seed": 1}]
+    with pytest.raises(FloatingPointError, match="SP loss is nan at epoch 0"):
+        sp(planted64.patchable, planted64.batches, progress=False, **trials[0], **shared)
+    diverged, fine = subnetwork_probing_batched(
+        planted64.patchable, planted64.batches, trials, **shared
+    )
+    assert isinstance(diverged, FloatingPointError) and "at epoch 0" in str(diverged)
+    alone = sp(planted64.patchable, planted64.batches, progress=False, **trials[1], **shared)
+    assert torch.allclose(fine.scores, alone.scores, atol=1e-8, rtol=0)

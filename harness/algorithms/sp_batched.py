@@ -12,6 +12,7 @@ batch; the others go on.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -79,7 +80,8 @@ def subnetwork_probing_batched(
             per example than several small ones; on a GPU it bounds the memory.
 
     Returns:
-        Per trial, its PruneScores, or the exception its callback raised.
+        Per trial, its PruneScores, or the exception that stopped it: its callback's, or
+        a FloatingPointError when its loss stopped being finite (as SP alone raises).
 
     Example:
         >>> from harness.planted import planted_circuit
@@ -150,9 +152,16 @@ def subnetwork_probing_batched(
                 histories[k]["loss"] += loss
                 histories[k]["faithfulness"] += faith
                 histories[k]["regularisation"] += reg
-                if callbacks[k] is not None:
+                mean_loss = sum(loss) / len(loss)
+                if not math.isfinite(mean_loss):  # as SP alone: this trial fails, not the rest
+                    results[k] = FloatingPointError(
+                        f"SP loss is {mean_loss} at epoch {epoch} (learning_rate "
+                        f"{settings[k]['learning_rate']} too high, or a faithfulness target "
+                        "undefined on this task?)"
+                    )
+                elif callbacks[k] is not None:
                     try:
-                        callbacks[k](epoch, sum(loss) / len(loss), sum(faith) / len(faith))
+                        callbacks[k](epoch, mean_loss, sum(faith) / len(faith))
                     except Exception as error:  # e.g. optuna.TrialPruned: this trial stops
                         results[k] = error
     for k in range(len(settings)):
