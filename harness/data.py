@@ -87,8 +87,26 @@ class PromptBatch:
         )
 
     def output_logits(self, logits: Tensor) -> Tensor:
-        """``[batch, seq, vocab] -> [batch, n_out, vocab]``: the logits the task reads."""
-        return logits[:, list(self.output_positions)]
+        """``[batch, seq, vocab] -> [batch, n_out, vocab]``: the logits the task reads.
+
+        Consecutive positions (every task here) are read as a slice, not a gather: a list
+        index would be copied to the device, and wait for it, at every training step.
+
+        Example:
+            >>> import torch
+            >>> batch = PromptBatch.create("b", torch.zeros(1, 4, dtype=torch.long),
+            ...     torch.zeros(1, 4, dtype=torch.long), answers=torch.tensor([1]),
+            ...     output_positions=(-2, -1))
+            >>> batch.output_logits(torch.arange(8.0).view(1, 4, 2)).tolist()
+            [[[4.0, 5.0], [6.0, 7.0]]]
+        """
+        seq = logits.shape[1]
+        positions = [p % seq for p in self.output_positions]
+        first = positions[0]
+        if positions == list(range(first, first + len(positions))):
+            # a copy, as a gather gives: a stored result must not pin the whole logits
+            return logits[:, first : first + len(positions)].contiguous()
+        return logits[:, positions]
 
 
 def _canonical(answers: Tensor, n_out: int) -> Tensor:

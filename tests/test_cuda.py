@@ -42,26 +42,45 @@ def test_cuda_matches_cpu():
     assert (on_cpu - on_gpu).abs().max() < 1e-9
 
 
-def test_sp_on_cuda_finds_the_planted_circuit_without_per_step_syncs():
-    planted = planted_circuit(device="cuda")
-    epochs = 20
+def _syncs(run) -> int:
+    """How many times ``run()`` made the host wait for the device (sync debug mode)."""
     torch.cuda.set_sync_debug_mode("warn")
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            scores = sp(
-                planted.patchable,
-                planted.batches,
-                tree_optimisation=True,
-                epochs=epochs,
-                progress=False,
-            )
+            run()
     finally:
         torch.cuda.set_sync_debug_mode("default")
-    assert set(scores.top(len(planted.edges))) == set(planted.edges)
-    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
-    # one history transfer per epoch (and set-up), never one per step
-    assert len(syncs) <= 4 * epochs + 20, len(syncs)
+    return sum("synchroniz" in str(w.message).lower() for w in caught)
+
+
+def test_sp_on_cuda_finds_the_planted_circuit_without_per_step_syncs():
+    planted = planted_circuit(device="cuda")
+    batches = planted.batches * 4  # 4 steps per epoch: a per-step sync would show
+    epochs, found = 20, []
+
+    def run():
+        found.append(
+            sp(planted.patchable, batches, tree_optimisation=True, epochs=epochs, progress=False)
+        )
+
+    syncs = _syncs(run)
+    assert set(found[0].top(len(planted.edges))) == set(planted.edges)
+    # the history's three transfers per epoch, and set-up; never one per step (>= 4/epoch)
+    assert syncs <= 3 * epochs + 20, syncs
+
+
+def test_batched_sp_on_cuda_without_per_step_syncs():
+    planted = planted_circuit(device="cuda")
+    batches = planted.batches * 4
+    epochs = 10
+    trials = [{"seed": 0, "epochs": epochs}, {"seed": 1, "epochs": epochs // 2}]
+    syncs = _syncs(
+        lambda: subnetwork_probing_batched(
+            planted.patchable, batches, trials, tree_optimisation=True
+        )
+    )
+    assert syncs <= 2 * epochs + 20, syncs
 
 
 def test_batched_equals_sequential_on_cuda():

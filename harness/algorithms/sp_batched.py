@@ -203,6 +203,7 @@ class _BatchedTraining:
             torch.Generator(device=device).manual_seed(int(s["seed"])) for s in settings
         ]
         self._repeated: dict[tuple[int, int], _RepeatedRun] = {}
+        self._indices: dict[tuple[int, ...], torch.Tensor] = {}
 
     def trial_bytes(self, run) -> int:
         """Bytes of one trial's share of the patch buffer on ``run``."""
@@ -214,8 +215,7 @@ class _BatchedTraining:
         """One SP step of the trials in ``group`` on run ``run_index``: ``[n, 3]`` terms."""
         run, shared, n = self.runs[run_index], self.shared, len(group)
         n_edges = self.patchable.n_edges
-        everyone = n == len(self.settings)
-        index = None if everyone else torch.tensor(group, device=self.logits.device)
+        index = None if n == len(self.settings) else self._index(group)
         tiled = self._repeated_run(run_index, n)
         live = self.logits if index is None else self.logits[index]  # [n, n_edges]
         generators = [self.generators[k] for k in group]
@@ -242,8 +242,16 @@ class _BatchedTraining:
         reg = lam * size_term
         loss = faith + reg  # [n]: trials share no parameter, so the sum trains each
         (grad,) = torch.autograd.grad(loss.sum(), [self.logits])
-        self.optimiser.step(grad, group, index)
+        self.optimiser.step(grad, index)
         return torch.stack([loss, faith, reg], 1).detach()
+
+    def _index(self, group: list[int]) -> torch.Tensor:
+        """``group`` as a device index, made once (a host-to-device copy waits for the
+        device, so not once per step)."""
+        key = tuple(group)
+        if key not in self._indices:
+            self._indices[key] = torch.tensor(group, device=self.logits.device)
+        return self._indices[key]
 
     def _repeated_run(self, run_index: int, n: int) -> _RepeatedRun:
         key = (run_index, n)
@@ -307,33 +315,32 @@ def _trial_counts(
 class _TrialAdam:
     """Adam on the rows of one ``[K, n_edges]`` tensor, each row with its own learning
     rate and step count (torch.optim.Adam's update, term for term, so a trial follows
-    the path it follows alone)."""
+    the path it follows alone). Step counts and learning rates live on the parameter's
+    device, so a step never waits for the device."""
 
     BETAS, EPS = (0.9, 0.999), 1e-8
 
     def __init__(self, param: torch.Tensor, learning_rates: Sequence[float]) -> None:
         self.param = param
-        self.learning_rates = list(learning_rates)
-        self.steps = [0] * len(self.learning_rates)
+        device = param.device
+        # [K], float64 like the Python floats torch.optim.Adam computes its corrections in
+        self.learning_rates = torch.tensor(learning_rates, dtype=torch.float64, device=device)
+        self.steps = torch.zeros(len(learning_rates), dtype=torch.float64, device=device)
         self.exp_avg = torch.zeros_like(param, requires_grad=False)
         self.exp_avg_sq = torch.zeros_like(param, requires_grad=False)
 
     @torch.no_grad()
-    def step(self, grad: torch.Tensor, rows: Sequence[int], index: torch.Tensor | None) -> None:
-        """Update ``rows`` (all rows when ``index`` is None) from ``grad`` ``[K, n_edges]``."""
+    def step(self, grad: torch.Tensor, index: torch.Tensor | None) -> None:
+        """Update the rows in ``index`` (every row when None) from ``grad`` ``[K, n_edges]``."""
         beta1, beta2 = self.BETAS
-        for k in rows:
-            self.steps[k] += 1
-        scale = torch.tensor(
-            [
-                [
-                    -self.learning_rates[k] / (1 - beta1 ** self.steps[k]),
-                    (1 - beta2 ** self.steps[k]) ** 0.5,
-                ]
-                for k in rows
-            ],
-            dtype=self.param.dtype,
-        ).to(self.param.device)  # [n, 2]: −step size, sqrt of the second bias correction
+        if index is None:
+            steps, learning_rates = self.steps.add_(1), self.learning_rates
+        else:
+            steps, learning_rates = self.steps[index] + 1, self.learning_rates[index]
+            self.steps.index_copy_(0, index, steps)
+        scale = torch.stack(
+            [-learning_rates / (1 - beta1**steps), (1 - beta2**steps).sqrt()], 1
+        ).to(self.param.dtype)  # [n, 2]: −step size, sqrt of the second bias correction
         if index is None:
             param, exp_avg, exp_avg_sq = self.param, self.exp_avg, self.exp_avg_sq
         else:
