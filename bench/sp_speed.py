@@ -105,14 +105,27 @@ def main(argv: list[str] | None = None) -> dict:
             "ops_per_sp_step": (sp_ops(3) - sp_ops(1)) // 2,  # set-up ops cancel out
             "ops_per_floor_step_without_attn_result": count_dispatched_ops(floor_step),
         }
-    floor = floor_patching_hooks = float("nan")
+    step = statistics.median(step_times)
+    floors = dict.fromkeys(
+        (
+            "floor_median_s",
+            "step_over_floor",
+            "floor_without_attn_result_s",
+            "step_over_floor_without_attn_result",
+        )
+    )
     if not args.no_floor:
-        floor_patching_hooks = floor_median()  # split q/k/v and mlp_in hooks, as SP runs
+        without_attn_result = floor_median()  # split q/k/v and mlp_in hooks, as SP runs
         model.set_use_attn_result(True)  # transformer_lens's per-head result hook as well
         floor = floor_median()
         if args.count_ops:
             ops["ops_per_floor_step"] = count_dispatched_ops(floor_step)
-    step = statistics.median(step_times)
+        floors = {
+            "floor_median_s": round(floor, 6),
+            "step_over_floor": round(step / floor, 3),
+            "floor_without_attn_result_s": round(without_attn_result, 6),
+            "step_over_floor_without_attn_result": round(step / without_attn_result, 3),
+        }
     result = {
         "bench": "sp_speed",
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -124,12 +137,7 @@ def main(argv: list[str] | None = None) -> dict:
         "n_edges": patchable.n_edges,
         "steps": args.steps,
         "median_step_s": round(step, 6),
-        "floor_median_s": round(floor, 6) if floor == floor else None,
-        "step_over_floor": round(step / floor, 3) if floor == floor else None,
-        "floor_without_attn_result_s": (round(floor_patching_hooks, 6) if floor == floor else None),
-        "step_over_floor_without_attn_result": (
-            round(step / floor_patching_hooks, 3) if floor == floor else None
-        ),
+        **floors,
         "peak_memory_mb": round(peak_mb, 1),
         "peak_memory_kind": "cuda_max_allocated" if device.type == "cuda" else "process_max_rss",
         **ops,

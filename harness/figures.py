@@ -70,6 +70,19 @@ class MethodRuns:
     colour: str = OKABE_ITO[0]
 
 
+def record_auc(record: dict[str, Any], ground_truth: str | None, convention: str) -> float | None:
+    """A trial record's AUC against ``ground_truth`` in ``convention``, None if absent.
+
+    Example:
+        >>> record_auc({"auc": {"resample": {"score-trapezoid": 0.9}}}, "resample",
+        ...            "score-trapezoid"), record_auc({}, "resample", "score-trapezoid")
+        (0.9, None)
+    """
+    if ground_truth is None:
+        return None
+    return record.get("auc", {}).get(ground_truth, {}).get(convention)
+
+
 def assign_colours(labels: Sequence[str]) -> dict[str, str]:
     """One Okabe–Ito colour per label, in order; ``random`` is always black.
 
@@ -348,13 +361,8 @@ def pareto_figure(
     joined as a staircase."""
     import plotly.graph_objects as go
 
-    def auc(record: dict[str, Any]) -> float | None:
-        if ground_truth is None:
-            return None
-        return record.get("auc", {}).get(ground_truth, {}).get(SCORE_TRAPEZOID)
-
     records = [r for r, _ in scored]
-    colours = [auc(r) for r in records]
+    colours = [record_auc(r, ground_truth, SCORE_TRAPEZOID) for r in records]
     coloured = all(c is not None for c in colours) and bool(colours)
     marker: dict[str, Any] = {"size": 8, "line": {"color": "#000", "width": 0.5}}
     if coloured:

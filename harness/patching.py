@@ -62,16 +62,20 @@ class _Patching:
     resid_start: Tensor | None  # [batch or 1, pos, d_model], replaces Resid Start's value
     token: Tensor | None = None  # the chain's link; None when no gradient is wanted
 
+    @property
+    def buffer_size(self) -> int:
+        """Elements of the gradient buffer: ``∂/∂delta`` then ``∂/∂weights``."""
+        return self.delta.numel() + self.weights.numel()
+
     def new_token(self) -> Tensor:
         """A one-element tensor expanded to the gradient buffer's size (no memory)."""
-        size = self.delta.numel() + self.weights.numel()
-        return torch.empty((), device=self.delta.device, dtype=self.delta.dtype).expand(size)
+        empty = torch.empty((), device=self.delta.device, dtype=self.delta.dtype)
+        return empty.expand(self.buffer_size)
 
     def gradients(self, buffer: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """``(buffer, ∂/∂delta view, ∂/∂weights view)``; a zero buffer when ``None``."""
         if buffer is None:  # the chain's last link: the buffer starts here
-            size = self.delta.numel() + self.weights.numel()
-            buffer = torch.zeros(size, device=self.delta.device, dtype=self.delta.dtype)
+            buffer = torch.zeros(self.buffer_size, device=self.delta.device, dtype=self.delta.dtype)
         n_delta = self.delta.numel()
         return (
             buffer,
@@ -113,7 +117,8 @@ class _SourceTap(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         _write_delta(state.patch, state.delta, value, w_o, first, end)
         ctx.state, ctx.first, ctx.end = state, first, end
-        ctx.save_for_backward(value if w_o is not None else None, w_o)
+        # z is needed only for W_O's own gradient (saving it would keep it alive otherwise)
+        ctx.save_for_backward(value if w_o is not None and w_o.requires_grad else None, w_o)
         return state.new_token()
 
     @staticmethod

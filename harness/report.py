@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.figures import MethodRuns
+from harness.figures import MethodRuns, record_auc
 from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
 
 CONVENTIONS = (SCORE_TRAPEZOID, SWEEP_PESSIMISTIC)
@@ -270,11 +270,11 @@ def pareto_table(source: Source) -> Table | None:
     for r in front:
         row: dict[str, Any] = {
             "trial": r["trial"],
-            f"{source.objective_name}": r["objective"][0],
+            source.objective_name: r["objective"][0],
             "circuit edges": r["objective"][1],
         }
         if gt is not None:
-            row[f"AUC {gt} ({SCORE_TRAPEZOID})"] = r.get("auc", {}).get(gt, {}).get(SCORE_TRAPEZOID)
+            row[f"AUC {gt} ({SCORE_TRAPEZOID})"] = record_auc(r, gt, SCORE_TRAPEZOID)
         row.update({k: r["params"].get(k) for k in varying})
         rows.append(row)
     data = pd.DataFrame(rows)
@@ -468,7 +468,7 @@ def trials_table(source: Source) -> Table:
             row["objective"] = _first(r.get("objective"))
         for gt in gts:
             for convention in CONVENTIONS:
-                row[f"AUC {gt} ({convention})"] = r.get("auc", {}).get(gt, {}).get(convention)
+                row[f"AUC {gt} ({convention})"] = record_auc(r, gt, convention)
         faith = r.get("faithfulness") or {}
         if faith:
             measure = "kl_div" if "correct_percent" in faith else "mse"

@@ -92,10 +92,12 @@ def open_storage(url: str):
 def _open_storage(url: str):
     import optuna
 
-    if url.startswith("journal://"):
+    from harness.liveness import journal_path
+
+    path = journal_path(url)
+    if path is not None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
-        path = Path(url.removeprefix("journal://"))
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     if url.startswith(("postgresql://", "postgres://")):

@@ -22,6 +22,7 @@ from harness.ablation import check_ablation
 from harness.algorithms.subnetwork_probing import (
     _finish,
     _prepare_runs,
+    diverged,
 )
 from harness.data import PromptBatch
 from harness.faithfulness import check_faithfulness_target, faithfulness_loss
@@ -154,11 +155,7 @@ def subnetwork_probing_batched(
                 histories[k]["regularisation"] += reg
                 mean_loss = sum(loss) / len(loss)
                 if not math.isfinite(mean_loss):  # as SP alone: this trial fails, not the rest
-                    results[k] = FloatingPointError(
-                        f"SP loss is {mean_loss} at epoch {epoch} (learning_rate "
-                        f"{settings[k]['learning_rate']} too high, or a faithfulness target "
-                        "undefined on this task?)"
-                    )
+                    results[k] = diverged(mean_loss, epoch, settings[k]["learning_rate"])
                 elif callbacks[k] is not None:
                     try:
                         callbacks[k](epoch, mean_loss, sum(faith) / len(faith))

@@ -197,10 +197,7 @@ def subnetwork_probing_prune_scores(
             history["regularisation"] += torch.stack(epoch_regs).tolist()
             mean_loss, mean_faith = sum(losses) / len(losses), sum(faiths) / len(faiths)
             if not math.isfinite(mean_loss):
-                raise FloatingPointError(
-                    f"SP loss is {mean_loss} at epoch {epoch} (learning_rate {learning_rate} "
-                    "too high, or a faithfulness target undefined on this task?)"
-                )
+                raise diverged(mean_loss, epoch, learning_rate)
             if progress:
                 bar.set_postfix(
                     {"loss": f"{mean_loss:.4g}", faithfulness_target: f"{mean_faith:.4g}"}
@@ -212,6 +209,19 @@ def subnetwork_probing_prune_scores(
     if isinstance(show_train_graph, (str, Path)):
         figure.write_html(str(show_train_graph))
     return _finish(patchable, logits.detach(), mask_fn, tree_optimisation, history, figure)
+
+
+def diverged(mean_loss: float, epoch: int, learning_rate: float) -> FloatingPointError:
+    """The error that stops an SP training whose epoch loss is no longer finite.
+
+    Example:
+        >>> str(diverged(float("nan"), 3, 0.5)).split(" (")[0]
+        'SP loss is nan at epoch 3'
+    """
+    return FloatingPointError(
+        f"SP loss is {mean_loss} at epoch {epoch} (learning_rate {learning_rate} "
+        "too high, or a faithfulness target undefined on this task?)"
+    )
 
 
 def _finish(patchable, final: Tensor, mask_fn: str, tree: bool, history, figure) -> PruneScores:
