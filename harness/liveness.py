@@ -11,6 +11,11 @@ logic in :mod:`harness.study` treats both alike.
 
 The locks live beside the journal, in ``<journal>.workers/``; a trial tagged on another
 host is never judged (its locks are not visible here).
+
+A worker appends a trial's record and only then tells Optuna, so one killed between the
+two leaves a RUNNING trial whose result is already on disk. :func:`settle_recorded_trials`
+finishes such a trial from its record (any storage) before it would be failed and run a
+second time.
 """
 
 from __future__ import annotations
@@ -18,13 +23,16 @@ from __future__ import annotations
 import atexit
 import contextlib
 import fcntl
+import math
 import os
 import socket
 import uuid
 import warnings
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+SETTLED_ATTR = "settled_from_record"  # user attr of a dead worker's trial finished from its record
 OWNER_ATTR = "harness:worker_lock"  # system attr: "<host>:<lock path>" of the trial's worker
 _held: dict[str, tuple[int, int, str]] = {}  # journal path -> (pid, fd, lock path)
 
@@ -70,21 +78,100 @@ def reap_dead_trials(study: Any, storage_url: str) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     failed, dead = 0, set()
     with _exclusive(directory / "reaper.lock"):  # one reaper at a time: no double retries
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            owner = trial.system_attrs.get(OWNER_ATTR)
-            if not owner or not _is_dead(owner):
-                continue
+        for trial in _dead_by_lock(study):
             study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             frozen = study._storage.get_trial(trial._trial_id)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # marked experimental
                 RetryHeartbeatStaleTrialCallback(max_retry=1)(study, frozen)
             failed += 1
-            dead.add(owner.partition(":")[2])
+            dead.add(trial.system_attrs[OWNER_ATTR].partition(":")[2])
     for path in dead:
         with contextlib.suppress(OSError):
             os.unlink(path)
     return failed
+
+
+def settle_recorded_trials(
+    study: Any, storage_url: str, read_records: Callable[[], Iterable[Mapping[str, Any]]]
+) -> int:
+    """Finish each dead worker's trial that already wrote its final record, with the state
+    and objective of that record (the trial's parameters and seed must match it). Dead
+    means a released lock (journal storages) or a stale heartbeat (RDB storages);
+    ``read_records`` is called only when some trial is dead. Returns how many it finished.
+
+    Example:
+        >>> import optuna
+        >>> optuna.logging.set_verbosity(optuna.logging.ERROR)
+        >>> settle_recorded_trials(optuna.create_study(), "sqlite:///unused.db", list)
+        0
+    """
+    journal = journal_path(storage_url)
+    if journal is None:
+        return _settle(study, _stale_by_heartbeat(study), read_records)
+    directory = _lock_dir(journal)
+    directory.mkdir(parents=True, exist_ok=True)
+    with _exclusive(directory / "reaper.lock"):  # the reaper must not fail it meanwhile
+        return _settle(study, _dead_by_lock(study), read_records)
+
+
+def _stale_by_heartbeat(study: Any) -> list[Any]:
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+
+    storage = study._storage
+    if not is_heartbeat_enabled(storage):
+        return []
+    return [storage.get_trial(i) for i in storage._get_stale_trial_ids(study._study_id)]
+
+
+def _dead_by_lock(study: Any) -> list[Any]:
+    from optuna.trial import TrialState
+
+    return [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if trial.system_attrs.get(OWNER_ATTR) and _is_dead(trial.system_attrs[OWNER_ATTR])
+    ]
+
+
+def _settle(
+    study: Any, dead: list[Any], read_records: Callable[[], Iterable[Mapping[str, Any]]]
+) -> int:
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    if not dead:
+        return 0
+    final = {"COMPLETE", "PRUNED", "FAIL"}
+    by_number = {r["trial"]: r for r in read_records() if r.get("state") in final}
+    storage, settled = study._storage, 0
+    for trial in dead:
+        record = by_number.get(trial.number)
+        if record is None or not _same_trial(trial, record):
+            continue
+        state, values = TrialState[record["state"]], None
+        if state == TrialState.COMPLETE:
+            objective = record.get("objective")
+            values = objective if isinstance(objective, list) else [objective]
+            if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+                state, values = TrialState.FAIL, None
+        try:
+            storage.set_trial_user_attr(trial._trial_id, SETTLED_ATTR, True)
+            if state == TrialState.FAIL and record.get("fail_reason"):
+                storage.set_trial_user_attr(trial._trial_id, "fail_reason", record["fail_reason"])
+            storage.set_trial_state_values(trial._trial_id, state, values)
+        except UpdateFinishedTrialError:
+            continue  # another worker finished it first
+        settled += 1
+    return settled
+
+
+def _same_trial(trial: Any, record: Mapping[str, Any]) -> bool:
+    """Whether ``record`` is this trial's (not a same-numbered one of an older study)."""
+    params = record.get("params") or {}
+    if trial.user_attrs.get("seed") != record.get("seed"):
+        return False
+    return all(params.get(name) == value for name, value in trial.params.items())
 
 
 def _lock_dir(journal: Path) -> Path:

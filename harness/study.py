@@ -255,19 +255,27 @@ def run_worker(
     """
     from optuna.storages import fail_stale_trials
 
-    from harness.liveness import claim, reap_dead_trials
+    from harness.liveness import claim, reap_dead_trials, settle_recorded_trials
     from harness.objective import TrialRunner
+    from harness.records import read_records
 
     budget = n_trials or config.n_trials
     limit = timeout if timeout is not None else config.timeout
     study = load_or_create_study(config, storage_url)
-    reap_dead_trials(study, storage_url)  # trials of workers that died before this one
     runner = TrialRunner(
         config,
         records_path(config, runs_dir),
         on_epoch=on_epoch,
         on_record=_wandb_logger(config, runs_dir),
     )
+
+    def settle_dead() -> None:
+        """A dead worker's trial with its record on disk is finished from it (no rerun);
+        before Optuna's own stale-trial check, which ``optimize`` runs first thing."""
+        settle_recorded_trials(study, storage_url, lambda: read_records(runner.records_file))
+
+    settle_dead()
+    reap_dead_trials(study, storage_url)  # trials of workers that died before this one
     start = time.monotonic()
 
     def objective(trial):
@@ -282,6 +290,7 @@ def run_worker(
     if batch_trials > 1:
         check_batchable(config)
     while limit is None or time.monotonic() - start < limit:
+        settle_dead()
         state = _budget(study)
         if state.finished >= budget:
             break
@@ -292,6 +301,7 @@ def run_worker(
                 continue
         if not state.waiting and state.finished + state.in_flight >= budget:
             # a dead worker's trial becomes a WAITING retry: heartbeats (RDB), locks (journal)
+            settle_dead()
             fail_stale_trials(study)
             reap_dead_trials(study, storage_url)
             time.sleep(1.0)  # the rest of the budget is running in other workers

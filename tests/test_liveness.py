@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import optuna
 import pytest
 
-from harness.liveness import OWNER_ATTR, claim, reap_dead_trials
+from harness.liveness import OWNER_ATTR, claim, reap_dead_trials, settle_recorded_trials
 from harness.study import open_storage, retried_trial_number
 
 CHILD = """
@@ -19,6 +20,7 @@ url = sys.argv[1]
 study = optuna.load_study(study_name="s", storage=open_storage(url))
 trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
 claim(trial, url)
+trial.set_user_attr("seed", 7)
 print(trial.number, flush=True)
 os._exit(0) if sys.argv[2] == "die" else sys.stdin.read()
 """
@@ -76,3 +78,58 @@ def test_own_trials_and_other_hosts_are_never_reaped(journal):
     study._storage.set_trial_system_attr(elsewhere._trial_id, OWNER_ATTR, "other-host:/nope")
     assert reap_dead_trials(study, url) == 0
     assert {t.state.name for t in study.get_trials()} == {"RUNNING"}
+
+
+def dead_trials(url: str, n: int) -> list[optuna.trial.FrozenTrial]:
+    for _ in range(n):
+        subprocess.run([sys.executable, "-c", CHILD, url, "die"], check=True, capture_output=True)
+    return optuna.load_study(study_name="s", storage=open_storage(url)).get_trials()
+
+
+def record(trial, **fields) -> dict:
+    return {"trial": trial.number, "seed": 7, "params": dict(trial.params), **fields}
+
+
+def test_a_dead_trial_with_its_record_is_finished_from_it_not_retried(journal):
+    url, _ = journal
+    complete, failed, nan, other_seed, unrecorded = dead_trials(url, 5)
+    records = [
+        record(complete, state="COMPLETE", objective=0.75),
+        record(failed, state="FAIL", fail_reason="ValueError: bad"),
+        record(nan, state="COMPLETE", objective=float("nan")),
+        {**record(other_seed, state="COMPLETE", objective=0.5), "seed": 8},  # not this trial
+    ]
+    study = optuna.load_study(study_name="s", storage=open_storage(url))
+    assert settle_recorded_trials(study, url, lambda: records) == 3
+    assert settle_recorded_trials(study, url, lambda: records) == 0
+    trials = study.get_trials()
+    assert trials[complete.number].state.name == "COMPLETE"
+    assert trials[complete.number].value == 0.75
+    assert trials[failed.number].state.name == "FAIL"
+    assert trials[failed.number].user_attrs["fail_reason"] == "ValueError: bad"
+    assert trials[nan.number].state.name == "FAIL"
+    assert all(trials[t.number].user_attrs["settled_from_record"] for t in (complete, failed, nan))
+    assert reap_dead_trials(study, url) == 2  # the other two: failed and retried
+    retried = {retried_trial_number(t) for t in study.get_trials()}
+    assert retried - {None} == {other_seed.number, unrecorded.number}
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_records_are_read_only_when_a_worker_is_dead(tmp_path):
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    storage = optuna.storages.RDBStorage(url, heartbeat_interval=1, grace_period=1)
+    study = optuna.create_study(study_name="s", storage=storage)
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    trial.set_user_attr("seed", 7)
+    storage.record_heartbeat(trial._trial_id)
+
+    def unreadable():
+        raise AssertionError("read while every worker is alive")
+
+    assert settle_recorded_trials(study, url, unreadable) == 0
+    time.sleep(2.2)  # past the grace period: the heartbeat is stale
+    frozen = study.get_trials()[0]
+    done = [record(frozen, state="PRUNED")]
+    assert settle_recorded_trials(study, url, lambda: done) == 1
+    assert study.get_trials()[0].state.name == "PRUNED"

@@ -187,9 +187,72 @@ def test_resume_after_sigkill_keeps_every_trial_and_repeats_none(tmp_path, stora
     study = load_or_create_study(config, storage_url)
     finished = [t for t in study.trials if t.state.is_finished() and t.state.name != "FAIL"]
     assert len(finished) == 6
-    for number in cut:  # the trial the kill cut (if it landed mid-trial): failed, retried
-        assert study.trials[number].state.name == "FAIL"
-        assert number in {retried_trial_number(t) for t in study.trials}
+    recorded = {r["trial"] for r in before}
+    for number in cut:  # the trial the kill cut (if it landed mid-trial)
+        if number in recorded:  # killed after its record, before Optuna heard: kept as is
+            assert study.trials[number].user_attrs["settled_from_record"] is True
+            assert study.trials[number].state.name != "FAIL"
+        else:  # killed mid-trial: failed, retried
+            assert study.trials[number].state.name == "FAIL"
+            assert number in {retried_trial_number(t) for t in study.trials}
+
+
+KILLED_AFTER_RECORD = """
+import os, sys
+from pathlib import Path
+import harness.study as study
+from harness.config import load_config
+
+written = []
+
+def logger(config, runs_dir):
+    def on_record(record, config):
+        written.append(record.trial)
+        if len(written) == 2:
+            os._exit(9)  # record on disk, Optuna not yet told
+    return on_record
+
+study._wandb_logger = logger
+config, runs = load_config(sys.argv[1]), Path(sys.argv[2])
+study.run_worker(config, config.storage_url(runs), runs_dir=runs)
+"""
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+def test_a_worker_killed_between_record_and_tell_is_not_run_twice(tmp_path, storage):
+    """The record is the result: the resumed study finishes that trial from it."""
+    extra = {"storage": f"journal://{tmp_path / 'late.journal'}"} if storage == "journal" else {}
+    path = write_study(tmp_path, name="late", n_trials=4, **extra)
+    runs = tmp_path / "runs"
+    env = {"HARNESS_HEARTBEAT_SECONDS": "1"}
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_RECORD, str(path), str(runs)],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert killed.returncode == 9, killed.stderr
+    records_file = runs / "late" / "trials.jsonl"
+    before = read_records(records_file)
+    config = load_config(path)
+    storage_url = config.storage_url(runs)
+    (second,) = [t for t in load_or_create_study(config, storage_url).trials if t.number == 1]
+    assert second.state.name == "RUNNING" and [r["trial"] for r in before] == [0, 1]
+    if storage == "sqlite":
+        time.sleep(4)  # past the heartbeat grace period
+    result = harness(*run_args(path, tmp_path), cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    after = read_records(records_file)
+    assert sorted(r["trial"] for r in after) == [0, 1, 2, 3]  # trial 1 not run again
+    study = load_or_create_study(config, storage_url)
+    settled = study.trials[1]
+    assert settled.state.name == before[1]["state"] == "COMPLETE"
+    assert settled.value == pytest.approx(before[1]["objective"], rel=0, abs=0)
+    assert settled.user_attrs["settled_from_record"] is True
+    assert not [t for t in study.trials if retried_trial_number(t) is not None]
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
 
 
 @pytest.mark.parametrize(
