@@ -16,6 +16,7 @@ original slot.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -251,7 +252,8 @@ def run_worker(
 
     Safe to run in several processes (or machines) against one storage. With
     ``batch_trials`` K > 1, SP trains K trials in one pass (see
-    :mod:`harness.algorithms.sp_batched`); those trials have no heartbeat.
+    :mod:`harness.algorithms.sp_batched`), each with its heartbeat (RDB storages) or its
+    worker's lock (journal files), so a killed batch's trials are retried on resume.
     """
     from optuna.storages import fail_stale_trials
 
@@ -344,14 +346,14 @@ def check_batchable(config: StudyConfig) -> None:
 
 def _run_batch(study, runner, n: int, budget: int, on_trial, storage_url: str) -> None:
     import optuna
+    from optuna.storages._heartbeat import get_heartbeat_thread
 
-    from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
     from harness.liveness import claim
 
     trials = []
     for _ in range(n):
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # no heartbeat thread outside Study.optimize
+            warnings.simplefilter("ignore")  # "heartbeats are for Study.optimize": ours follow
             trial = study.ask()
         slots = _budget(study).slots
         mine = slots.get(trial.number, trial.number)
@@ -363,6 +365,17 @@ def _run_batch(study, runner, n: int, budget: int, on_trial, storage_url: str) -
         trials.append(trial)
     if not trials:
         return
+    with contextlib.ExitStack() as beating:  # RDB storages: a live batch's trials stay fresh
+        for trial in trials:
+            beating.enter_context(get_heartbeat_thread(trial._trial_id, study._storage))
+        _train_and_tell(study, runner, trials, on_trial)
+
+
+def _train_and_tell(study, runner, trials: list, on_trial) -> None:
+    import optuna
+
+    from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
+
     task = runner.task
     settings, histories, callbacks, shared = [], [], [], {}
     for trial in trials:

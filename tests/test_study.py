@@ -436,6 +436,46 @@ def test_batched_trials_in_a_study(tmp_path):
     assert all(r["state"] in ("COMPLETE", "PRUNED") for r in records)
 
 
+def test_a_batch_killed_mid_pass_is_retried_on_resume(tmp_path):
+    """Each trial of a batch beats its own heartbeat: killed, they go stale and are retried
+    (without heartbeats they stayed RUNNING and a resumed worker waited for them for ever)."""
+    path = write_study(
+        tmp_path,
+        name="killed-batch",
+        n_trials=4,
+        search_space={
+            **SMALL_STUDY["search_space"],
+            "epochs": {"type": "int", "low": 30, "high": 60},
+        },
+    )
+    runs = tmp_path / "runs"
+    env = {"HARNESS_HEARTBEAT_SECONDS": "1"}
+    args = [*run_args(path, tmp_path), "--batch-trials", "2"]
+    proc = start_run(args, tmp_path, env)
+    records_file = runs / "killed-batch" / "trials.jsonl"
+    wait_for_records(records_file, 2)
+    time.sleep(1.5)  # the second batch is training
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    before = read_records(records_file)
+    config = load_config(path)
+    storage_url = config.storage_url(runs)
+    cut = [t.number for t in load_or_create_study(config, storage_url).trials if t.number >= 2]
+    time.sleep(4)  # past the heartbeat grace period
+    result = harness(*args, cwd=tmp_path, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    after = read_records(records_file)
+    assert after[: len(before)] == before
+    assert len(after) == 4 and len({r["trial"] for r in after}) == 4
+    study = load_or_create_study(config, storage_url)
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 4
+    recorded = {r["trial"] for r in before}
+    for number in cut:
+        if number not in recorded:
+            assert study.trials[number].state.name == "FAIL"
+            assert number in {retried_trial_number(t) for t in study.trials}
+
+
 def test_batched_trials_refuse_shared_parameters_in_the_search(tmp_path):
     path = write_study(
         tmp_path,
