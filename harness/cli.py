@@ -155,6 +155,8 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
     runs_dir = args.runs_dir or RUNS_DIR
     if args.n_trials is not None and args.n_trials < 1:
         raise UsageError(f"--n-trials must be >= 1, got {args.n_trials}")
+    if args.timeout is not None and not args.timeout > 0:
+        raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
     if worker:
         run_worker(config, args.storage, args.n_trials, args.timeout, runs_dir)
         print(f"worker done: study {config.name}")
@@ -190,12 +192,12 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
 
 def _cmd_status(args: argparse.Namespace) -> int:
     from harness.records import read_records
-    from harness.study import RUNS_DIR, load_or_create_study, mask_password, records_path
+    from harness.study import RUNS_DIR, load_existing_study, mask_password, records_path
 
     config = _load_study(args)
     runs_dir = args.runs_dir or RUNS_DIR
     url = args.storage or config.storage_url(runs_dir)
-    study = load_or_create_study(config, url)
+    study = load_existing_study(config, url)
     records = {r["trial"]: r for r in read_records(records_path(config, runs_dir))}
     gt = config.ground_truth
     print(f"study {config.name} ({mask_password(url)})")

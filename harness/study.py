@@ -180,6 +180,30 @@ def suggest(trial, config: StudyConfig) -> dict[str, Any]:
     return values
 
 
+def load_existing_study(config: StudyConfig, storage_url: str):
+    """The study as it is in storage, creating nothing (for read-only commands).
+
+    Raises:
+        ValueError: One line, if the storage or the study in it does not exist yet.
+    """
+    import optuna
+
+    from harness.liveness import journal_path
+
+    shown = mask_password(storage_url)
+    journal = journal_path(storage_url)
+    sqlite = storage_url.startswith("sqlite:///")
+    local = journal or (Path(storage_url.removeprefix("sqlite:///")) if sqlite else None)
+    if local is not None and not local.exists():
+        raise ValueError(f"no study {config.name!r} yet: {local} does not exist")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = open_storage(storage_url)
+    try:
+        return optuna.load_study(study_name=config.name, storage=storage)
+    except KeyError:
+        raise ValueError(f"no study {config.name!r} in {shown} yet") from None
+
+
 def load_or_create_study(config: StudyConfig, storage_url: str):
     import optuna
 

@@ -301,6 +301,32 @@ def test_set_overrides_and_validate(tmp_path):
     assert result.returncode == 0 and "7 trials" in result.stdout
 
 
+def test_status_of_a_study_never_run_is_one_line_and_creates_nothing(tmp_path):
+    path = write_study(tmp_path, name="unrun")
+    runs = tmp_path / "runs"
+    result = harness("status", str(path), "--runs-dir", str(runs), cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"harness: error: no study 'unrun' yet: {runs / 'unrun' / 'study.db'} does not exist"
+    ]
+    assert not runs.exists()
+    other = write_study(tmp_path, name="other", storage=f"sqlite:///{tmp_path / 'shared.db'}")
+    assert harness(*run_args(other, tmp_path), "--n-trials", "1", cwd=tmp_path).returncode == 0
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    result = harness("status", str(path), "--storage", url, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"harness: error: no study 'unrun' in {url} yet"
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "nan"])
+def test_run_refuses_a_timeout_that_is_not_positive(tmp_path, value):
+    result = harness(*run_args(write_study(tmp_path), tmp_path), "--timeout", value, cwd=tmp_path)
+    assert result.returncode == 2
+    message = f"harness: error: --timeout must be > 0 seconds, got {float(value)}"
+    assert result.stderr.strip() == message
+    assert not (tmp_path / "runs").exists()
+
+
 def test_passwords_are_masked():
     assert mask_password("postgresql://u:p%40ss@h/db") == "postgresql://u:***@h/db"
 
