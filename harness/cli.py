@@ -317,17 +317,22 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         from harness.compare import load_compare_config
         from harness.config import load_config
 
+        if not args.studies_dir.is_dir():
+            raise UsageError(f"--studies-dir {str(args.studies_dir)!r} is not a directory")
+        rows = []
         for path in sorted(args.studies_dir.glob("*.yaml")):
             try:
                 if _is_comparison(path):
                     comparison = load_compare_config(path)
-                    tasks = ",".join(comparison.tasks)
-                    print(f"{comparison.name:<24} {'compare':<6} {tasks:<18} {path}")
+                    rows.append((comparison.name, "compare", ",".join(comparison.tasks), path))
                     continue
                 config = load_config(path)
-                print(f"{config.name:<24} {config.algorithm:<6} {config.task:<18} {path}")
+                rows.append((config.name, config.algorithm, config.task, path))
             except ValueError as error:
-                print(f"{path.stem:<24} invalid: {error}")
+                rows.append((path.stem, "invalid", "", str(error)))
+        widths = [max((len(str(row[i])) for row in rows), default=0) for i in range(3)]
+        for *cells, last in rows:
+            print(*(f"{cell:<{width}}" for cell, width in zip(cells, widths, strict=True)), last)
         return 0
     if args.what == "algorithms":
         from harness.algorithms import ALGORITHMS

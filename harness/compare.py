@@ -105,6 +105,10 @@ def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = Non
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ValueError(f"{path}: malformed YAML: {getattr(error, 'problem', error)}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a comparison config is a mapping of keys")
+    if "kind" not in data and ("task" in data or "search_space" in data):
+        raise ValueError(f"{path}: a study config, not a comparison: run `harness run {path}`")
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
     return validate_model(CompareConfig, data, str(path))

@@ -181,6 +181,8 @@ def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> St
         ) from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a study config is a mapping of keys, got {type(data).__name__}")
+    if data.get("kind") == "compare":
+        raise ValueError(f"{path}: a comparison config: run `harness compare {path}`")
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
     return validate_config(data, source=str(path))

@@ -125,3 +125,28 @@ def test_ls_tasks_and_algorithms():
         assert slug in tasks.stdout
     algorithms = run_cli("ls", "algorithms")
     assert "learning_rate" in algorithms.stdout and "oracle" in algorithms.stdout
+
+
+def test_a_config_given_to_the_wrong_command_says_which_command_runs_it(tmp_path):
+    study = ROOT / "studies" / "sp-tracr-reverse.yaml"
+    comparison = ROOT / "studies" / "compare-tracr.yaml"
+    for args, message in [
+        (("run", str(comparison)), f"a comparison config: run `harness compare {comparison}`"),
+        (("compare", str(study)), f"a study config, not a comparison: run `harness run {study}`"),
+        (("ls", "studies", "--studies-dir", str(tmp_path / "nope")), "is not a directory"),
+    ]:
+        result = run_cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], (args, lines)
+
+
+def test_ls_studies_aligns_its_columns_and_lists_invalid_configs(tmp_path):
+    (tmp_path / "a.yaml").write_text((ROOT / "studies" / "sp-tracr-reverse.yaml").read_text())
+    (tmp_path / "b.yaml").write_text("version: 1\nname: broken\ncolour: red\n")
+    result = run_cli("ls", "studies", "--studies-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    good, bad = result.stdout.splitlines()
+    assert good.split() == ["sp-tracr-reverse", "sp", "tracr-reverse", str(tmp_path / "a.yaml")]
+    assert bad.startswith("b ") and "invalid" in bad and "task: Field required" in bad
+    assert good.index(" sp ") == bad.index(" invalid ")
