@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -61,6 +61,10 @@ class _Patching:
     delta: Tensor  # [batch, n_sources, pos, d_model], patch − current, no grad
     resid_start: Tensor | None  # [batch or 1, pos, d_model], replaces Resid Start's value
     token: Tensor | None = None  # the chain's link; None when no gradient is wanted
+    # one element every token expands (each link's token is a view of its own)
+    _token_base: Tensor | None = field(default=None, repr=False)
+    # the buffer backward walks now, with its two views (made once, not at every link)
+    _views: tuple[Tensor, Tensor, Tensor] | None = field(default=None, repr=False)
 
     @property
     def buffer_size(self) -> int:
@@ -69,19 +73,27 @@ class _Patching:
 
     def new_token(self) -> Tensor:
         """A one-element tensor expanded to the gradient buffer's size (no memory)."""
-        empty = torch.empty((), device=self.delta.device, dtype=self.delta.dtype)
-        return empty.expand(self.buffer_size)
+        if self._token_base is None:
+            self._token_base = torch.empty((), device=self.delta.device, dtype=self.delta.dtype)
+        return self._token_base.expand(self.buffer_size)
 
     def gradients(self, buffer: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
         """``(buffer, ∂/∂delta view, ∂/∂weights view)``; a zero buffer when ``None``."""
+        if self._views is not None and self._views[0] is buffer:
+            return self._views
         if buffer is None:  # the chain's last link: the buffer starts here
             buffer = torch.zeros(self.buffer_size, device=self.delta.device, dtype=self.delta.dtype)
         n_delta = self.delta.numel()
-        return (
+        self._views = (
             buffer,
             buffer[:n_delta].view(self.delta.shape),
             buffer[n_delta:].view(self.weights.shape),
         )
+        return self._views
+
+    def release_gradients(self) -> None:
+        """Drop the buffer backward walked (the chain's first link calls this last)."""
+        self._views = None
 
 
 class _ChainStart(torch.autograd.Function):
@@ -99,8 +111,10 @@ class _ChainStart(torch.autograd.Function):
     def backward(ctx, grad_token):  # type: ignore[override]
         ctx.saved_tensors  # noqa: B018 (the version check)
         if not ctx.anchor_is_weights:
+            ctx.state.release_gradients()
             return None, None, None
         _, _, grad_weights = ctx.state.gradients(grad_token)
+        ctx.state.release_gradients()
         return grad_weights, None, None
 
 
@@ -164,7 +178,8 @@ class _DestinationMix(torch.autograd.Function):
         weights_block = _block(grad_weights, ctx.group)
         acc = grad_delta[:, :n_up].view(batch, n_up, pos * d_model)
         if weights.shape[0] == 1:
-            weights_block[0].copy_(torch.einsum("brk,bsk->rs", grad, flat))
+            # per-example products summed (an einsum over b and k copies both operands)
+            torch.sum(torch.bmm(grad, flat.transpose(1, 2)), 0, out=weights_block[0])
             acc.baddbmm_(weights[0].t().expand(batch, n_up, rows), grad)
         else:
             weights_block.copy_(torch.bmm(grad, flat.transpose(1, 2)))
