@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import StudyConfig
+from harness.interrupts import interruptible, uninterruptible
 from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, circuit_faithfulness, sweep_roc
 from harness.records import (
     TrialRecord,
@@ -86,8 +87,10 @@ class TrialRunner:
                 self.on_epoch(trial.number, epoch, faithfulness)
             if config.objective.multi:
                 return  # Optuna prunes single-objective studies only
-            trial.report(-faithfulness if maximize else faithfulness, epoch)
-            if trial.should_prune():
+            with uninterruptible():  # storage calls: a Ctrl-C waits for them
+                trial.report(-faithfulness if maximize else faithfulness, epoch)
+                prune = trial.should_prune()
+            if prune:
                 raise optuna.TrialPruned(f"pruned after epoch {epoch}")
 
         return report
@@ -123,7 +126,8 @@ class TrialRunner:
             retry_of=retry_of,
         )
         try:
-            value = self._evaluate(params, seed, report, record, precomputed)
+            with interruptible():  # no storage calls in here but the reporter's
+                value = self._evaluate(params, seed, report, record, precomputed)
             record.state = "COMPLETE"
             record.objective = value
             return value

@@ -279,8 +279,27 @@ def run_worker(
     :mod:`harness.algorithms.sp_batched`), each with its heartbeat (RDB storages) or its
     worker's lock (journal files), so a killed batch's trials are retried on resume.
     """
+    from harness.interrupts import catching_interrupts
+
+    with catching_interrupts():  # Ctrl-C between storage calls, never inside one
+        _run_worker(
+            config, storage_url, n_trials, timeout, runs_dir, on_trial, on_epoch, batch_trials
+        )
+
+
+def _run_worker(
+    config: StudyConfig,
+    storage_url: str,
+    n_trials: int | None,
+    timeout: float | None,
+    runs_dir: Path | None,
+    on_trial: Callable[[Any], None] | None,
+    on_epoch: Callable[[int, int, float], None] | None,
+    batch_trials: int,
+) -> None:
     from optuna.storages import fail_stale_trials
 
+    from harness.interrupts import check, interruptible
     from harness.liveness import claim, reap_dead_trials, settle_recorded_trials
     from harness.objective import TrialRunner
     from harness.records import read_records
@@ -316,6 +335,7 @@ def run_worker(
     if batch_trials > 1:
         check_batchable(config)
     while limit is None or time.monotonic() - start < limit:
+        check()  # a Ctrl-C held during the last trial's storage calls
         settle_dead()
         state = _budget(study)
         if state.finished >= budget:
@@ -330,7 +350,8 @@ def run_worker(
             settle_dead()
             fail_stale_trials(study)
             reap_dead_trials(study, storage_url)
-            time.sleep(1.0)  # the rest of the budget is running in other workers
+            with interruptible():
+                time.sleep(1.0)  # the rest of the budget is running in other workers
             continue
         before = len(study.get_trials(deepcopy=False))
         study.optimize(objective, n_trials=1, catch=(Exception,))
@@ -399,6 +420,8 @@ def _train_and_tell(study, runner, trials: list, on_trial) -> None:
     import optuna
 
     from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
+    from harness.interrupts import interruptible
+    from harness.objective import INTERRUPTED
 
     task = runner.task
     settings, histories, callbacks, shared = [], [], [], {}
@@ -412,11 +435,17 @@ def _train_and_tell(study, runner, trials: list, on_trial) -> None:
     shared.setdefault("faithfulness_target", task.faithfulness_target)
     start = time.perf_counter()
     try:
-        results: list[Any] = subnetwork_probing_batched(
-            task.patchable, task.train, settings, callbacks=callbacks, **shared
-        )
+        with interruptible():  # no storage calls in here but the reporters'
+            results: list[Any] = subnetwork_probing_batched(
+                task.patchable, task.train, settings, callbacks=callbacks, **shared
+            )
     except Exception as error:  # the whole pass failed: every trial fails with the reason
         results = [error] * len(trials)
+    except KeyboardInterrupt:  # not results: resuming runs them anew
+        for trial in trials:
+            trial.set_user_attr(INTERRUPTED, True)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        raise
     share = (time.perf_counter() - start) / len(trials)
     for trial, result, history in zip(trials, results, histories, strict=True):
         try:

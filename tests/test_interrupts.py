@@ -1,0 +1,118 @@
+"""Ctrl-C is held during storage calls and raised between them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from harness.interrupts import catching_interrupts, check, interruptible, uninterruptible
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ctrl_c() -> None:
+    signal.raise_signal(signal.SIGINT)
+
+
+def test_held_outside_interruptible_blocks_and_raised_at_the_next_safe_point():
+    with catching_interrupts():
+        ctrl_c()  # held: storage calls may be running here
+        with pytest.raises(KeyboardInterrupt):
+            check()
+        check()  # raised once
+        ctrl_c()
+        with pytest.raises(KeyboardInterrupt), interruptible():
+            pytest.fail("a held Ctrl-C raises on entry")
+
+
+def test_raised_at_once_inside_interruptible_blocks_and_held_in_uninterruptible_ones():
+    reached = []
+    with catching_interrupts():
+        with pytest.raises(KeyboardInterrupt), interruptible():
+            ctrl_c()
+            reached.append("after")
+        assert reached == []
+        with pytest.raises(KeyboardInterrupt), interruptible():
+            with uninterruptible():
+                ctrl_c()
+                reached.append("storage call finished")
+            reached.append("after the storage block")
+        assert reached == ["storage call finished"]
+
+
+def test_a_second_ctrl_c_while_one_is_held_raises_at_once():
+    with catching_interrupts():
+        ctrl_c()
+        with pytest.raises(KeyboardInterrupt):
+            ctrl_c()
+        check()  # nothing held any more
+
+
+def test_the_previous_handler_comes_back():
+    before = signal.getsignal(signal.SIGINT)
+    with catching_interrupts():
+        assert signal.getsignal(signal.SIGINT) is not before
+    assert signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt):
+        ctrl_c()  # Python's default again
+
+
+CTRL_C_IN_A_STORAGE_CALL = """
+import signal, sys
+from pathlib import Path
+from optuna.storages import RDBStorage
+import harness.study as study
+from harness.config import load_config
+
+original = RDBStorage.set_trial_intermediate_value
+calls = []
+
+def interrupted_write(self, trial_id, step, value):
+    calls.append(step)
+    if len(calls) == 2:
+        signal.raise_signal(signal.SIGINT)  # Ctrl-C while the write is under way
+    return original(self, trial_id, step, value)
+
+RDBStorage.set_trial_intermediate_value = interrupted_write
+config, runs = load_config(sys.argv[1]), Path(sys.argv[2])
+try:
+    study.run_worker(config, config.storage_url(runs), runs_dir=runs)
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_during_a_storage_write_lets_the_write_finish_then_stops(tmp_path):
+    config = {
+        "version": 1,
+        "name": "held",
+        "task": "tracr-reverse",
+        "task_options": {"device": "cpu"},
+        "algorithm": "sp",
+        "search_space": {"epochs": {"type": "int", "low": 5, "high": 5}},
+        "n_trials": 2,
+        "wandb": {"mode": "disabled"},
+    }
+    path = tmp_path / "held.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = subprocess.run(
+        [sys.executable, "-c", CTRL_C_IN_A_STORAGE_CALL, str(path), str(tmp_path / "runs")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 130, result.stderr
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    storage = f"sqlite:///{tmp_path / 'runs' / 'held' / 'study.db'}"
+    (trial,) = optuna.load_study(study_name="held", storage=storage).trials
+    assert sorted(trial.intermediate_values) == [0, 1]  # the interrupted write landed
+    assert trial.state.name == "FAIL" and trial.user_attrs["interrupted"] is True
+    assert not (tmp_path / "runs" / "held" / "trials.jsonl").exists()  # no half result
