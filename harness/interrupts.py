@@ -7,14 +7,19 @@ call on SQLite that can leave a connection holding the database lock, so the tri
 is active, SIGINT raises at once only inside :func:`interruptible` blocks (computation that
 touches no storage); elsewhere it is held and raised at the next :func:`interruptible`
 entry or :func:`check`. A second Ctrl-C while one is held raises at once.
+
+Worker processes of ``--jobs N`` ignore SIGINT and take the same stop as SIGUSR1 from
+their parent (:func:`relaying_interrupts`), which relays each Ctrl-C once: a terminal's
+Ctrl-C reaches the whole process group, and a worker must not count it twice.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 
 class _State:
@@ -24,9 +29,9 @@ class _State:
 
 
 @contextlib.contextmanager
-def catching_interrupts() -> Iterator[None]:
-    """Hold Ctrl-C outside :func:`interruptible` blocks (main thread only; elsewhere, or
-    when already active, a no-op).
+def catching_interrupts(signum: int = signal.SIGINT) -> Iterator[None]:
+    """Hold Ctrl-C (or ``signum``) outside :func:`interruptible` blocks (main thread only;
+    elsewhere, or when already active, a no-op).
 
     Example:
         >>> with catching_interrupts():
@@ -36,14 +41,44 @@ def catching_interrupts() -> Iterator[None]:
     if _State.active or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, _on_sigint)
+    previous = signal.getsignal(signum)
+    signal.signal(signum, _on_interrupt)
     _State.active, _State.held, _State.depth = True, False, 0
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous)
         _State.active, _State.held, _State.depth = False, False, 0
+
+
+@contextlib.contextmanager
+def relaying_interrupts(worker_pids: Callable[[], Iterable[int]]) -> Iterator[list[bool]]:
+    """In a parent of worker processes: each Ctrl-C is sent on to ``worker_pids()`` as
+    SIGUSR1 (the workers stop at their next safe point); yields a one-item list that turns
+    ``[True]`` once one was relayed. A third Ctrl-C raises here (the workers are then
+    killed by whoever runs them). Main thread only; elsewhere a no-op.
+    """
+    relayed = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield relayed
+        return
+    presses = [0]
+
+    def on_sigint(signum, frame) -> None:
+        presses[0] += 1
+        if presses[0] > 2:
+            raise KeyboardInterrupt
+        relayed[0] = True
+        for pid in worker_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGUSR1)
+
+    previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield relayed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
@@ -78,7 +113,7 @@ def check() -> None:
         raise KeyboardInterrupt
 
 
-def _on_sigint(signum, frame) -> None:
+def _on_interrupt(signum, frame) -> None:
     if _State.depth > 0 or _State.held:
         _State.held = False
         raise KeyboardInterrupt

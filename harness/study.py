@@ -514,9 +514,13 @@ def run_study(
 
 
 def _run_processes(config, storage_url, budget, timeout, runs_dir, jobs, bar) -> None:
+    import shutil
+    import tempfile
     import threading
 
     from joblib import Parallel, delayed
+
+    from harness.interrupts import relaying_interrupts
 
     stop = threading.Event()
 
@@ -524,30 +528,54 @@ def _run_processes(config, storage_url, budget, timeout, runs_dir, jobs, bar) ->
         while not stop.wait(1.0):
             bar.refresh_from_storage()
 
+    pids = Path(tempfile.mkdtemp(prefix="harness-workers-"))  # one empty file per live worker
     poller = threading.Thread(target=poll, daemon=True)
     poller.start()
     try:
-        Parallel(n_jobs=jobs, backend="loky")(
-            delayed(_process_worker)(
-                config.model_dump(mode="json"),
-                storage_url,
-                budget,
-                timeout,
-                str(runs_dir) if runs_dir else None,
+        with relaying_interrupts(lambda: [int(p.name) for p in pids.iterdir()]) as relayed:
+            outcomes = Parallel(n_jobs=jobs, backend="loky")(
+                delayed(_process_worker)(
+                    config.model_dump(mode="json"),
+                    storage_url,
+                    budget,
+                    timeout,
+                    str(runs_dir) if runs_dir else None,
+                    str(pids),
+                )
+                for _ in range(jobs)
             )
-            for _ in range(jobs)
-        )
+        if relayed[0] or _WORKER_INTERRUPTED in outcomes:
+            raise KeyboardInterrupt
     finally:
         stop.set()
         poller.join()
+        shutil.rmtree(pids, ignore_errors=True)
 
 
-def _process_worker(config_data, storage_url, budget, timeout, runs_dir) -> None:
+_WORKER_INTERRUPTED = "interrupted"  # a worker process's outcome when Ctrl-C stopped it
+
+
+def _process_worker(config_data, storage_url, budget, timeout, runs_dir, pids) -> str:
+    import signal
+
     import torch
+
+    from harness.interrupts import catching_interrupts
 
     torch.set_num_threads(1)
     config = StudyConfig.model_validate(config_data)
-    run_worker(config, storage_url, budget, timeout, Path(runs_dir) if runs_dir else None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGUSR1, once
+    mine = Path(pids) / str(os.getpid())
+    mine.touch()
+    try:
+        with catching_interrupts(signal.SIGUSR1):
+            run_worker(config, storage_url, budget, timeout, Path(runs_dir) if runs_dir else None)
+    except KeyboardInterrupt:
+        return _WORKER_INTERRUPTED
+    finally:
+        mine.unlink(missing_ok=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # loky reuses its workers
+    return "done"
 
 
 def summarize(config: StudyConfig, storage_url: str, runs_dir: Path | None = None) -> StudyOutcome:

@@ -452,6 +452,51 @@ def test_ctrl_c_ends_cleanly_and_the_interrupted_trial_is_rerun(tmp_path):
     assert len(after) == 3 and len({r["trial"] for r in after}) == 3
 
 
+def test_ctrl_c_stops_worker_processes_at_a_safe_point_and_marks_their_trials(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group; the parent relays it once."""
+    path = write_study(
+        tmp_path,
+        name="interrupted-jobs",
+        n_trials=6,
+        enqueue=[],
+        search_space={
+            **SMALL_STUDY["search_space"],
+            "epochs": {"type": "int", "low": 40, "high": 60},
+        },
+    )
+    runs = tmp_path / "runs"
+    args = [*run_args(path, tmp_path), "--jobs", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", *args],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    records_file = runs / "interrupted-jobs" / "trials.jsonl"
+    wait_for_records(records_file, 1)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "harness: interrupted"
+    assert "Traceback" not in err and "leaked" not in err
+    config = load_config(path)
+    study = load_or_create_study(config, config.storage_url(runs))
+    states = [t.state.name for t in study.trials]
+    assert "RUNNING" not in states
+    failed = [t for t in study.trials if t.state.name == "FAIL"]
+    assert failed and all(t.user_attrs.get("interrupted") is True for t in failed)
+    result = harness(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted({r["trial"] for r in read_records(records_file)}) == sorted(
+        r["trial"] for r in read_records(records_file)
+    )
+    assert len(read_records(records_file)) == 6
+
+
 def test_batched_trials_in_a_study(tmp_path):
     config = load_config(write_study(tmp_path, name="batched", n_trials=5))
     outcome = run_study(config, runs_dir=tmp_path / "runs", progress=False, batch_trials=3)
