@@ -41,13 +41,11 @@ def catching_interrupts(signum: int = signal.SIGINT) -> Iterator[None]:
     if _State.active or threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.getsignal(signum)
-    signal.signal(signum, _on_interrupt)
     _State.active, _State.held, _State.depth = True, False, 0
     try:
-        yield
+        with _handling(signum, _on_interrupt):
+            yield
     finally:
-        signal.signal(signum, previous)
         _State.active, _State.held, _State.depth = False, False, 0
 
 
@@ -73,12 +71,18 @@ def relaying_interrupts(worker_pids: Callable[[], Iterable[int]]) -> Iterator[li
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGUSR1)
 
-    previous = signal.getsignal(signal.SIGINT)
-    signal.signal(signal.SIGINT, on_sigint)
-    try:
+    with _handling(signal.SIGINT, on_sigint):
         yield relayed
+
+
+@contextlib.contextmanager
+def _handling(signum: int, handler: Callable) -> Iterator[None]:
+    """``handler`` for ``signum`` inside the block, the previous one after it."""
+    previous = signal.signal(signum, handler)
+    try:
+        yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.signal(signum, previous)
 
 
 @contextlib.contextmanager

@@ -74,10 +74,8 @@ def reap_dead_trials(study: Any, storage_url: str) -> int:
     from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
 
-    directory = _lock_dir(journal)
-    directory.mkdir(parents=True, exist_ok=True)
     failed, dead = 0, set()
-    with _exclusive(directory / "reaper.lock"):  # one reaper at a time: no double retries
+    with _reaping(journal):  # one reaper at a time: no double retries
         for trial in _dead_by_lock(study):
             study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             frozen = study._storage.get_trial(trial._trial_id)
@@ -109,9 +107,7 @@ def settle_recorded_trials(
     journal = journal_path(storage_url)
     if journal is None:
         return _settle(study, _stale_by_heartbeat(study), read_records)
-    directory = _lock_dir(journal)
-    directory.mkdir(parents=True, exist_ok=True)
-    with _exclusive(directory / "reaper.lock"):  # the reaper must not fail it meanwhile
+    with _reaping(journal):  # the reaper must not fail it meanwhile
         return _settle(study, _dead_by_lock(study), read_records)
 
 
@@ -176,6 +172,13 @@ def _same_trial(trial: Any, record: Mapping[str, Any]) -> bool:
 
 def _lock_dir(journal: Path) -> Path:
     return journal.parent / f"{journal.name}.workers"
+
+
+def _reaping(journal: Path):
+    """The lock that lets one worker at a time judge and finish dead workers' trials."""
+    directory = _lock_dir(journal)
+    directory.mkdir(parents=True, exist_ok=True)
+    return _exclusive(directory / "reaper.lock")
 
 
 def _own_lock(journal: Path) -> str:

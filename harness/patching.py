@@ -110,10 +110,7 @@ class _ChainStart(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_token):  # type: ignore[override]
         ctx.saved_tensors  # noqa: B018 (the version check)
-        if not ctx.anchor_is_weights:
-            ctx.state.release_gradients()
-            return None, None, None
-        _, _, grad_weights = ctx.state.gradients(grad_token)
+        grad_weights = ctx.state.gradients(grad_token)[2] if ctx.anchor_is_weights else None
         ctx.state.release_gradients()
         return grad_weights, None, None
 

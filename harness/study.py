@@ -104,8 +104,9 @@ def _open_storage(url: str):
     if url.startswith(("postgresql://", "postgres://")):
         # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; we ship psycopg2
         url = "postgresql+psycopg2://" + url.split("://", 1)[1]
-    if url.startswith("sqlite:///"):
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    sqlite = _sqlite_path(url)
+    if sqlite is not None:
+        sqlite.parent.mkdir(parents=True, exist_ok=True)
         engine: dict[str, Any] = {"connect_args": {"timeout": 60}}
     else:
         engine = {"pool_pre_ping": True}
@@ -180,6 +181,11 @@ def suggest(trial, config: StudyConfig) -> dict[str, Any]:
     return values
 
 
+def _sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL, else None."""
+    return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+
+
 def load_existing_study(config: StudyConfig, storage_url: str):
     """The study as it is in storage, creating nothing (for read-only commands).
 
@@ -191,9 +197,7 @@ def load_existing_study(config: StudyConfig, storage_url: str):
     from harness.liveness import journal_path
 
     shown = mask_password(storage_url)
-    journal = journal_path(storage_url)
-    sqlite = storage_url.startswith("sqlite:///")
-    local = journal or (Path(storage_url.removeprefix("sqlite:///")) if sqlite else None)
+    local = journal_path(storage_url) or _sqlite_path(storage_url)
     if local is not None and not local.exists():
         raise ValueError(f"no study {config.name!r} yet: {local} does not exist")
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -347,7 +351,6 @@ def _run_worker(
                 continue
         if not state.waiting and state.finished + state.in_flight >= budget:
             # a dead worker's trial becomes a WAITING retry: heartbeats (RDB), locks (journal)
-            settle_dead()
             fail_stale_trials(study)
             reap_dead_trials(study, storage_url)
             with interruptible():

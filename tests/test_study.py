@@ -72,8 +72,16 @@ def run_args(path: Path, tmp_path: Path) -> list[str]:
     ]
 
 
-def start_run(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
-    """``harness`` in a subprocess we can signal; its stderr is kept for assertions."""
+def long_trials(low: int) -> dict:
+    """SMALL_STUDY's search space with low..60 epochs: trials long enough to cut short."""
+    return {**SMALL_STUDY["search_space"], "epochs": {"type": "int", "low": low, "high": 60}}
+
+
+def start_run(
+    args: list[str], cwd: Path, env: dict | None = None, new_session: bool = False
+) -> subprocess.Popen:
+    """``harness`` in a subprocess we can signal (as a process group with ``new_session``,
+    like a terminal's Ctrl-C); its stderr is kept for assertions."""
     return subprocess.Popen(
         [sys.executable, "-m", "harness.cli", *args],
         cwd=cwd,
@@ -81,6 +89,7 @@ def start_run(args: list[str], cwd: Path, env: dict | None = None) -> subprocess
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=new_session,
     )
 
 
@@ -152,10 +161,7 @@ def test_resume_after_sigkill_keeps_every_trial_and_repeats_none(tmp_path, stora
         tmp_path,
         name="killed",
         n_trials=6,
-        search_space={
-            **SMALL_STUDY["search_space"],
-            "epochs": {"type": "int", "low": 30, "high": 60},
-        },
+        search_space=long_trials(low=30),
         **extra,
     )
     runs = tmp_path / "runs"
@@ -429,10 +435,7 @@ def test_ctrl_c_ends_cleanly_and_the_interrupted_trial_is_rerun(tmp_path):
         tmp_path,
         name="interrupted",
         n_trials=3,
-        search_space={
-            **SMALL_STUDY["search_space"],
-            "epochs": {"type": "int", "low": 40, "high": 60},
-        },
+        search_space=long_trials(low=40),
     )
     runs = tmp_path / "runs"
     args = run_args(path, tmp_path)
@@ -459,22 +462,11 @@ def test_ctrl_c_stops_worker_processes_at_a_safe_point_and_marks_their_trials(tm
         name="interrupted-jobs",
         n_trials=6,
         enqueue=[],
-        search_space={
-            **SMALL_STUDY["search_space"],
-            "epochs": {"type": "int", "low": 40, "high": 60},
-        },
+        search_space=long_trials(low=40),
     )
     runs = tmp_path / "runs"
     args = [*run_args(path, tmp_path), "--jobs", "2"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness.cli", *args],
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = start_run(args, tmp_path, new_session=True)
     records_file = runs / "interrupted-jobs" / "trials.jsonl"
     wait_for_records(records_file, 1)
     time.sleep(0.5)
@@ -514,10 +506,7 @@ def test_a_batch_killed_mid_pass_is_retried_on_resume(tmp_path):
         tmp_path,
         name="killed-batch",
         n_trials=4,
-        search_space={
-            **SMALL_STUDY["search_space"],
-            "epochs": {"type": "int", "low": 30, "high": 60},
-        },
+        search_space=long_trials(low=30),
     )
     runs = tmp_path / "runs"
     env = {"HARNESS_HEARTBEAT_SECONDS": "1"}
