@@ -53,9 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--epochs", type=int, default=20)
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument(
-        "--restore-mode",
-        action="store_true",
-        help="train without tree optimisation (masks restore clean activations)",
+        "--mode",
+        choices=["corrupt-run", "tree", "restore-clean"],
+        default="corrupt-run",
+        help="SP's mode (corrupt-run: the reference's defaults)",
     )
 
     ls = commands.add_parser("ls", help="list studies, tasks or algorithms")
@@ -360,6 +361,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     result = run_algorithm(task, args.algo, params, args.seed, args.ground_truth)
     shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
     print(f"{args.algo} on {args.task} ({shown}; seed {args.seed}): {result.seconds:.2f} s")
+    if result.scores.semantics is not None:
+        print(f"mode: {result.scores.semantics}")
     print(f"{'ground truth':<14} {'edges':>6} {'AUC (score-trapezoid)':>22}")
     for name, roc in result.rocs.items():
         print(f"{name:<14} {len(task.official_edges(name)):>6} {roc.auc:>22.4f}")
@@ -387,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             from harness.demo import run_demo
 
-            ok = run_demo(sys.stdout, args.epochs, not args.restore_mode, args.seed)
+            ok = run_demo(sys.stdout, args.epochs, args.mode, args.seed)
             return 0 if ok else 1
         if args.command == "ls":
             return _cmd_ls(args)

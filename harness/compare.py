@@ -234,6 +234,7 @@ def _run_one(config, task, slug, ablation, seed, number, runs_dir) -> TrialRecor
         for name, values in config.methods[slug].sweep.items():
             circuits += _sweep_circuits(task, slug, params, name, values, seed)
         record.history = {k: v for k, v in run.scores.history.items() if v}
+        record.semantics = run.scores.semantics
         for gt, roc in run.rocs.items():
             record.auc[gt] = {SCORE_TRAPEZOID: roc.auc}
             record.roc[gt] = thin_curve(list(roc.fpr), list(roc.tpr))

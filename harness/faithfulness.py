@@ -20,6 +20,7 @@ FAITHFULNESS_TARGETS = (
     "logit_diff_percent",
     "answer",
     "wrong_answer",
+    "answer_logprob",
 )
 
 
@@ -94,26 +95,48 @@ def correct_percent(logits: Tensor, batch: PromptBatch) -> Tensor:
 def faithfulness_loss(
     target: str, logits: Tensor, reference_logits: Tensor, batch: PromptBatch
 ) -> Tensor:
-    """The differentiable per-example term SP minimises for a faithfulness target.
+    """The per-example term SP minimises for a faithfulness target.
 
-    - ``kl_div``: KL from the full model's output.
-    - ``mse``: see :func:`mean_squared_error`.
-    - ``correct_percent``: −log P(answer set), the smooth stand-in for 100 − accuracy
-      (accuracy itself has zero gradient).
+    The reference's (auto-circuit 1.0.1) definitions, term for term; its batch mean is the
+    mean of these values:
+
+    - ``kl_div``: KL(full model ‖ circuit) over the vocabulary.
+    - ``mse``: see :func:`mean_squared_error` (on a task whose output is not numerical the
+      reference would compare logits with token ids; ACDC's ``l2`` is used there instead).
+    - ``correct_percent``: the fraction of outputs whose top logit is the answer, as the
+      reference minimises it. It has no gradient, so only the size term trains: use
+      ``answer_logprob`` for a trainable accuracy target.
     - ``logit_diff_percent``: |100 − logit difference recovered in %|.
-    - ``answer`` / ``wrong_answer``: −/+ the answers' mean logit (maximise / minimise).
+    - ``answer``: −(mean answer logit): maximise the answers.
+    - ``wrong_answer``: −(mean wrong-answer logit), as the reference computes it (it
+      maximises the wrong answers' logits).
+    - ``answer_logprob`` (ours): −log P(answer set), the smooth stand-in for accuracy.
+
+    Example:
+        >>> import torch
+        >>> from harness.data import PromptBatch
+        >>> batch = PromptBatch("k", torch.zeros(1, 2, dtype=torch.long),
+        ...     torch.zeros(1, 2, dtype=torch.long), torch.tensor([[[1]]]),
+        ...     torch.tensor([[[0]]]))
+        >>> logits = torch.tensor([[[0.0, 2.0, 1.0]]])  # [batch, n_out, vocab]
+        >>> faithfulness_loss("answer", logits, logits, batch).tolist()
+        [-2.0]
+        >>> faithfulness_loss("correct_percent", logits, logits, batch).tolist()
+        [1.0]
     """
     if target == "kl_div":
         return kl_divergence(logits, reference_logits)
     if target == "mse":
         return mean_squared_error(logits, reference_logits, batch)
     if target == "correct_percent":
-        return -answer_log_probability(logits, batch)
+        return correct_percent(logits, batch) / 100
     if target == "logit_diff_percent":
         return (100 - logit_difference_percent(logits, reference_logits, batch)).abs()
     if target == "answer":
         return -answer_logit(logits, batch)
     if target == "wrong_answer":
-        return answer_logit(logits, batch)
+        return -answer_logit(logits, batch, wrong=True)
+    if target == "answer_logprob":
+        return -answer_log_probability(logits, batch)
     check_faithfulness_target(target)
     raise AssertionError("unreachable")

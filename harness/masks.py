@@ -111,9 +111,18 @@ def mask_probability(mask_fn: str, logits: Tensor) -> Tensor:
 
 
 def drop_masks(masks: Tensor, p: float, generator: torch.Generator | None) -> Tensor:
-    """Dropout on masks: each mask is set to 0 with probability ``p`` (no rescaling,
-    since a mask above 1 would extrapolate past the patch value)."""
+    """Dropout on masks, as the reference applies it (``torch.nn.Dropout`` in training
+    mode): each mask is zeroed with probability ``p`` and the others are scaled by
+    ``1 / (1 − p)``, so a kept mask can exceed 1 (it then extrapolates past the patch
+    value).
+
+    Example:
+        >>> import torch
+        >>> dropped = drop_masks(torch.full((1, 1000), 0.5), 0.5, torch.Generator().manual_seed(0))
+        >>> sorted(set(dropped.flatten().tolist()))
+        [0.0, 1.0]
+    """
     if p <= 0:
         return masks
     keep = torch.rand(masks.shape, generator=generator, device=masks.device) >= p
-    return masks * keep.to(masks.dtype)
+    return masks * keep.to(masks.dtype) / (1 - p)

@@ -166,6 +166,7 @@ class TrialRunner:
             run = run_algorithm(task, config.algorithm, params, seed, config.ground_truth, report)
             scores, rocs = run.scores, run.rocs
         record.history.update({k: v for k, v in scores.history.items() if v})
+        record.semantics = scores.semantics
         for name, roc in rocs.items():
             record.auc[name] = {SCORE_TRAPEZOID: roc.auc}
             record.roc[name] = thin_curve(list(roc.fpr), list(roc.tpr))
@@ -176,7 +177,7 @@ class TrialRunner:
             record.circuit_size = len(scores.circuit)
             record.circuit_edges = sorted(scores.circuit)
         k = min(config.objective.k, len(scores))
-        ablation = params.get("ablation", "resample")
+        ablation = params.get("ablation") or default_ablation(config.algorithm)
         faith = circuit_faithfulness(task.patchable, task.test, scores.top(k), ablation)
         record.faithfulness = {"n_edges": k, "ablation": ablation, **faith}
         ground_truth = config.ground_truth or task.default_ground_truth
@@ -192,6 +193,21 @@ class TrialRunner:
             size = record.circuit_size if record.circuit_size is not None else k
             return [first, float(size)]
         return first
+
+
+def default_ablation(algorithm: str) -> str:
+    """The ablation an algorithm uses when none is given (``resample`` for those that
+    take none), which its circuit's faithfulness is then measured under.
+
+    Example:
+        >>> default_ablation("sp"), default_ablation("random")
+        ('mean', 'resample')
+    """
+    from harness.algorithms import get_algorithm
+    from harness.runner import algorithm_parameters
+
+    default = algorithm_parameters(get_algorithm(algorithm)).get("ablation")
+    return default if isinstance(default, str) else "resample"
 
 
 def record_heartbeat(trial) -> None:

@@ -22,6 +22,8 @@ class PruneScores:
             edges whose deterministic mask puts them in the circuit), else ``None``.
         sweep: ``(threshold, circuit)`` of every run of a sweep, for algorithms that
             produce one circuit per threshold (ACDC), ascending; else empty.
+        semantics: How the algorithm read its masks, for algorithms with several modes
+            (SP: a key of ``harness.algorithms.subnetwork_probing.SP_MODES``), else ``None``.
 
     Example:
         >>> import torch
@@ -38,6 +40,7 @@ class PruneScores:
     train_graph: Any = None
     circuit: frozenset[str] | None = None
     sweep: tuple[tuple[float, frozenset[str]], ...] = ()
+    semantics: str | None = None
 
     def __post_init__(self) -> None:
         scores = self.scores.detach().to("cpu", torch.float64).reshape(-1)

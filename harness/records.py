@@ -54,6 +54,8 @@ class TrialRecord:
         git_commit: The harness's commit, if known.
         config_hash: Hash of the study config.
         retry_of: The trial number this one retries after a dead worker.
+        semantics: How the algorithm read its masks, where it has several modes (SP:
+            ``tree``, ``corrupt-run`` or ``restore-clean``), else ``None``.
     """
 
     study: str
@@ -82,6 +84,7 @@ class TrialRecord:
     git_commit: str | None = None
     config_hash: str | None = None
     retry_of: int | None = None
+    semantics: str | None = None
     record_version: int = RECORD_VERSION
 
     def to_json(self) -> str:

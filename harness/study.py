@@ -372,6 +372,7 @@ _BATCH_SHARED = (
     "tree_optimisation",
     "faithfulness_target",
     "ablation",
+    "restore_clean",
 )
 
 

@@ -44,13 +44,16 @@ def test_regression_mse():
     assert mean_squared_error(logits, logits, batch).tolist() == [1.0, 1.0]
 
 
-def test_every_target_is_differentiable(batch):
+def test_every_target_but_accuracy_is_differentiable(batch):
+    """``correct_percent`` is the reference's: the fraction of top-1 answers, which has no
+    gradient (``answer_logprob`` is its smooth stand-in)."""
     logits = torch.randn(2, 1, 5, requires_grad=True)
     reference = torch.randn(2, 1, 5)
+    assert not faithfulness_loss("correct_percent", logits, reference, batch).requires_grad
     for target in (
         "kl_div",
         "mse",
-        "correct_percent",
+        "answer_logprob",
         "logit_diff_percent",
         "answer",
         "wrong_answer",

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import torch
 
 from harness.masks import (
@@ -38,11 +39,14 @@ def test_open_probability_matches_sampling():
     assert torch.allclose(empirical, gate_open_probability(logits).double(), atol=5e-3)
 
 
-def test_dropout_zeroes_without_rescaling():
-    masks = torch.full((1, 10000), 0.7)
+def test_dropout_zeroes_and_rescales_like_torch_dropout():
+    """The reference drops masks with ``torch.nn.Dropout`` in training mode: kept masks
+    are divided by 1 − p, so the expected mask is unchanged."""
+    masks = torch.full((1, 10000), 0.7, dtype=torch.float64)
     dropped = drop_masks(masks, 0.3, torch.Generator().manual_seed(0))
-    assert dropped.unique().tolist() == [0.0, masks[0, 0].item()]
-    assert abs((dropped == 0).float().mean().item() - 0.3) < 0.02
+    assert sorted(dropped.unique().tolist()) == pytest.approx([0.0, 0.7 / 0.7])
+    assert abs((dropped == 0).double().mean().item() - 0.3) < 0.02
+    assert abs(dropped.mean().item() - 0.7) < 0.02
 
 
 def test_none_is_a_mask_function():

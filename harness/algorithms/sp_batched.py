@@ -23,6 +23,8 @@ from harness.algorithms.subnetwork_probing import (
     _finish,
     _prepare_runs,
     diverged,
+    initial_logit,
+    sp_mode,
 )
 from harness.data import PromptBatch
 from harness.faithfulness import check_faithfulness_target, faithfulness_loss
@@ -60,7 +62,8 @@ def subnetwork_probing_batched(
     circuit_size: int | None = None,
     tree_optimisation: bool = False,
     faithfulness_target: str = "kl_div",
-    ablation: str = "resample",
+    ablation: str = "mean",
+    restore_clean: bool = False,
     callbacks: Sequence[Callable[[int, float, float], None] | None] | None = None,
     max_pass_bytes: int | None = None,
 ) -> list[PruneScores | BaseException]:
@@ -72,7 +75,8 @@ def subnetwork_probing_batched(
         trials: Per-trial settings among ``learning_rate``, ``regularize_lambda``,
             ``init_val``, ``epochs`` and ``seed`` (SP's defaults where absent).
         mask_fn, dropout_p, circuit_size, tree_optimisation, faithfulness_target,
-            ablation: As in :func:`subnetwork_probing_prune_scores`, shared by all trials.
+            ablation, restore_clean: As in :func:`subnetwork_probing_prune_scores`,
+            shared by all trials.
         callbacks: One per trial (or ``None``), called as ``(epoch, loss, faithfulness)``
             after each of its epochs; an exception stops that trial only.
         max_pass_bytes: At most this many bytes of patch buffer per forward pass: trials
@@ -96,6 +100,7 @@ def subnetwork_probing_batched(
     mask_fn = check_mask_fn(mask_fn)
     check_faithfulness_target(faithfulness_target)
     check_ablation(ablation)
+    mode = sp_mode(tree_optimisation, restore_clean, ablation)
     settings = []
     for i, trial in enumerate(trials):
         unknown = set(trial) - set(PER_TRIAL)
@@ -122,7 +127,7 @@ def subnetwork_probing_batched(
     with frozen_weights(patchable.model):
         training = _BatchedTraining(
             patchable,
-            _prepare_runs(patchable, batches, ablation, tree_optimisation),
+            _prepare_runs(patchable, batches, ablation, mode),
             settings,
             mask_fn=mask_fn,
             dropout_p=dropout_p,
@@ -167,7 +172,7 @@ def subnetwork_probing_batched(
                 patchable,
                 training.logits[k].detach().clone(),
                 mask_fn,
-                tree_optimisation,
+                mode,
                 {**histories[k], "val_mean": [], "val_std": []},
                 None,
             )
@@ -188,8 +193,8 @@ class _BatchedTraining:
     def __init__(self, patchable, runs, settings, **shared) -> None:
         self.patchable, self.runs, self.settings, self.shared = patchable, runs, settings, shared
         device, dtype = patchable.device, patchable.dtype
-        sign = -1.0 if shared["tree_optimisation"] else 1.0
-        initial = torch.tensor([sign * s["init_val"] for s in settings], dtype=dtype)
+        tree = shared["tree_optimisation"]
+        initial = torch.tensor([initial_logit(s["init_val"], tree) for s in settings], dtype=dtype)
         self.logits = initial[:, None].expand(len(settings), patchable.n_edges).to(device)
         self.logits = self.logits.clone().requires_grad_(True)  # [K, n_edges]
         self.optimiser = _TrialAdam(self.logits, [s["learning_rate"] for s in settings])
@@ -238,7 +243,10 @@ class _BatchedTraining:
         lam = self.regularize_lambda if index is None else self.regularize_lambda[index]
         reg = lam * size_term
         loss = faith + reg  # [n]: trials share no parameter, so the sum trains each
-        (grad,) = torch.autograd.grad(loss.sum(), [self.logits])
+        if loss.requires_grad:
+            (grad,) = torch.autograd.grad(loss.sum(), [self.logits])
+        else:  # nothing trains (correct_percent with λ 0)
+            grad = torch.zeros_like(self.logits)
         self.optimiser.step(grad, index)
         return torch.stack([loss, faith, reg], 1).detach()
 

@@ -3,21 +3,27 @@
 SP learns one mask logit per edge with Adam. Each step samples a mask per example
 (hard concrete by default), runs one patched forward pass, and minimises
 
-    loss = faithfulness term + regularize_lambda × (circuit size term)
-           [+ avoid_lambda × mean P(avoided edge kept)]
+    loss = faithfulness term + regularize_lambda × (size term [± avoid penalty])
 
-Two ways to read a mask, as in the reference interface:
+With default arguments it computes what the reference (auto-circuit 1.0.1) computes.
+A mask of 1 always means "this edge is patched"; what the base run is, what an edge is
+patched with and which masks form the circuit depend on the mode (:data:`SP_MODES`):
 
-- ``tree_optimisation=False`` (default): the base run is the *ablated* run (the corrupt
-  prompt under resample ablation; the embedding replaced by its mean or zero under the
-  other ablations) and a mask of 1 restores the edge's clean activation. The circuit is
-  the masks that are on; logits start at ``+init_val`` (a nearly full circuit).
-- ``tree_optimisation=True``: the base run is the clean prompt and a mask of 1 replaces
-  the edge by its ablation value. The circuit is the masks that are off; logits start at
+- ``tree``: the base run is the clean prompts and a mask of 1 ablates the edge; the
+  circuit is the masks that are off; logits start at ``+init_val``.
+- ``corrupt-run``: the base run is the corrupt prompts and a mask of 1 patches the edge
+  with its ablation value; the circuit is the masks that are on; logits start at
   ``−init_val``.
+- ``restore-clean``: the base run is the ablated run and a mask of 1 restores the edge's
+  clean activation; the circuit is the masks that are on; logits start at ``−init_val``.
 
-Either way every ablation (resample, mean, zero) works, and a full mask restores the
-clean model exactly.
+``tree`` is ``tree_optimisation=True``. ``corrupt-run`` is the reference's code with
+``tree_optimisation=False`` (the default). ``restore-clean`` (``restore_clean=True``) is
+what the reference's docstring describes for that case, and finds the edges whose clean
+value restores the output. The ablation value is, as in the reference by default, the
+token-wise mean of the corrupt prompts' activations (``ablation="mean"``); ``resample``
+and ``zero`` are options. With a positive ``init_val`` every mode starts from a nearly
+empty circuit; a negative one starts from a nearly full circuit.
 """
 
 from __future__ import annotations
@@ -48,6 +54,52 @@ EpochCallback = Callable[[int, float, float], None]
 """Called after every epoch with ``(epoch, mean loss, mean faithfulness term)``; it may
 raise (e.g. ``optuna.TrialPruned``) to stop training."""
 
+SP_MODES = {
+    "tree": "clean run; a mask of 1 ablates the edge; the circuit is the edges kept",
+    "corrupt-run": "corrupt run; a mask of 1 patches the edge with its ablation value; "
+    "the circuit is the edges patched (the reference's code without tree optimisation)",
+    "restore-clean": "ablated run; a mask of 1 restores the edge's clean activation; "
+    "the circuit is the edges restored",
+}
+"""SP's three ways of reading a mask, by name (see the module docstring)."""
+
+
+def sp_mode(tree_optimisation: bool, restore_clean: bool = False, ablation: str = "mean") -> str:
+    """The name of the mode SP trains in (a key of :data:`SP_MODES`), refusing
+    combinations that mean nothing.
+
+    Example:
+        >>> sp_mode(False), sp_mode(True), sp_mode(False, restore_clean=True)
+        ('corrupt-run', 'tree', 'restore-clean')
+    """
+    if tree_optimisation:
+        if restore_clean:
+            raise ValueError(
+                "restore_clean=True needs tree_optimisation=False (tree mode ablates edges "
+                "of the clean run; there is nothing to restore)"
+            )
+        return "tree"
+    if restore_clean:
+        return "restore-clean"
+    if ablation == "resample":
+        raise ValueError(
+            "ablation 'resample' without tree optimisation patches the corrupt run with its "
+            "own activations, so every mask is a no-op: use ablation 'mean' or 'zero' (the "
+            "reference uses 'mean'), restore_clean=True, or tree_optimisation=True"
+        )
+    return "corrupt-run"
+
+
+def initial_logit(init_val: float, tree_optimisation: bool) -> float:
+    """Every mask logit's starting value: ``+init_val`` in tree mode, ``−init_val``
+    otherwise, as in the reference.
+
+    Example:
+        >>> initial_logit(1.5, True), initial_logit(1.5, False)
+        (1.5, -1.5)
+    """
+    return float(init_val) if tree_optimisation else -float(init_val)
+
 
 def subnetwork_probing_prune_scores(
     model: Any,
@@ -67,7 +119,8 @@ def subnetwork_probing_prune_scores(
     faithfulness_target: str = "kl_div",
     validation_dataloader: Iterable[PromptBatch] | None = None,
     *,
-    ablation: str = "resample",
+    ablation: str = "mean",
+    restore_clean: bool = False,
     seed: int = 0,
     callback: EpochCallback | None = None,
     progress: bool = True,
@@ -84,29 +137,38 @@ def subnetwork_probing_prune_scores(
         regularize_lambda: Weight of the circuit-size term.
         mask_fn: ``"hard_concrete"``, ``"sigmoid"`` or ``None``/``"none"`` (raw logits).
         dropout_p: Probability of zeroing each mask at each training step.
-        init_val: Magnitude of the initial mask logits (log 5: hard-concrete mask 0.9).
+        init_val: The initial mask logits are ``+init_val`` in tree mode and ``−init_val``
+            otherwise, as in the reference (log 5: hard-concrete mask 0.9 or 0.1).
         show_train_graph: ``True`` attaches a plotly figure of the training curves to the
             result (``.train_graph``); a path also writes it there as HTML.
         circuit_size: If given, the size term is ``ReLU(count − circuit_size) / circuit_size``
             instead of ``count / n_edges``.
         tree_optimisation: See the module docstring.
         avoid_edges: Edges penalised for being in the circuit.
-        avoid_lambda: Weight of that penalty (mean probability of an avoided edge kept).
+        avoid_lambda: Weight of that penalty, added to the size term (so also scaled by
+            ``regularize_lambda``, as in the reference): ± the mean probability that an
+            avoided edge's mask is on.
         faithfulness_target: ``kl_div``, ``mse``, ``correct_percent``,
             ``logit_diff_percent``, ``answer`` or ``wrong_answer`` (see
             :func:`harness.faithfulness.faithfulness_loss`).
         validation_dataloader: Batches on which the faithfulness of the deterministic
             mask is measured every step (mean and std over examples).
-        ablation: What removed edges carry: ``resample``, ``mean`` or ``zero``.
+        ablation: The value a patched edge carries: ``mean`` (token-wise mean of the
+            corrupt prompts, the reference's), ``resample`` (the paired corrupt prompt) or
+            ``zero``. In ``corrupt-run`` mode ``resample`` would patch the corrupt run with
+            its own values (every mask a no-op) and is refused.
+        restore_clean: Without tree optimisation, restore clean activations into the
+            ablated run instead of patching the corrupt run (see :data:`SP_MODES`).
         seed: Seeds the mask noise and dropout; same seed, same scores on the CPU.
         callback: See :data:`EpochCallback`.
         progress: Show a tqdm bar with epoch, loss and faithfulness.
 
     Returns:
-        :class:`~harness.prune_scores.PruneScores`: the learned logits oriented so that
-        higher means more important and shifted so that the smallest score is 0, with the
-        per-step training history and the final circuit (edges whose deterministic mask
-        is above 0.5 in restore mode, below 0.5 in tree mode).
+        :class:`~harness.prune_scores.PruneScores`: as the reference, ``|m| + logit``
+        (``|M| − logit`` in tree mode) with ``m`` (``M``) the smallest (largest) final
+        logit, so that higher means more important; with the per-step training history,
+        the mode (``.semantics``) and the final circuit (see :data:`SP_MODES`; a mask is
+        on when its deterministic value is above 0.5).
 
     Example:
         >>> from harness.planted import planted_circuit
@@ -121,6 +183,7 @@ def subnetwork_probing_prune_scores(
     mask_fn = check_mask_fn(mask_fn)
     check_faithfulness_target(faithfulness_target)
     check_ablation(ablation)
+    mode = sp_mode(tree_optimisation, restore_clean, ablation)
     if int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
     if not 0 <= dropout_p < 1:
@@ -137,12 +200,15 @@ def subnetwork_probing_prune_scores(
     validation = [b.to(device) for b in validation_dataloader or []]
 
     with frozen_weights(patchable.model):
-        runs = _prepare_runs(patchable, batches, ablation, tree_optimisation)
-        val_runs = _prepare_runs(patchable, validation, ablation, tree_optimisation)
+        runs = _prepare_runs(patchable, batches, ablation, mode)
+        val_runs = _prepare_runs(patchable, validation, ablation, mode)
         n_edges = patchable.n_edges
-        sign = -1.0 if tree_optimisation else 1.0
         logits = torch.full(
-            (n_edges,), sign * init_val, device=device, dtype=patchable.dtype, requires_grad=True
+            (n_edges,),
+            initial_logit(init_val, tree_optimisation),
+            device=device,
+            dtype=patchable.dtype,
+            requires_grad=True,
         )
         optimiser = torch.optim.Adam([logits], lr=learning_rate)
         generator = torch.Generator(device=device).manual_seed(int(seed))
@@ -170,12 +236,13 @@ def subnetwork_probing_prune_scores(
                     size_term = torch.relu(count - circuit_size) / circuit_size
                 else:
                     size_term = count / n_edges
-                loss = faith + regularize_lambda * size_term
                 if avoid_index.numel():
-                    kept = mask_probability(mask_fn, logits[avoid_index])
-                    loss = loss + avoid_lambda * (1 - kept if tree_optimisation else kept).mean()
+                    on = mask_probability(mask_fn, logits[avoid_index]).mean()
+                    size_term = size_term + (-on if tree_optimisation else on) * avoid_lambda
+                loss = faith + regularize_lambda * size_term
                 optimiser.zero_grad(set_to_none=True)
-                loss.backward()
+                if loss.requires_grad:  # else nothing trains (correct_percent with λ 0)
+                    loss.backward()
                 optimiser.step()
                 epoch_losses.append(loss.detach())
                 epoch_faiths.append(faith.detach())
@@ -208,7 +275,7 @@ def subnetwork_probing_prune_scores(
     figure = _train_graph(history, faithfulness_target) if show_train_graph else None
     if isinstance(show_train_graph, (str, Path)):
         figure.write_html(str(show_train_graph))
-    return _finish(patchable, logits.detach(), mask_fn, tree_optimisation, history, figure)
+    return _finish(patchable, logits.detach(), mask_fn, mode, history, figure)
 
 
 def diverged(mean_loss: float, epoch: int, learning_rate: float) -> FloatingPointError:
@@ -224,16 +291,18 @@ def diverged(mean_loss: float, epoch: int, learning_rate: float) -> FloatingPoin
     )
 
 
-def _finish(patchable, final: Tensor, mask_fn: str, tree: bool, history, figure) -> PruneScores:
-    """Scores from final logits: oriented (higher = more important), shifted to min 0,
+def _finish(patchable, final: Tensor, mask_fn: str, mode: str, history, figure) -> PruneScores:
+    """Scores from final logits as the reference computes them (higher = more important),
     with the deterministic circuit."""
-    oriented = -final if tree else final
-    on = deterministic_masks(mask_fn, final) > 0.5  # restore mode: in; tree mode: ablated
+    tree = mode == "tree"
+    extreme = (final.max() if tree else final.min()).abs()
+    scores = extreme - final if tree else extreme + final
+    on = deterministic_masks(mask_fn, final) > 0.5  # patched (tree: ablated)
     in_circuit = ~on if tree else on
     names = patchable.graph.edge_names
     circuit = frozenset(names[i] for i in torch.nonzero(in_circuit).flatten().tolist())
     return PruneScores(
-        names, oriented - oriented.min(), history=history, train_graph=figure, circuit=circuit
+        names, scores, history=history, train_graph=figure, circuit=circuit, semantics=mode
     )
 
 
@@ -250,7 +319,7 @@ class _Run:
 
 @torch.no_grad()
 def _prepare_runs(
-    patchable: PatchableModel, batches: list[PromptBatch], ablation: str, tree: bool
+    patchable: PatchableModel, batches: list[PromptBatch], ablation: str, mode: str
 ) -> list[_Run]:
     if not batches:
         return []
@@ -258,12 +327,14 @@ def _prepare_runs(
     runs = []
     for batch in batches:
         clean_logits = batch.output_logits(patchable.model(batch.clean))
-        if tree:
+        if mode == "tree":
             run = _Run(batch, batch.clean, ablated[batch.key], None, clean_logits)
-        elif ablation == "resample":
+        elif mode == "corrupt-run":
+            run = _Run(batch, batch.corrupt, ablated[batch.key], None, clean_logits)
+        elif ablation == "resample":  # restore-clean: the corrupt run is the ablated run
             clean = patchable.source_activations(batch.clean)
             run = _Run(batch, batch.corrupt, clean, None, clean_logits)
-        else:
+        else:  # restore-clean: the ablated embedding is the ablated run's start
             clean = patchable.source_activations(batch.clean)
             run = _Run(batch, batch.clean, clean, ablated[batch.key][:, 0], clean_logits)
         runs.append(run)
