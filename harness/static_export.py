@@ -223,7 +223,7 @@ def _watch(child: subprocess.Popen, jobs, written: list[Path], timeout: float, b
                     written.append(jobs[int(rest)].out)
                     deadline = time.monotonic() + timeout
                 elif kind == "error":
-                    return rest.strip() or "the export failed"
+                    return f"the browser at {browser} failed: {rest.strip()}"
     finally:
         selector.close()
     with contextlib.suppress(subprocess.TimeoutExpired):
@@ -310,7 +310,8 @@ def _child(spec_path: str) -> int:
             warnings.simplefilter("ignore")
             asyncio.run(render())
     except Exception as exc:
-        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        first = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+        lines = [line.strip() for line in first.splitlines() if line.strip()]
         print(f"error {type(exc).__name__}: {lines[0] if lines else 'no message'}", flush=True)
         return 1
     return 0
