@@ -5,11 +5,12 @@ missing or does not answer, its calls wait for ever (its server thread dies and 
 waits on a queue). So the browser is looked up first, the way kaleido does it (a copy
 downloaded by ``kaleido_get_chrome``, then ``BROWSER_PATH``, then ``PATH`` and the usual
 install paths); without one, nothing is started. With one, the rendering runs in a child
-process (``python -m harness.static_export``) that reports each file it writes; the parent
+process (``python -m harness.static_export SPEC``) that reports each file it writes; the parent
 gives the browser :data:`DEFAULT_TIMEOUT_S` seconds (or ``HARNESS_STATIC_TIMEOUT``) to start
 and render the first file, and as long for each later one, then kills the child with the
 browser it started. A hung browser therefore costs one timeout and never blocks the exit.
 A browser that failed in this process is not tried again in it.
+``python -m harness.static_export --find`` prints the browser found, or why none (exit 1).
 """
 
 from __future__ import annotations
@@ -317,5 +318,12 @@ def _child(spec_path: str) -> int:
     return 0
 
 
+def _print_browser() -> int:
+    """``--find``: print the browser kaleido would use, or why there is none (exit 1)."""
+    browser, why = find_browser()
+    print(browser or why)
+    return 0 if browser else 1
+
+
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1]))
+    sys.exit(_print_browser() if sys.argv[1:] == ["--find"] else _child(sys.argv[1]))
