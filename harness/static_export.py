@@ -220,10 +220,10 @@ def _watch(child: subprocess.Popen, jobs, written: list[Path], timeout: float, b
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
                 kind, _, rest = line.decode(errors="replace").partition(" ")
-                if kind == "ok":
+                if kind == "ok" and rest.isdigit() and int(rest) < len(jobs):
                     written.append(jobs[int(rest)].out)
                     deadline = time.monotonic() + timeout
-                elif kind == "error":
+                elif kind == "error":  # anything else a library prints is not ours
                     return f"the browser at {browser} failed: {rest.strip()}"
     finally:
         selector.close()
