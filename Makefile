@@ -1,4 +1,5 @@
-# Two commands on a fresh machine: `make test` and `make run`.
+# Two commands on a fresh machine: `make test` and `make run` (both `install`: the venv, and
+# Debian's chromium for static figures where root and apt-get allow).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,9 +9,9 @@ EXTRAS ?= dev,postgres,export
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install test test-fast run demo lint bench clean
+.PHONY: install browser test test-fast run demo lint bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed browser
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,22 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
 	touch $@
+
+# Static figures (PDF/SVG/PNG) need a Chrome or Chromium that kaleido finds. None found: as
+# root with apt-get, install Debian's chromium (about 30 s, once); else one line on how, and
+# reports get HTML and JSON figures only (the static-figure tests skip, saying why).
+browser: $(VENV)/.installed
+	@if $(PY) -m harness.static_export --find >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian's chromium for static figures (PDF/SVG/PNG)"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \
+			>/dev/null) || echo "warning: could not install chromium with apt-get:" \
+			"figures will be HTML and JSON only and static-figure tests skip" >&2; \
+	else \
+		echo "note: no Chrome/Chromium found: figures will be HTML and JSON only and" \
+			"static-figure tests skip; for PDF/SVG/PNG: sudo apt-get install chromium," \
+			"or set BROWSER_PATH" >&2; \
+	fi
 
 test: install
 	$(PY) -m pytest -q -m "not cuda" --timeout 900

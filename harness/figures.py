@@ -5,17 +5,15 @@ single-column figure is 340 px wide (3.4 in at 100 px per inch; PNGs are written
 scale 3), a double-column one 700 px, and no text is smaller than 13 px (9.4 pt at that
 width). Colours are the Okabe–Ito palette, the same method in the same colour everywhere.
 
-Static files (PDF, SVG, PNG) go through kaleido, which needs a Chromium; without one only
-the interactive HTML and the figure's JSON are written. plotly, kaleido and optuna are
+Static files (PDF, SVG, PNG) go through kaleido, which needs a Chrome or Chromium; without
+one, or with one that does not answer in time, only the interactive HTML and the figure's
+JSON are written (see :mod:`harness.static_export`). plotly, kaleido and optuna are
 imported when a figure is built, never at import time.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +38,7 @@ FONT_PX = 13
 LEGEND_ROW_PX = 20
 PNG_SCALE = 3
 STATIC_FORMATS = ("pdf", "svg", "png")
+STATIC_SCALES = (1, 1, PNG_SCALE)
 AXIS_LABELS = {
     "learning_rate": "learning rate",
     "regularize_lambda": "λ, regularisation weight",
@@ -423,7 +422,8 @@ class ExportResult:
     Attributes:
         files: Figure stem -> format -> path, relative to the output directory.
         static_error: Why static files are missing (one line), or ``None``.
-        seconds_per_figure: Mean kaleido time per static figure (all three formats).
+        seconds_per_figure: Wall time of the static export per figure (all three formats,
+            the browser's start shared out).
     """
 
     files: dict[str, dict[str, str]]
@@ -431,16 +431,27 @@ class ExportResult:
     seconds_per_figure: float | None = None
 
 
-def export_figures(figures: dict[str, Any], out_dir: Path, static: bool = True) -> ExportResult:
+def export_figures(
+    figures: dict[str, Any], out_dir: Path, static: bool = True, timeout: float | None = None
+) -> ExportResult:
     """Write each figure as HTML (plotly.js once, beside it) and JSON, and, with a
-    browser, as PDF, SVG and PNG (one kaleido server for the batch).
+    browser, as PDF, SVG and PNG (one browser for the batch, bounded in time: see
+    :mod:`harness.static_export`). Static files come all or none.
 
     Args:
         figures: Stem (file name without extension) -> plotly figure.
         out_dir: The figures' directory.
         static: Also try the static formats.
+        timeout: Seconds the browser may take to start and for each file; ``None``
+            reads ``HARNESS_STATIC_TIMEOUT`` (default 60).
+
+    Example:
+        >>> import plotly.graph_objects as go, tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> export_figures({"f": go.Figure()}, out, static=False).files
+        {'f': {'html': 'f.html', 'json': 'f.json'}}
     """
-    import plotly.io as pio
+    from harness.static_export import StaticJob, render_static
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, dict[str, str]] = {}
@@ -451,37 +462,20 @@ def export_figures(figures: dict[str, Any], out_dir: Path, static: bool = True) 
         files[stem] = {"html": html.name, "json": f"{stem}.json"}
     if not static or not figures:
         return ExportResult(files)
-    error = None
-    start = time.perf_counter()
-    server = None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                import kaleido
-
-                kaleido.start_sync_server(silence_warnings=True)
-                server = kaleido
-            except Exception:
-                server = None  # per-figure browsers: slower, same result
-            for stem, fig in figures.items():
-                for fmt in STATIC_FORMATS:
-                    path = out_dir / f"{stem}.{fmt}"
-                    pio.write_image(fig, path, format=fmt, scale=PNG_SCALE if fmt == "png" else 1)
-                    files[stem][fmt] = path.name
-    except Exception as exc:  # kaleido raises its own types when no browser is found
-        lines = str(exc).strip().splitlines()
-        error = f"{type(exc).__name__}: {lines[0] if lines else 'no message'}"
-        for stem in files:
-            for fmt in STATIC_FORMATS:
-                files[stem].pop(fmt, None)
-                (out_dir / f"{stem}.{fmt}").unlink(missing_ok=True)
-    finally:
-        if server is not None:
-            with contextlib.suppress(Exception):
-                server.stop_sync_server(silence_warnings=True)
-    seconds = (time.perf_counter() - start) / len(figures) if error is None else None
-    return ExportResult(files, error, seconds)
+    stems = [stem for stem in figures for _ in STATIC_FORMATS]
+    jobs = [
+        StaticJob(out_dir / f"{stem}.json", out_dir / f"{stem}.{fmt}", fmt, scale)
+        for stem in figures
+        for fmt, scale in zip(STATIC_FORMATS, STATIC_SCALES, strict=True)
+    ]
+    result = render_static(jobs, timeout)
+    if result.error is not None:
+        for job in jobs:
+            job.out.unlink(missing_ok=True)
+        return ExportResult(files, result.error)
+    for stem, job in zip(stems, jobs, strict=True):
+        files[stem][job.fmt] = job.out.name
+    return ExportResult(files, None, result.seconds / len(figures))
 
 
 def optuna_study_from_records(

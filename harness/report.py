@@ -699,7 +699,10 @@ def study_figures(source: Source) -> list[Figure]:
 def build_report(sources: list[Source], out: Path, static: bool = True) -> ReportResult:
     """Write the tables, figures, ``index.html`` and ``report.md`` of some sources."""
     from harness.figures import export_figures
+    from harness.static_export import HOW_TO_GET_THEM, static_timeout
 
+    if static:
+        static_timeout()  # a bad HARNESS_STATIC_TIMEOUT fails before any work
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     result = ReportResult(out)
@@ -726,8 +729,8 @@ def build_report(sources: list[Source], out: Path, static: bool = True) -> Repor
     result.seconds_per_figure = exported.seconds_per_figure
     if exported.static_error:
         result.warning = (
-            f"no PDF/SVG/PNG figures (only HTML and JSON): kaleido could not render them "
-            f"({exported.static_error})"
+            f"no PDF/SVG/PNG figures, only HTML and JSON ({exported.static_error}); "
+            f"{HOW_TO_GET_THEM}"
         )
     for stem in exported.files.values():
         files += [out / "figures" / name for name in stem.values()]

@@ -81,3 +81,23 @@ def planted():
     from harness.planted import planted_circuit
 
     return planted_circuit()
+
+
+@pytest.fixture(scope="session")
+def usable_browser(tmp_path_factory):
+    """The browser kaleido renders with, checked by rendering one small figure; skips the
+    test, with the reason, where there is none that works (``make test`` installs Debian's
+    chromium when run as root)."""
+    import plotly.graph_objects as go
+
+    from harness.static_export import StaticJob, find_browser, render_static
+
+    browser, why = find_browser()
+    if browser is None:
+        pytest.skip(f"no usable browser for static figures: {why}")
+    out = tmp_path_factory.mktemp("probe")
+    (out / "probe.json").write_text(go.Figure(go.Scatter(y=[1, 2])).to_json())
+    result = render_static([StaticJob(out / "probe.json", out / "probe.png", "png")])
+    if result.error is not None:
+        pytest.skip(f"no usable browser for static figures: {result.error}")
+    return browser

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-import shutil
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +15,7 @@ from harness.compare import bootstrap_interval, load_compare_config, run_compare
 from harness.config import load_config
 from harness.records import read_records
 from harness.study import run_study
-from tests.test_study import write_study
+from tests.test_study import harness, write_study
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,6 @@ COMPARISON = {
         "random": {},
     },
 }
-NO_BROWSER = shutil.which("chromium") is None and shutil.which("google-chrome") is None
 STATIC = ("pdf", "svg", "png")
 
 
@@ -102,8 +101,7 @@ def test_every_file_is_written(built):
     assert 'src="plotly.min.js"' in html and "cdn.plot.ly" not in html  # works offline
 
 
-@pytest.mark.skipif(NO_BROWSER, reason="no Chromium: kaleido cannot write PDF/SVG/PNG here")
-def test_static_figures_and_inline_pngs(built):
+def test_static_figures_and_inline_pngs(built, usable_browser):
     out = built["out"]
     for stem in FIGURES:
         for ext in STATIC:
@@ -188,22 +186,53 @@ def test_best_params_and_trials_tables(built):
     assert len(runs) == len(built["compare"]) == 4
 
 
-def test_without_a_browser_html_and_one_warning(built, tmp_path, monkeypatch, capsys):
-    import plotly.io
+def report_without_static(built, tmp_path, browser: str, timeout: float = 60):
+    """``harness report`` in a fresh process, the browser lookup pointed at ``browser``
+    (and no downloaded copy found first): (exit code, stderr lines, output dir, seconds)."""
+    out = tmp_path / "report"
+    env = {
+        "BROWSER_PATH": browser,
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+        "HARNESS_STATIC_TIMEOUT": str(timeout),
+    }
+    start = time.monotonic()
+    proc = harness("report", *built["args"], "--out", str(out), cwd=tmp_path, env=env, timeout=60)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    return proc.returncode, lines, out, time.monotonic() - start
 
-    def no_browser(*args, **kwargs):
-        raise RuntimeError("Kaleido requires Google Chrome to be installed.")
 
-    monkeypatch.setattr(plotly.io, "write_image", no_browser)
-    out = tmp_path / "nobrowser"
-    assert main(["report", *built["args"], "--out", str(out)]) == 0
-    warnings = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(warnings) == 1 and "PDF" in warnings[0] and "Chrome" in warnings[0]
+def assert_html_and_json_only(out: Path) -> None:
     for stem in FIGURES:
         assert (out / "figures" / f"{stem}.html").stat().st_size > 0
         assert (out / "figures" / f"{stem}.json").stat().st_size > 0
         assert not any((out / "figures" / f"{stem}.{ext}").exists() for ext in STATIC)
+    assert (out / "index.html").stat().st_size > 0
+    assert f"figures/{FIGURES[0]}.html" in (out / "index.html").read_text()
     assert ".png" not in (out / "report.md").read_text()
+
+
+def test_without_a_browser_html_json_and_one_warning(built, tmp_path):
+    code, stderr, out, _ = report_without_static(built, tmp_path, "/nonexistent/chrome")
+    assert code == 0
+    assert stderr == [
+        "harness: warning: no PDF/SVG/PNG figures, only HTML and JSON "
+        "(BROWSER_PATH='/nonexistent/chrome' is not an executable file); for them install "
+        "Chromium (Debian/Ubuntu, as root: apt-get install chromium) or set BROWSER_PATH to "
+        "a Chrome/Chromium executable"
+    ]
+    assert_html_and_json_only(out)
+
+
+def test_a_hanging_browser_costs_one_time_limit(built, tmp_path):
+    browser = tmp_path / "fake-chrome"
+    browser.write_text("#!/bin/sh\nexec sleep 1000\n")
+    browser.chmod(0o755)
+    code, stderr, out, seconds = report_without_static(built, tmp_path, str(browser), timeout=4)
+    assert code == 0
+    assert len(stderr) == 1 and f"the browser at {browser} did not start" in stderr[0]
+    assert "within 4 s" in stderr[0] and "apt-get install chromium" in stderr[0]
+    assert 4 <= seconds < 40, seconds
+    assert_html_and_json_only(out)
 
 
 def test_unknown_study_is_one_line(tmp_path, capsys):
