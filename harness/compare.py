@@ -29,6 +29,7 @@ from harness.records import (
     TrialRecord,
     append_record,
     git_commit,
+    method_label,
     package_versions,
     read_records,
     thin_curve,
@@ -326,10 +327,11 @@ def comparison_table(records: list[dict[str, Any]], samples: int = 10000):
         if r["state"] != "COMPLETE":
             continue
         for gt in r["auc"]:
-            key = (r["task"], gt, r["params"].get("ablation", "–"), r["algorithm"])
+            ablation = r["params"].get("ablation", "–")
+            key = (r["task"], gt, ablation, method_label(r), r["algorithm"])
             groups.setdefault(key, []).append(r)
     rows = []
-    for (task, gt, ablation, method), runs in sorted(groups.items()):
+    for (task, gt, ablation, method, algorithm), runs in sorted(groups.items()):
         row: dict[str, Any] = {
             "task": task,
             "ground truth": gt,
@@ -347,7 +349,7 @@ def comparison_table(records: list[dict[str, Any]], samples: int = 10000):
                 row[f"AUC {convention}"] = None
                 row[f"CI {convention}"] = None
         row["seconds"] = sum(r["seconds"] for r in runs) / len(runs)
-        paper = PAPER_AUC.get((task, ablation, method)) if gt == PAPER_GROUND_TRUTH else None
+        paper = PAPER_AUC.get((task, ablation, algorithm)) if gt == PAPER_GROUND_TRUTH else None
         row["paper AUC (sweep-pessimistic)"] = paper
         rows.append(row)
     return pd.DataFrame(rows)

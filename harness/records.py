@@ -91,6 +91,24 @@ class TrialRecord:
         return json.dumps(asdict(self), sort_keys=True, allow_nan=True)
 
 
+def method_label(record: dict[str, Any]) -> str:
+    """A record's method as tables and figures name it: the algorithm, with the mode it
+    read its masks in where it has several (SP), so that rows of different semantics
+    never share a label. Records written before modes were recorded say ``tree`` when
+    their parameters do, and nothing otherwise.
+
+    Example:
+        >>> method_label({"algorithm": "sp", "semantics": "corrupt-run", "params": {}})
+        'sp (corrupt-run)'
+        >>> method_label({"algorithm": "acdc", "params": {}})
+        'acdc'
+    """
+    mode = record.get("semantics")
+    if mode is None and record.get("params", {}).get("tree_optimisation") is True:
+        mode = "tree"
+    return f"{record['algorithm']} ({mode})" if mode else str(record["algorithm"])
+
+
 def append_record(path: Path | str, record: TrialRecord) -> None:
     """Append one record as one line, atomically with respect to other writers."""
     path = Path(path)

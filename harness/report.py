@@ -28,6 +28,7 @@ from typing import Any
 
 from harness.figures import MethodRuns, record_auc
 from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
+from harness.records import method_label
 
 CONVENTIONS = (SCORE_TRAPEZOID, SWEEP_PESSIMISTIC)
 CONVENTION_NOTES = {
@@ -316,12 +317,12 @@ def method_runs(sources: list[Source]) -> list[MethodRuns]:
             for r in source.records:
                 if r["state"] != "COMPLETE":
                     continue
-                key = (r["algorithm"], r["task"], ablation_of(r))
+                key = (method_label(r), r["task"], ablation_of(r))
                 runs.setdefault(key, MethodRuns(*key)).records.append(r)
         else:
             best = best_trial(source)
             if best is not None:
-                label = f"{best['algorithm']} tuned ({source.name})"
+                label = f"{method_label(best)} tuned ({source.name})"
                 key = (label, best["task"], ablation_of(best))
                 runs[key] = MethodRuns(*key, records=[best])
     colours = assign_colours([run.label for run in runs.values()])

@@ -61,7 +61,7 @@ def test_compare_runs_resumes_and_tabulates(tmp_path):
 
     table = comparison_table(records, 500)
     row = table[
-        (table["method"] == "sp")
+        (table["method"] == "sp (tree)")
         & (table["ground truth"] == "resample")
         & (table["ablation"] == "zero")
     ].iloc[0]
@@ -87,7 +87,7 @@ def test_compare_command_writes_the_table(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     text = (tmp_path / "reports" / "tiny-compare" / "comparison.md").read_text()
-    assert "score-trapezoid" in text and "sweep-pessimistic" in text and "| sp |" in text
+    assert "score-trapezoid" in text and "sweep-pessimistic" in text and "| sp (tree) |" in text
 
 
 def test_bootstrap_interval_contains_the_mean_and_shrinks_with_agreement():

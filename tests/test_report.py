@@ -13,7 +13,7 @@ import yaml
 from harness.cli import main
 from harness.compare import bootstrap_interval, load_compare_config, run_compare
 from harness.config import load_config
-from harness.records import read_records
+from harness.records import method_label, read_records
 from harness.study import run_study
 from tests.test_study import harness, write_study
 
@@ -118,7 +118,7 @@ def _expected_aucs(built) -> dict[tuple, list[float]]:
         assert r["state"] == "COMPLETE", r.get("fail_reason")
         for gt, conventions in r["auc"].items():
             for convention, value in conventions.items():
-                key = (r["algorithm"], r["task"], r["params"]["ablation"], gt, convention)
+                key = (method_label(r), r["task"], r["params"]["ablation"], gt, convention)
                 expected.setdefault(key, []).append(value)
     best = max(
         (r for r in built["study"] if r["state"] == "COMPLETE"), key=lambda r: r["objective"]
@@ -126,7 +126,8 @@ def _expected_aucs(built) -> dict[tuple, list[float]]:
     assert best["objective"] == best["auc"]["resample"]["score-trapezoid"]
     for gt, conventions in best["auc"].items():
         for convention, value in conventions.items():
-            key = ("sp tuned (tiny)", best["task"], "resample", gt, convention)
+            ablation = best["params"].get("ablation", "mean")  # SP's default
+            key = ("sp (tree) tuned (tiny)", best["task"], ablation, gt, convention)
             expected[key] = [value]
     return expected
 
@@ -162,8 +163,8 @@ def test_latex_has_one_row_per_method(built):
     rows = [line for line in body.splitlines() if line.strip().endswith(r"\\")]
     assert sorted(row.split("&")[0].strip() for row in rows) == [
         "random",
-        "sp",
-        "sp tuned (tiny)",
+        "sp (tree)",
+        "sp (tree) tuned (tiny)",
     ]
     assert r"\bfseries" in body
 
