@@ -7,6 +7,7 @@ import torch
 
 from harness.algorithms import subnetwork_probing_prune_scores as sp
 from harness.data import PromptBatch
+from harness.faithfulness import FAITHFULNESS_TARGETS
 from harness.masks import INIT_LOGIT
 from harness.patching import PatchableModel
 
@@ -234,18 +235,7 @@ def test_avoid_edges_are_pushed_out(planted):
     assert ranks(avoided, avoid)[0] > ranks(kept, avoid)[0]
 
 
-@pytest.mark.parametrize(
-    "target",
-    [
-        "kl_div",
-        "mse",
-        "correct_percent",
-        "logit_diff_percent",
-        "answer",
-        "wrong_answer",
-        "answer_logprob",
-    ],
-)
+@pytest.mark.parametrize("target", FAITHFULNESS_TARGETS)
 def test_faithfulness_targets(planted, target):
     scores = sp(planted.patchable, planted.batches, faithfulness_target=target, **FAST)
     assert all(math.isfinite(v) for v in scores.history["faithfulness"])
