@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 # root with apt-get, install Debian's chromium (about 30 s, once); else one line on how, and
 # reports get HTML and JSON figures only (the static-figure tests skip, saying why).
 browser: $(VENV)/.installed
-	@if $(PY) -m harness.static_export --find >/dev/null 2>&1; then :; \
+	@if $(PY) -m harness.reporting.static_export --find >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian's chromium for static figures (PDF/SVG/PNG)"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium \

@@ -263,7 +263,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from harness.report import build_report, load_source
+    from harness.reporting.report import build_report, load_source
     from harness.study import RUNS_DIR
 
     runs_dir = args.runs_dir or RUNS_DIR

@@ -90,7 +90,7 @@ def usable_browser(tmp_path_factory):
     chromium when run as root)."""
     import plotly.graph_objects as go
 
-    from harness.static_export import StaticJob, find_browser, render_static
+    from harness.reporting.static_export import StaticJob, find_browser, render_static
 
     browser, why = find_browser()
     if browser is None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.static_export import static_timeout
+from harness.reporting.static_export import static_timeout
 
 ROOT = Path(__file__).resolve().parents[1]
 STATIC = ("pdf", "svg", "png")
@@ -26,7 +26,7 @@ EXPORT = """
 import json, sys
 from pathlib import Path
 import plotly.graph_objects as go
-from harness.figures import SINGLE_COLUMN, export_figures
+from harness.reporting.figures import SINGLE_COLUMN, export_figures
 figure = go.Figure(go.Scatter(x=[0, 1, 2], y=[1, 3, 2]))
 figure.update_layout(width=SINGLE_COLUMN[0], height=SINGLE_COLUMN[1])
 result = export_figures({"a": figure, "b": figure}, Path(sys.argv[1]))

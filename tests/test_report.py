@@ -245,7 +245,7 @@ def test_unknown_study_is_one_line(tmp_path, capsys):
 
 
 def test_source_of_a_study_name_without_its_config(built):
-    from harness.report import load_source
+    from harness.reporting.report import load_source
 
     source = load_source("tiny", Path(built["runs"]))
     assert source.kind == "study" and source.direction == "maximize"

@@ -7,7 +7,7 @@ width). Colours are the Okabe–Ito palette, the same method in the same colour 
 
 Static files (PDF, SVG, PNG) go through kaleido, which needs a Chrome or Chromium; without
 one, or with one that does not answer in time, only the interactive HTML and the figure's
-JSON are written (see :mod:`harness.static_export`). plotly, kaleido and optuna are
+JSON are written (see :mod:`harness.reporting.static_export`). plotly, kaleido and optuna are
 imported when a figure is built, never at import time.
 """
 
@@ -436,7 +436,7 @@ def export_figures(
 ) -> ExportResult:
     """Write each figure as HTML (plotly.js once, beside it) and JSON, and, with a
     browser, as PDF, SVG and PNG (one browser for the batch, bounded in time: see
-    :mod:`harness.static_export`). Static files come all or none.
+    :mod:`harness.reporting.static_export`). Static files come all or none.
 
     Args:
         figures: Stem (file name without extension) -> plotly figure.
@@ -451,7 +451,7 @@ def export_figures(
         >>> export_figures({"f": go.Figure()}, out, static=False).files
         {'f': {'html': 'f.html', 'json': 'f.json'}}
     """
-    from harness.static_export import StaticJob, render_static
+    from harness.reporting.static_export import StaticJob, render_static
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, dict[str, str]] = {}

@@ -5,12 +5,12 @@ missing or does not answer, its calls wait for ever (its server thread dies and 
 waits on a queue). So the browser is looked up first, the way kaleido does it (a copy
 downloaded by ``kaleido_get_chrome``, then ``BROWSER_PATH``, then ``PATH`` and the usual
 install paths); without one, nothing is started. With one, the rendering runs in a child
-process (``python -m harness.static_export SPEC``) that reports each file it writes; the parent
-gives the browser :data:`DEFAULT_TIMEOUT_S` seconds (or ``HARNESS_STATIC_TIMEOUT``) to start
-and render the first file, and as long for each later one, then kills the child with the
-browser it started. A hung browser therefore costs one timeout and never blocks the exit.
+process (``python -m harness.reporting.static_export SPEC``) that reports each file it
+writes; the parent gives the browser :data:`DEFAULT_TIMEOUT_S` seconds (or
+``HARNESS_STATIC_TIMEOUT``) to start and render the first file, and as long for each later
+one, then kills the child with the browser it started. A hung browser therefore costs one timeout and never blocks the exit.
 A browser that failed in this process is not tried again in it.
-``python -m harness.static_export --find`` prints the browser found, or why none (exit 1).
+``python -m harness.reporting.static_export --find`` prints the browser found, or why none (exit 1).
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def _run_child(
         json.dump(spec, spec_file)
         spec_file.flush()
         child = subprocess.Popen(
-            [sys.executable, "-m", "harness.static_export", spec_file.name],
+            [sys.executable, "-m", "harness.reporting.static_export", spec_file.name],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.figures import MethodRuns, record_auc
 from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
 from harness.records import method_label
+from harness.reporting.figures import MethodRuns, record_auc
 
 CONVENTIONS = (SCORE_TRAPEZOID, SWEEP_PESSIMISTIC)
 CONVENTION_NOTES = {
@@ -309,7 +309,7 @@ def ablation_of(record: dict[str, Any]) -> str:
 
 def method_runs(sources: list[Source]) -> list[MethodRuns]:
     """Each method's COMPLETE runs per task and ablation, in order of appearance."""
-    from harness.figures import assign_colours
+    from harness.reporting.figures import assign_colours
 
     runs: dict[tuple[str, str, str], MethodRuns] = {}
     for source in sorted(sources, key=lambda s: s.kind != "compare"):  # tuned rows last
@@ -598,7 +598,7 @@ class Figure:
 
 def comparison_figures(runs: list[MethodRuns]) -> list[Figure]:
     """ROC curves per task × ground truth × ablation and faithfulness per task × ablation."""
-    from harness.figures import faithfulness_figure, faithfulness_measure, roc_figure
+    from harness.reporting.figures import faithfulness_figure, faithfulness_measure, roc_figure
 
     figures = []
     groups: dict[tuple[str, str], list[MethodRuns]] = {}
@@ -630,7 +630,7 @@ def comparison_figures(runs: list[MethodRuns]) -> list[Figure]:
 def study_figures(source: Source) -> list[Figure]:
     """A study's optimisation history, importances, parallel coordinates, learning rate ×
     λ contour, and the training curves of its best trial."""
-    from harness import figures as fg
+    from harness.reporting import figures as fg
 
     name, objective = source.name, source.objective_name
     study = fg.optuna_study_from_records(source.records, source.direction, source.log_params)
@@ -699,8 +699,8 @@ def study_figures(source: Source) -> list[Figure]:
 
 def build_report(sources: list[Source], out: Path, static: bool = True) -> ReportResult:
     """Write the tables, figures, ``index.html`` and ``report.md`` of some sources."""
-    from harness.figures import export_figures
-    from harness.static_export import HOW_TO_GET_THEM, static_timeout
+    from harness.reporting.figures import export_figures
+    from harness.reporting.static_export import HOW_TO_GET_THEM, static_timeout
 
     if static:
         static_timeout()  # a bad HARNESS_STATIC_TIMEOUT fails before any work
