@@ -8,9 +8,10 @@ install paths); without one, nothing is started. With one, the rendering runs in
 process (``python -m harness.reporting.static_export SPEC``) that reports each file it
 writes; the parent gives the browser :data:`DEFAULT_TIMEOUT_S` seconds (or
 ``HARNESS_STATIC_TIMEOUT``) to start and render the first file, and as long for each later
-one, then kills the child with the browser it started. A hung browser therefore costs one timeout and never blocks the exit.
-A browser that failed in this process is not tried again in it.
-``python -m harness.reporting.static_export --find`` prints the browser found, or why none (exit 1).
+one, then kills the child with the browser it started. A hung browser therefore costs one
+timeout and never blocks the exit. A browser that failed in this process is not tried again
+in it. ``python -m harness.reporting.static_export --find`` prints the browser found, or why
+none (exit 1).
 """
 
 from __future__ import annotations
