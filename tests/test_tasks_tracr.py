@@ -13,7 +13,7 @@ import torch
 import harness.tasks
 from harness.ablation import ablation_activations
 from harness.tasks import tracr_compile
-from harness.tasks.tracr import GROUND_TRUTHS, all_inputs, expected_outputs, make_batches
+from harness.tasks.tracr import GROUND_TRUTH_ABLATIONS, all_inputs, expected_outputs, make_batches
 from harness.tasks.tracr_compile import cache_path, compile_rasp, convert, load_compiled
 
 PROGRAMS = ("reverse", "proportion")
@@ -89,7 +89,7 @@ def test_graph_and_official_circuits(tasks, program):
     task = tasks[program]
     n_edges, n_resample, n_zero = GRAPH[program]
     assert task.patchable.n_edges == n_edges
-    assert task.ground_truths == ("resample", "acdc-zero")
+    assert task.ground_truths == ("resample", "zero", "acdc-zero")
     assert task.default_ground_truth == "resample"
     assert len(task.official_edges()) == n_resample
     assert len(task.official_edges("acdc-zero")) == n_zero
@@ -97,7 +97,7 @@ def test_graph_and_official_circuits(tasks, program):
     assert all(e in task.patchable.graph for c in task.circuits.values() for e in c)
     assert task.faithfulness_target == ("kl_div" if program == "reverse" else "mse")
     assert task.info["tracr"] == "tracr-pypi 1.0.0"
-    assert set(task.info["ground_truths"]) == {"resample", "acdc-zero"}
+    assert set(task.info["ground_truths"]) == {"resample", "zero", "acdc-zero"}
 
 
 def test_cache_written_and_reused(tmp_path, monkeypatch):
@@ -193,7 +193,7 @@ def test_ground_truth_reproduces_clean_output(tasks, program, ground_truth):
     leaves the output at every output position as it was; ablating all edges does not."""
     task = tasks[program]
     patchable = task.patchable
-    _, ablation, _ = GROUND_TRUTHS[program][ground_truth]
+    ablation = GROUND_TRUTH_ABLATIONS[ground_truth]
     outside = [e.name for e in patchable.edges if e.name not in task.official_edges(ground_truth)]
     for batch in task.train + task.test:
         with torch.no_grad():

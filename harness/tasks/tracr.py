@@ -8,12 +8,14 @@
 Models are compiled with tracr at first use and then loaded from the cache (see
 :mod:`harness.tasks.tracr_compile`). Prompts are ``BOS`` plus 5 tokens (every prompt has
 the model's full length, so clean and corrupt always have the same length); the task reads
-every position after ``BOS``. Each task has two ground truths:
+every position after ``BOS``. Each task has two ground truths, derived from the
+compiled model and the task's data by :mod:`harness.tasks.derive` (nothing typed in):
 
-- ``resample`` (default): auto-circuit's, for resample ablation with same-length pairs
-  (2 and 3 edges). Length and positions are the same in both prompts of a pair, so only
-  the token-carrying path is needed.
-- ``acdc-zero``: the ACDC paper's, found by an ACDC run with zero ablation (10 and 5 edges).
+- ``resample`` (default): for resample ablation with same-length pairs (reverse 2 edges,
+  proportion 3: auto-circuit's official sets). Length and positions are the same in both
+  prompts of a pair, so only the token-carrying path is needed.
+- ``zero``: for zero ablation, the program's information flow (10 and 5 edges: the ACDC
+  paper's official sets). ``acdc-zero`` is an alias of it.
 
 Example:
     >>> import tempfile
@@ -35,56 +37,36 @@ from torch import Tensor
 
 from harness.data import PromptBatch
 from harness.device import resolve_device
+from harness.patching import PatchableModel
 from harness.tasks.base import Task, TaskSpec, register
+from harness.tasks.derive import (
+    DerivationData,
+    DerivedCircuits,
+    derive_circuits,
+    float64_model,
+    necessary_alone,
+    one_thread,
+)
 from harness.tasks.tracr_compile import BOS, PROGRAMS, CompiledTracr, cache_path, load_compiled
 
 _AUTO_CIRCUIT = "UFO-101/auto-circuit@98db58c auto_circuit/metrics/official_circuits/circuits/tracr"
 _ACDC = "ArthurConmy/Automatic-Circuit-Discovery@a9a7857 (big-rerun) acdc/tracr_task/utils.py"
 
-# program -> ground truth -> (edges, the ablation it is defined for, source)
-GROUND_TRUTHS: dict[str, dict[str, tuple[tuple[str, ...], str, str]]] = {
+# ground truth -> the ablation it is for; every one is derived (harness.tasks.derive)
+GROUND_TRUTH_ABLATIONS = {"resample": "resample", "zero": "zero", "acdc-zero": "zero"}
+ALIASES = {"acdc-zero": "zero"}  # names kept for records made before the derivation
+# The official circuits the derivation reproduces (tests check the sets are equal).
+OFFICIAL_SOURCES: dict[str, dict[str, str]] = {
     "reverse": {
-        "resample": (
-            ("Resid Start->A3.0.V", "A3.0->Resid End"),
-            "resample",
-            f"{_AUTO_CIRCUIT}/reverse_official.py::tracr_reverse_true_edges",
-        ),
-        "acdc-zero": (
-            (
-                "Resid Start->A0.0.V",
-                "Resid Start->MLP 0",
-                "Resid Start->MLP 1",
-                "Resid Start->A3.0.K",
-                "Resid Start->A3.0.V",
-                "A0.0->MLP 0",
-                "MLP 0->MLP 1",
-                "MLP 1->MLP 2",
-                "MLP 2->A3.0.Q",
-                "A3.0->Resid End",
-            ),
-            "zero",
-            f"{_ACDC}::get_tracr_reverse_edges (ACDC run, zero ablation, commit e612e50)",
-        ),
+        "resample": f"{_AUTO_CIRCUIT}/reverse_official.py::tracr_reverse_true_edges",
+        "zero": f"{_ACDC}::get_tracr_reverse_edges (ACDC run, zero ablation, commit e612e50)",
     },
     "proportion": {
-        "resample": (
-            ("Resid Start->MLP 0", "MLP 0->A1.0.V", "A1.0->Resid End"),
-            "resample",
-            f"{_AUTO_CIRCUIT}/xproportion_official.py::tracr_xproportion_official_edges",
-        ),
-        "acdc-zero": (
-            (
-                "Resid Start->MLP 0",
-                "Resid Start->A1.0.Q",
-                "Resid Start->A1.0.K",
-                "MLP 0->A1.0.V",
-                "A1.0->Resid End",
-            ),
-            "zero",
-            f"{_ACDC}::get_tracr_proportion_edges (ACDC run, zero ablation, commit e612e50)",
-        ),
+        "resample": f"{_AUTO_CIRCUIT}/xproportion_official.py::tracr_xproportion_official_edges",
+        "zero": f"{_ACDC}::get_tracr_proportion_edges (ACDC run, zero ablation, commit e612e50)",
     },
 }
+DERIVATION_SEED = 0  # the derivation runs on the default train + test prompts of this seed
 
 _DEFAULT_EXAMPLES = {"reverse": 121, "proportion": 512}  # per split, as auto-circuit
 
@@ -191,6 +173,76 @@ def _other_classes(answers: Tensor, compiled: CompiledTracr) -> Tensor:
     return classes[keep].reshape(*answers.shape, n_classes - 1)
 
 
+_DERIVED: dict[tuple[str, str, int], DerivedCircuits] = {}
+
+
+def derived_circuits(compiled: CompiledTracr) -> DerivedCircuits:
+    """The ground truths of a compiled program, derived from its weights and data.
+
+    Runs :func:`harness.tasks.derive.derive_circuits` on every clean/corrupt pair of the
+    default train and test splits of seed :data:`DERIVATION_SEED`, so the circuits do not
+    depend on the seed or sizes a user loads the task with. Memoised per process.
+
+    Example:
+        >>> from harness.tasks.tracr_compile import load_compiled
+        >>> derived = derived_circuits(load_compiled("proportion"))
+        >>> len(derived.structural), len(derived.zero), len(derived.resample)
+        (5, 5, 3)
+    """
+    key = (compiled.program, compiled.tracr_version, id(compiled.state_dict))
+    if key not in _DERIVED:
+        train, test = make_batches(compiled, DERIVATION_SEED)
+        _DERIVED[key] = derive_circuits(
+            compiled.to_model("cpu"),
+            DerivationData.from_batches(train + test),
+            compiled.residual_labels,
+        )
+    return _DERIVED[key]
+
+
+def ground_truth_circuits(derived: DerivedCircuits) -> dict[str, frozenset[str]]:
+    """Ground-truth name -> edges, aliases included (default first).
+
+    Example:
+        >>> from harness.tasks.tracr_compile import load_compiled
+        >>> truths = ground_truth_circuits(derived_circuits(load_compiled("proportion")))
+        >>> {name: len(edges) for name, edges in truths.items()}
+        {'resample': 3, 'zero': 5, 'acdc-zero': 5}
+    """
+    primary = {"resample": derived.resample, "zero": derived.zero}
+    return {name: primary[ALIASES.get(name, name)] for name in GROUND_TRUTH_ABLATIONS}
+
+
+def necessary_alone_counts(
+    compiled: CompiledTracr, batches: tuple[PromptBatch, ...] | None = None
+) -> dict[str, int]:
+    """Per ground truth, how many of its edges change the output when ablated alone
+    (with the ground truth's ablation, float64) on ``batches`` (default: the data the
+    circuits are derived on).
+
+    Example:
+        >>> from harness.tasks.tracr_compile import load_compiled
+        >>> necessary_alone_counts(load_compiled("proportion"))
+        {'resample': 3, 'zero': 5}
+    """
+    derived = derived_circuits(compiled)
+    if batches is None:
+        train, test = make_batches(compiled, DERIVATION_SEED)
+        batches = train + test
+    data = DerivationData.from_batches(batches)
+    patchable = PatchableModel.wrap(float64_model(compiled.to_model("cpu")))
+    counts = {}
+    with one_thread():
+        for name, circuit in (("resample", derived.resample), ("zero", derived.zero)):
+            changes = necessary_alone(patchable, circuit, data, name, derived.tol)
+            counts[name] = sum(change > derived.tol for change in changes.values())
+    return counts
+
+
+def _official(program: str, ground_truth: str) -> str | None:
+    return OFFICIAL_SOURCES.get(program, {}).get(ground_truth)
+
+
 def load_tracr_task(
     program: str,
     seed: int = 0,
@@ -221,7 +273,8 @@ def load_tracr_task(
     target = resolve_device(device)
     model = compiled.to_model(target)
     train, test = make_batches(compiled, seed, n_examples, batch_size)
-    truths = GROUND_TRUTHS[program]
+    derived = derived_circuits(compiled)
+    circuits = ground_truth_circuits(derived)
     info: dict[str, Any] = {
         "program": list(PROGRAMS[program].source),
         "vocab": list(PROGRAMS[program].vocab),
@@ -236,16 +289,27 @@ def load_tracr_task(
             "corrupt: a uniformly drawn different input of the same length"
         ),
         "ground_truths": {
-            name: {"ablation": ablation, "n_edges": len(edges), "source": source}
-            for name, (edges, ablation, source) in truths.items()
+            name: {
+                "ablation": GROUND_TRUTH_ABLATIONS[name],
+                "n_edges": len(edges),
+                "source": (
+                    f"alias of {ALIASES[name]!r}"
+                    if name in ALIASES
+                    else f"derived by harness.tasks.derive (tol {derived.tol:g}, seed "
+                    f"{DERIVATION_SEED} default splits)"
+                    + (f"; official: {official}" if (official := _official(program, name)) else "")
+                ),
+            }
+            for name, edges in circuits.items()
         },
+        "structural_edges": len(derived.structural),
     }
     return Task(
         slug=f"tracr-{program}",
         model=model,
         train=tuple(b.to(target) for b in train),
         test=tuple(b.to(target) for b in test),
-        circuits={name: frozenset(edges) for name, (edges, _, _) in truths.items()},
+        circuits=circuits,
         default_ground_truth="resample",
         faithfulness_target="mse" if PROGRAMS[program].numerical else "kl_div",
         info=info,
@@ -267,7 +331,7 @@ register(
         slug="tracr-reverse",
         label="tracr reverse",
         loader=load_reverse,
-        ground_truths=("resample", "acdc-zero"),
+        ground_truths=tuple(GROUND_TRUTH_ABLATIONS),
         needs_weights=False,
         description="tracr-compiled sequence reversal over {1,2,3} (77 edges; categorical)",
     )
@@ -277,7 +341,7 @@ register(
         slug="tracr-proportion",
         label="tracr proportion",
         loader=load_proportion,
-        ground_truths=("resample", "acdc-zero"),
+        ground_truths=tuple(GROUND_TRUTH_ABLATIONS),
         needs_weights=False,
         description="tracr-compiled fraction of 'x' so far over {w,x,y,z} (23 edges; numerical)",
         numerical_output=True,
