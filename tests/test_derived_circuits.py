@@ -230,3 +230,28 @@ def test_cached_load_derives_without_jax(tasks, cache_dir):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split("\n")[:2] == ["10 2", "[]"], out.stderr
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_weight_spaces_agree_with_tracr_spaces(tasks, program):
+    """Writes read from the weights equal tracr's declared output spaces; reads are a
+    subset of tracr's input spaces (tracr declares dimensions it multiplies by zero)."""
+    pytest.importorskip("tracr")
+    from harness.tasks.tracr_spaces import tracr_block_spaces
+
+    compiled = load_compiled(program, _cache(tasks))
+    spaces = residual_spaces(compiled.to_model(), compiled.residual_labels)
+    declared_reads, declared_writes = tracr_block_spaces(program)
+
+    def labels(indices):
+        return frozenset(spaces.labels[i] for i in indices)
+
+    for node, declared in declared_writes.items():
+        assert labels(spaces.writes[node]) == declared, node
+    for node, declared in declared_reads.items():
+        assert labels(spaces.reads[node]) <= declared, node
+        assert labels(spaces.reads[node]), node  # a compiled block reads something
+    # blocks tracr left empty read and write nothing in the weights
+    empty = [n for n in spaces.writes if n != "Resid Start" and n not in declared_writes]
+    assert all(not spaces.writes[n] for n in empty)
+    assert empty == (["A1.0", "A2.0", "MLP 3"] if program == "reverse" else ["A0.0", "MLP 1"])

@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import os
 from typing import Any
@@ -173,7 +174,16 @@ def _other_classes(answers: Tensor, compiled: CompiledTracr) -> Tensor:
     return classes[keep].reshape(*answers.shape, n_classes - 1)
 
 
-_DERIVED: dict[tuple[str, str, int], DerivedCircuits] = {}
+_DERIVED: dict[tuple[str, str, str], DerivedCircuits] = {}
+
+
+def _fingerprint(compiled: CompiledTracr) -> str:
+    """A hash of the weights (a few KB): the memo never serves other weights' circuits."""
+    digest = hashlib.sha256()
+    for name in sorted(compiled.state_dict):
+        digest.update(name.encode())
+        digest.update(compiled.state_dict[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def derived_circuits(compiled: CompiledTracr) -> DerivedCircuits:
@@ -189,7 +199,7 @@ def derived_circuits(compiled: CompiledTracr) -> DerivedCircuits:
         >>> len(derived.structural), len(derived.zero), len(derived.resample)
         (5, 5, 3)
     """
-    key = (compiled.program, compiled.tracr_version, id(compiled.state_dict))
+    key = (compiled.program, compiled.tracr_version, _fingerprint(compiled))
     if key not in _DERIVED:
         train, test = make_batches(compiled, DERIVATION_SEED)
         _DERIVED[key] = derive_circuits(
