@@ -11,6 +11,9 @@ task's data (clean and corrupt prompts, and the positions the task reads).
    ``W_V[h]`` for a head's Q, K or V input, ``W_in`` for an MLP, ``W_U`` for
    ``Resid End``. tracr builds every block on named residual subspaces and leaves
    exact zeros elsewhere, so this reading is exact (biases are constants, not edges).
+   tracr's own declared block spaces agree on the writes; its declared input spaces
+   also list dimensions the weights multiply by zero (``tokens:BOS`` in a value space),
+   so they are not used (:mod:`harness.tasks.tracr_spaces`, checked in the tests).
 2. **Structural circuit** (:func:`information_flow_edges`): ``SRC->DEST`` is in when
    ``SRC`` writes a dimension ``DEST`` reads. Every other edge carries exactly nothing,
    whatever the prompt: ablating it with anything cannot change the output.
@@ -31,13 +34,20 @@ task's data (clean and corrupt prompts, and the positions the task reads).
      default query term (read from the ``one`` dimension) that sends a query with no
      match to BOS, which moves the output by ~5e-7 when every query has a match.
      Value paths are not pruned because zero ablation can hit a value that happens to
-     be right on the data (tracr-reverse: a zeroed length head reads as length 5, the
-     length of every prompt) without the path carrying nothing.
+     be right on the data although the path does carry the program's information
+     (tracr-reverse: a zeroed length head reads as length 5, the length of every
+     prompt; pruning value paths too would drop the length head, 8 edges, not the
+     ACDC paper's 10).
    - ``resample``: start from ``zero``, ablate with the corrupt prompt's activations,
      consider every edge (edges outside ``zero`` are resample-ablated too; the start is
      checked to be faithful). An edge whose source is the same on the clean and the
      corrupt prompt (the length when every prompt has full length, positions) cannot
      carry a difference and is dropped here.
+
+Measured (default data, tol 1e-5): tracr-reverse 13 structural edges, ``zero`` 10 (drops
+``Resid Start->A0.0.Q`` and ``.K``: a ``TRUE`` selector, and ``Resid Start->A3.0.Q``:
+the BOS default term), ``resample`` 2; tracr-proportion 5, 5, 3. These equal the
+official circuits (auto-circuit's resample sets, the ACDC paper's zero sets).
 
 :func:`necessary_alone` then reports which circuit edges change the output when ablated
 alone in the otherwise intact model (an edge can be needed in the circuit yet constant
