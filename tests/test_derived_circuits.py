@@ -83,6 +83,8 @@ def test_derived_circuits_equal_the_official_ones(tasks, program):
     assert task.official_edges("resample") < task.official_edges("zero")
     assert task.info["ground_truths"]["acdc-zero"]["source"] == "alias of 'zero'"
     assert task.info["ground_truths"]["zero"]["source"].startswith("derived by")
+    assert task.info["derivation"]["resample_start"] == "zero"
+    assert task.info["derivation"]["structural_edges"] == {"reverse": 13, "proportion": 5}[program]
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/circuits is not on this machine")

@@ -40,7 +40,8 @@ task's data (clean and corrupt prompts, and the positions the task reads).
      ACDC paper's 10).
    - ``resample``: start from ``zero``, ablate with the corrupt prompt's activations,
      consider every edge (edges outside ``zero`` are resample-ablated too; the start is
-     checked to be faithful). An edge whose source is the same on the clean and the
+     checked to be faithful; where it is not, pruning starts from the structural
+     circuit instead and says so). An edge whose source is the same on the clean and the
      corrupt prompt (the length when every prompt has full length, positions) cannot
      carry a difference and is dropped here.
 
@@ -345,14 +346,19 @@ class DerivedCircuits:
     Attributes:
         structural: Edge -> the residual labels it carries (source writes, destination reads).
         zero: The circuit for zero ablation.
-        resample: The circuit for resample ablation (a subset of ``zero``).
+        resample: The circuit for resample ablation (a subset of ``zero`` unless
+            ``resample_start`` is ``"structural"``).
         tol: The output tolerance the pruning used.
+        resample_start: ``"zero"``, or ``"structural"`` where resample-ablating the
+            edges outside ``zero`` moved the output (a Q/K read that zeros leave
+            harmless but a corrupt prompt does not), so pruning started from there.
     """
 
     structural: dict[str, tuple[str, ...]]
     zero: frozenset[str]
     resample: frozenset[str]
     tol: float
+    resample_start: str = "zero"
 
 
 def derive_circuits(
@@ -378,5 +384,10 @@ def derive_circuits(
     patchable = PatchableModel.wrap(float64_model(model), separate_qkv=separate_qkv)
     with one_thread():
         zero = prune_edges(patchable, structural, data, "zero", tol, ATTENTION_PATTERN_INPUTS)
-        resample = prune_edges(patchable, zero, data, "resample", tol)
-    return DerivedCircuits(structural, zero, resample, tol)
+        start = "zero"
+        try:
+            resample = prune_edges(patchable, zero, data, "resample", tol)
+        except ValueError:
+            start = "structural"
+            resample = prune_edges(patchable, structural, data, "resample", tol)
+    return DerivedCircuits(structural, zero, resample, tol, start)

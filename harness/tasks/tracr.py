@@ -312,7 +312,12 @@ def load_tracr_task(
             }
             for name, edges in circuits.items()
         },
-        "structural_edges": len(derived.structural),
+        "derivation": {
+            "structural_edges": len(derived.structural),
+            "tol": derived.tol,
+            "resample_start": derived.resample_start,
+            "data": f"seed {DERIVATION_SEED}, default train + test splits",
+        },
     }
     return Task(
         slug=f"tracr-{program}",
