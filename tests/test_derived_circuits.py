@@ -257,3 +257,39 @@ def test_weight_spaces_agree_with_tracr_spaces(tasks, program):
     empty = [n for n in spaces.writes if n != "Resid Start" and n not in declared_writes]
     assert all(not spaces.writes[n] for n in empty)
     assert empty == (["A1.0", "A2.0", "MLP 3"] if program == "reverse" else ["A0.0", "MLP 1"])
+
+
+def test_resample_pruning_falls_back_to_the_structural_start():
+    """A query read that zeros leave harmless (a zero query attends uniformly, as every
+    clean query here does) but a corrupt query does not: ``zero`` drops it, so
+    ``resample`` is pruned from the structural circuit instead, and keeps it."""
+    from transformer_lens import HookedTransformer, HookedTransformerConfig
+
+    cfg = HookedTransformerConfig(
+        n_layers=1, n_heads=1, d_model=4, d_head=1, n_ctx=4, d_vocab=2, attn_only=True,
+        normalization_type=None, init_weights=False, dtype=torch.float64,
+    )  # fmt: skip
+    model = HookedTransformer(cfg)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.zero_()
+        model.embed.W_E[:, 0] = torch.tensor([0.0, 3.0])  # d0: the token
+        model.pos_embed.W_pos[:, 1] = torch.arange(4.0)  # d1: the position (keys)
+        model.pos_embed.W_pos[:, 2] = torch.arange(4.0)  # d2: the position (values)
+        model.blocks[0].attn.W_Q[0, 0, 0] = 1.0
+        model.blocks[0].attn.W_K[0, 1, 0] = 1.0
+        model.blocks[0].attn.W_V[0, 2, 0] = 1.0
+        model.blocks[0].attn.W_O[0, 0, 3] = 1.0
+        model.unembed.W_U[3, 0] = 1.0
+    clean = torch.tensor([[1, 0, 1, 0], [0, 1, 1, 0]])  # token 0 last: uniform attention
+    corrupt = torch.tensor([[0, 0, 1, 1], [1, 1, 0, 1]])  # token 1 last: attends late
+    derived = derive_circuits(model, DerivationData(clean, corrupt, (-1,)))
+    assert set(derived.structural) == {
+        "Resid Start->A0.0.Q",
+        "Resid Start->A0.0.K",
+        "Resid Start->A0.0.V",
+        "A0.0->Resid End",
+    }
+    assert derived.zero == {"Resid Start->A0.0.V", "A0.0->Resid End"}
+    assert derived.resample_start == "structural"
+    assert derived.resample == {"Resid Start->A0.0.Q", "A0.0->Resid End"}
