@@ -1,6 +1,9 @@
 """The ``harness`` command line.
 
-Bad input exits with code 2 and one line on stderr, never a traceback.
+Bad input exits with code 2 and one line on stderr, never a traceback. A run that the
+machine stops (a full or read-only disk under the records or the storage, a storage that
+fails, a worker process that fails) exits with code 1 and one line; what finished before
+is kept, and the trial it cut runs again on resume. Ctrl-C exits with code 130.
 """
 
 from __future__ import annotations
@@ -81,6 +84,11 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--wandb", choices=["offline", "online", "disabled"])
         command.add_argument("--runs-dir", type=Path, help="records and default storage root")
         command.add_argument("--no-progress", action="store_true")
+        command.add_argument(
+            "--allow-config-change",
+            action="store_true",
+            help="resume a study created with another config (recorded in the study)",
+        )
 
     run = commands.add_parser("run", help="create or resume a study and run it")
     study_options(run)
@@ -158,7 +166,14 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
     if worker:
-        run_worker(config, args.storage, args.n_trials, args.timeout, runs_dir)
+        run_worker(
+            config,
+            args.storage,
+            args.n_trials,
+            args.timeout,
+            runs_dir,
+            allow_config_change=args.allow_config_change,
+        )
         print(f"worker done: study {config.name}")
         return 0
     if args.jobs < 1:
@@ -178,6 +193,7 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
         runs_dir,
         progress=not args.no_progress,
         batch_trials=args.batch_trials,
+        allow_config_change=args.allow_config_change,
     )
     records = read_records(outcome.records_path)
     summary = write_summary(
@@ -373,6 +389,14 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _halting_errors() -> tuple[type[Exception], ...]:
+    from harness.records import RecordWriteError
+    from harness.sweep.failures import StorageError
+    from harness.sweep.processes import WorkerError
+
+    return (RecordWriteError, StorageError, WorkerError)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``harness``; returns the exit code."""
     args = _parser().parse_args(argv)
@@ -406,6 +430,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError) as error:
         print(f"harness: error: {error}", file=sys.stderr)
         return 2
+    except _halting_errors() as error:  # the machine stopped the run, not the user's input
+        print(f"harness: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return 130

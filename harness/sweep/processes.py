@@ -1,0 +1,184 @@
+"""``--jobs N``: worker processes on one machine, watched by their parent.
+
+The parent starts N processes (``spawn``), each running :func:`harness.study.run_worker`
+against the shared storage, and waits for them:
+
+- a worker that dies (``kill -9``, the OOM killer) is reported in one line and replaced
+  (at most N times); its trial is failed by its heartbeat or lock and run again by the
+  others, so the remaining trials finish;
+- a worker that stops with an error (a record or the storage could not be written)
+  stops the others at their next safe point, and the parent raises that error;
+- Ctrl-C is relayed to the workers as SIGUSR1 (see :mod:`harness.interrupts`); a third
+  one ends the workers at once;
+- a worker whose parent is gone (``kill -9`` of the parent) stops itself at its next safe
+  point, so no orphan keeps running trials.
+
+Workers start with SIGINT ignored (inherited through ``spawn``), so a Ctrl-C while they
+import never prints their tracebacks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+INTERRUPTED_EXIT = 130  # a worker that Ctrl-C (SIGUSR1) stopped
+FAILED_EXIT = 3  # a worker that stopped with an error (its report names it)
+
+
+class WorkerError(Exception):
+    """A worker process stopped with an unexpected error (one line)."""
+
+
+def run_workers(
+    target: Callable[..., None],
+    args: tuple[Any, ...],
+    jobs: int,
+    poll: Callable[[], None],
+    notice: Callable[[str], None],
+) -> None:
+    """Run ``target(*args, report_dir)`` in ``jobs`` processes until all have ended.
+
+    Raises:
+        KeyboardInterrupt: Ctrl-C stopped the workers.
+        Exception: The error a worker stopped with (its type where known, one line).
+    """
+    import multiprocessing
+
+    from harness.interrupts import relaying_interrupts
+
+    context = multiprocessing.get_context("spawn")
+    reports = Path(tempfile.mkdtemp(prefix="harness-workers-"))
+    live: list[Any] = []
+    replaced, errors = 0, []
+
+    def start() -> None:
+        with _sigint_ignored():
+            process = context.Process(target=_worker_main, args=(target, args, str(reports)))
+            process.start()
+        live.append(process)
+
+    try:
+        with relaying_interrupts(lambda: [p.pid for p in live if p.is_alive()]) as relayed:
+            try:
+                for _ in range(jobs):
+                    start()
+                while live:
+                    time.sleep(0.2)
+                    poll()
+                    for process in [p for p in live if not p.is_alive()]:
+                        live.remove(process)
+                        code = process.exitcode
+                        if code is not None and code < 0 and not relayed[0] and not errors:
+                            name = signal.Signals(-code).name
+                            if replaced < jobs:
+                                replaced += 1
+                                notice(
+                                    f"worker process {process.pid} died ({name}); its trial "
+                                    "runs again, a new worker takes its place"
+                                )
+                                start()
+                            else:
+                                notice(f"worker process {process.pid} died ({name})")
+                        elif code == FAILED_EXIT:
+                            errors.append(_read_report(reports, process.pid))
+                            _stop(live)  # the others stop at their next safe point
+            except KeyboardInterrupt:  # the third Ctrl-C: end the workers now
+                for process in live:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signal.SIGKILL)
+                raise
+        if errors:
+            raise _rebuild(errors[0])
+        if relayed[0]:
+            raise KeyboardInterrupt
+    finally:
+        for process in live:
+            process.join(timeout=5)
+        with contextlib.suppress(OSError):
+            for path in reports.iterdir():
+                path.unlink()
+            reports.rmdir()
+
+
+def _stop(live: list[Any]) -> None:
+    for process in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGUSR1)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Children started in here begin with SIGINT ignored (Python keeps an inherited
+    SIG_IGN), so a terminal's Ctrl-C never lands in their start-up."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _worker_main(target: Callable[..., None], args: tuple[Any, ...], reports: str) -> None:
+    """The body of a worker process: run, then exit with a code the parent reads."""
+    import sys
+
+    from harness.interrupts import catching_interrupts
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGUSR1
+    _watch_parent(os.getppid())
+    try:
+        with catching_interrupts(signal.SIGUSR1):
+            target(*args)
+    except KeyboardInterrupt:
+        sys.exit(INTERRUPTED_EXIT)
+    except Exception as error:  # reported to the parent, which says it in one line
+        text = " ".join(str(error).split()) or type(error).__name__
+        report = {"type": type(error).__name__, "message": text}
+        (Path(reports) / f"{os.getpid()}.json").write_text(json.dumps(report))
+        sys.exit(FAILED_EXIT)
+
+
+def _watch_parent(parent: int) -> None:
+    """Stop this process at its next safe point once its parent is gone (then, if it is
+    stuck, after 60 s at once)."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(60)
+        os._exit(INTERRUPTED_EXIT)
+
+    threading.Thread(target=watch, daemon=True, name="harness-parent-watch").start()
+
+
+def _read_report(reports: Path, pid: int | None) -> dict[str, str]:
+    try:
+        return json.loads((reports / f"{pid}.json").read_text())
+    except (OSError, ValueError):
+        return {"type": "WorkerError", "message": f"worker process {pid} failed"}
+
+
+def _rebuild(report: dict[str, str]) -> Exception:
+    """The worker's error as one of ours, by name (one line)."""
+    from harness.records import RecordWriteError
+    from harness.sweep.failures import StorageError
+
+    known = {"RecordWriteError": RecordWriteError, "StorageError": StorageError}
+    known["ValueError"] = ValueError
+    kind = known.get(report.get("type", ""), WorkerError)
+    message = report.get("message", "")
+    if kind is WorkerError:
+        message = f"a worker process failed: {report.get('type')}: {message}"
+    return kind(message)
