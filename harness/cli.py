@@ -214,24 +214,34 @@ def _cmd_status(args: argparse.Namespace) -> int:
     runs_dir = args.runs_dir or RUNS_DIR
     url = args.storage or config.storage_url(runs_dir)
     study = load_existing_study(config, url)
-    records = {r["trial"]: r for r in read_records(records_path(config, runs_dir))}
+    records_file = records_path(config, runs_dir)
+    records = {r["trial"]: r for r in read_records(records_file)}
     gt = config.ground_truth
     print(f"study {config.name} ({mask_password(url)})")
     print(
         f"{'#':>4} {'state':<9} {'AUC':>7} {'KL@k':>9} {'edges':>6} {'seconds':>8}  params / reason"
     )
-    for t in study.get_trials(deepcopy=False):
+    from harness.sweep.status import missing_records, trial_detail
+
+    trials = study.get_trials(deepcopy=False)
+    missing = set(missing_records(trials, records))
+    for t in trials:
         if t.user_attrs.get("surplus"):
             continue
         r = records.get(t.number, {})
         aucs = r.get("auc", {})
         auc = aucs.get(gt or next(iter(aucs), ""), {}).get("score-trapezoid")
         kl = r.get("faithfulness", {}).get("kl_div")
-        detail = t.user_attrs.get("fail_reason") or r.get("fail_reason") or t.params
+        detail = trial_detail(t, trials, r)
+        if t.number in missing:
+            detail = f"NO RECORD; {detail}"
         print(
             f"{t.number:>4} {t.state.name:<9} {_num(auc, 7, 4)} {_num(kl, 9, 3, 'e')} "
             f"{_num(r.get('circuit_size'), 6, 0)} {_num(r.get('seconds'), 8, 1)}  {detail}"
         )
+    if missing:
+        shown = ", ".join(str(n) for n in sorted(missing))
+        print(f"warning: finished trials without a record in {records_file}: {shown}")
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if complete and not config.objective.multi:
         best = study.best_trial

@@ -81,7 +81,8 @@ def reap_dead_trials(study: Any, storage_url: str) -> int:
             reason = death_reason(trial, LOCK_RELEASED)
             study._storage.set_trial_user_attr(trial._trial_id, REASON, reason)
             study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-            run_again(study, study._storage.get_trial(trial._trial_id), died=True)
+            frozen = study._storage.get_trial(trial._trial_id)
+            run_again(study, frozen, died=True, cause=LOCK_RELEASED)
             failed += 1
             dead.add(trial.system_attrs[OWNER_ATTR].partition(":")[2])
     for path in dead:

@@ -392,7 +392,9 @@ def _run_worker(
         if not state.waiting and state.finished + state.in_flight >= budget:
             # a dead worker's trial becomes a WAITING retry: heartbeats (RDB), locks (journal)
             retries.fail_stale_trials(study)
-            fail_stale_trials(study)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # marked experimental
+                fail_stale_trials(study)
             reap_dead_trials(study, storage_url)
             with interruptible():
                 time.sleep(1.0)  # the rest of the budget is running in other workers

@@ -33,7 +33,7 @@ def storage_failures(storage_url: str) -> Iterator[None]:
 
     try:
         yield
-    except (RecordWriteError, StorageError):
+    except (RecordWriteError, StorageError, ValueError):  # ValueError: bad input, one line
         raise
     except Exception as error:
         cause = storage_cause(error)
@@ -62,7 +62,8 @@ def storage_cause(error: BaseException) -> str | None:
         line = _describe(current)
         if line is not None:
             found = line  # the deepest cause says most
-        current = current.__cause__ or current.__context__
+        suppressed = current.__suppress_context__  # raise ... from None: not a cause
+        current = current.__cause__ or (None if suppressed else current.__context__)
     return found
 
 

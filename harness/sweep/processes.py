@@ -13,8 +13,11 @@ against the shared storage, and waits for them:
 - a worker whose parent is gone (``kill -9`` of the parent) stops itself at its next safe
   point, so no orphan keeps running trials.
 
-Workers start with SIGINT ignored (inherited through ``spawn``), so a Ctrl-C while they
-import never prints their tracebacks.
+Workers start with SIGINT and SIGUSR1 blocked (the signal mask survives ``spawn``'s
+fork and exec), so a Ctrl-C while they import never prints their tracebacks nor kills
+them; they unblock both once their handlers are in place (a relayed stop that came
+meanwhile is then taken). The parent blocks them only while it starts a worker, so
+its own Ctrl-C is delayed, never lost.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ def run_workers(
     replaced, errors = 0, []
 
     def start() -> None:
-        with _sigint_ignored():
+        with _signals_blocked():
             process = context.Process(target=_worker_main, args=(target, args, str(reports)))
             process.start()
         live.append(process)
@@ -115,18 +118,17 @@ def _stop(live: list[Any]) -> None:
             os.kill(process.pid, signal.SIGUSR1)
 
 
+_STOPS = {signal.SIGINT, signal.SIGUSR1}
+
+
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Children started in here begin with SIGINT ignored (Python keeps an inherited
-    SIG_IGN), so a terminal's Ctrl-C never lands in their start-up."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _signals_blocked() -> Iterator[None]:
+    """Children started in here begin with SIGINT and SIGUSR1 blocked; here they wait."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPS)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _worker_main(target: Callable[..., None], args: tuple[Any, ...], reports: str) -> None:
@@ -136,9 +138,10 @@ def _worker_main(target: Callable[..., None], args: tuple[Any, ...], reports: st
     from harness.interrupts import catching_interrupts
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGUSR1
-    _watch_parent(os.getppid())
     try:
         with catching_interrupts(signal.SIGUSR1):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # see the module docstring
+            _watch_parent(os.getppid())
             target(*args)
     except KeyboardInterrupt:
         sys.exit(INTERRUPTED_EXIT)

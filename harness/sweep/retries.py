@@ -22,6 +22,7 @@ FAILED_TRIAL = "failed_trial"  # Optuna's system attribute: the original trial's
 RETRY_HISTORY = "retry_history"  # Optuna's: the numbers of the earlier attempts
 DEATHS = "harness:worker_deaths"  # how many attempts of this trial lost their worker
 REASON = "fail_reason"  # user attribute: why a trial failed (one line)
+CAUSE = "harness:retry_cause"  # system attribute of a copy: why its predecessor gave no result
 SEED = "seed"
 STALE = "worker died (heartbeat stale)"
 LOCK_RELEASED = "worker died (its lock was released)"
@@ -43,11 +44,12 @@ def death_reason(trial: Any, cause: str) -> str:
     return f"{cause}; retried"
 
 
-def run_again(study: Any, trial: Any, died: bool) -> bool:
+def run_again(study: Any, trial: Any, died: bool, cause: str | None = None) -> bool:
     """Enqueue a WAITING copy of the finished (FAILed) ``trial``: same parameters, same
     seed, same budget slot. ``died``: its worker died (counted, bounded by
     :data:`MAX_ATTEMPTS`); otherwise it was cut short (Ctrl-C, a record not written) and
-    always runs again. Returns whether a copy was enqueued.
+    always runs again. ``cause`` (one line) is kept on the copy. Returns whether a copy
+    was enqueued.
 
     Example:
         >>> import optuna
@@ -74,6 +76,8 @@ def run_again(study: Any, trial: Any, died: bool) -> bool:
         DEATHS: deaths,
         "fixed_params": fixed,
     }
+    if cause is not None:
+        system[CAUSE] = cause
     user = {SEED: trial.user_attrs[SEED]} if SEED in trial.user_attrs else {}
     study.add_trial(
         optuna.trial.create_trial(
@@ -91,7 +95,7 @@ class RetryDeadTrial:
     """
 
     def __call__(self, study: Any, trial: Any) -> None:
-        run_again(study, trial, died=True)
+        run_again(study, trial, died=True, cause=STALE)
 
 
 def fail_stale_trials(study: Any) -> int:
@@ -120,7 +124,7 @@ def fail_stale_trials(study: Any) -> int:
                 continue
         except UpdateFinishedTrialError:
             continue  # another worker failed it first: that one runs it again
-        run_again(study, storage.get_trial(trial_id), died=True)
+        run_again(study, storage.get_trial(trial_id), died=True, cause=STALE)
         failed += 1
     return failed
 
