@@ -91,18 +91,18 @@ def run_workers(
                                 start()
                             else:
                                 notice(f"worker process {process.pid} died ({name})")
-                        elif code == FAILED_EXIT:
-                            errors.append(_read_report(reports, process.pid))
+                        elif code is not None and code > 0 and code != INTERRUPTED_EXIT:
+                            errors.append(_read_report(reports, process.pid, code))
                             _stop(live)  # the others stop at their next safe point
             except KeyboardInterrupt:  # the third Ctrl-C: end the workers now
                 for process in live:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(process.pid, signal.SIGKILL)
                 raise
+        if relayed[0]:  # what Ctrl-C cut short is no error
+            raise KeyboardInterrupt
         if errors:
             raise _rebuild(errors[0])
-        if relayed[0]:
-            raise KeyboardInterrupt
     finally:
         for process in live:
             process.join(timeout=5)
@@ -166,11 +166,11 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="harness-parent-watch").start()
 
 
-def _read_report(reports: Path, pid: int | None) -> dict[str, str]:
+def _read_report(reports: Path, pid: int | None, code: int | None) -> dict[str, str]:
     try:
         return json.loads((reports / f"{pid}.json").read_text())
     except (OSError, ValueError):
-        return {"type": "WorkerError", "message": f"worker process {pid} failed"}
+        return {"type": "exit code", "message": f"worker process {pid} exited with code {code}"}
 
 
 def _rebuild(report: dict[str, str]) -> Exception:
