@@ -361,8 +361,10 @@ def _run_worker(
     reap_dead_trials(study, storage_url)  # trials of workers that died before this one
     start = time.monotonic()
     halted: list[RecordWriteError] = []
+    ran: list[int] = []  # trial numbers this worker ran
 
     def objective(trial):
+        ran.append(trial.number)
         slots = _budget(study).slots
         mine = slots.get(trial.number, trial.number)
         if sum(1 for slot in slots.values() if slot < mine) >= budget:
@@ -403,7 +405,7 @@ def _run_worker(
         try:
             study.optimize(objective, n_trials=1, catch=(Exception,))
         finally:  # Ctrl-C or a record not written: the trial runs again on resume
-            _run_again_cut(study, before)
+            _run_again_cut(study, ran[-1:])
         if halted:
             raise halted[0]
         newest = study.get_trials(deepcopy=False)[before:]
@@ -413,12 +415,13 @@ def _run_worker(
                     on_trial(trial)
 
 
-def _run_again_cut(study, before: int) -> None:
-    """Enqueue again, with the same parameters, the trials since ``before`` that were cut
-    short (Ctrl-C, a record not written): they are no result."""
+def _run_again_cut(study, numbers: list[int]) -> None:
+    """Enqueue again, with the same parameters, those of the trials ``numbers`` that were
+    cut short (Ctrl-C, a record not written): they are no result."""
     from harness.sweep.retries import run_again
 
-    for trial in study.get_trials(deepcopy=False)[before:]:
+    trials = study.get_trials(deepcopy=False)
+    for trial in (t for t in trials if t.number in numbers):
         cut = trial.user_attrs.get("interrupted") or trial.user_attrs.get("record_error")
         if cut and trial.state.name == "FAIL":
             run_again(study, trial, died=False)

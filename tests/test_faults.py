@@ -280,6 +280,7 @@ def test_resumed_runs_with_the_random_sampler_propose_new_points(tmp_path):
     run_study(config, n_trials=3, runs_dir=runs, progress=False)
     seen = proposals(first.records_path)
     assert len(seen) == 3 and len(set(seen)) == 3
+    (tmp_path / "again").mkdir()
     again = load_config(quick_study(tmp_path / "again", "seeded", enqueue=[], n_trials=1))
     repeat = run_study(again, runs_dir=tmp_path / "again" / "runs", progress=False)
     assert proposals(repeat.records_path) == seen[:1]  # a fresh run reproduces its seed
@@ -357,7 +358,9 @@ def _cmdline(pid: int) -> str:
 
 @pytest.mark.slow
 def test_a_killed_jobs_worker_does_not_abort_the_others(tmp_path):
-    path = write_study(tmp_path, name="killjob", n_trials=5, search_space=long_trials(low=15))
+    path = write_study(
+        tmp_path, name="killjob", n_trials=5, enqueue=[], search_space=long_trials(low=15)
+    )
     env = {"HARNESS_HEARTBEAT_SECONDS": "1"}
     proc = start_run([*run_args(path, tmp_path), "--jobs", "2"], tmp_path, env)
     records_file = tmp_path / "runs" / "killjob" / "trials.jsonl"
@@ -374,7 +377,9 @@ def test_a_killed_jobs_worker_does_not_abort_the_others(tmp_path):
 
 @pytest.mark.slow
 def test_double_ctrl_c_with_jobs_is_one_line_and_exit_130(tmp_path):
-    path = write_study(tmp_path, name="twicec", n_trials=6, search_space=long_trials(low=40))
+    path = write_study(
+        tmp_path, name="twicec", n_trials=6, enqueue=[], search_space=long_trials(low=40)
+    )
     proc = start_run([*run_args(path, tmp_path), "--jobs", "2"], tmp_path, new_session=True)
     wait_for_records(tmp_path / "runs" / "twicec" / "trials.jsonl", 1)
     os.killpg(proc.pid, signal.SIGINT)
@@ -397,7 +402,9 @@ def test_ctrl_c_during_start_up_is_exit_130_and_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_workers_of_a_killed_parent_stop(tmp_path):
-    path = write_study(tmp_path, name="orphans", n_trials=6, search_space=long_trials(low=40))
+    path = write_study(
+        tmp_path, name="orphans", n_trials=6, enqueue=[], search_space=long_trials(low=40)
+    )
     proc = start_run([*run_args(path, tmp_path), "--jobs", "2"], tmp_path)
     wait_for_records(tmp_path / "runs" / "orphans" / "trials.jsonl", 1)
     workers = worker_pids(proc.pid)

@@ -138,6 +138,7 @@ def _worker_main(target: Callable[..., None], args: tuple[Any, ...], reports: st
     from harness.interrupts import catching_interrupts
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGUSR1
+    _thread_lock_for_tqdm()
     try:
         with catching_interrupts(signal.SIGUSR1):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # see the module docstring
@@ -150,6 +151,15 @@ def _worker_main(target: Callable[..., None], args: tuple[Any, ...], reports: st
         report = {"type": type(error).__name__, "message": text}
         (Path(reports) / f"{os.getpid()}.json").write_text(json.dumps(report))
         sys.exit(FAILED_EXIT)
+
+
+def _thread_lock_for_tqdm() -> None:
+    """tqdm's default lock is a multiprocessing semaphore, which a killed worker leaves to
+    the resource tracker (a multi-line "leaked semaphore" warning at exit); a worker's bars
+    are its own, so a thread lock does."""
+    from tqdm.std import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 def _watch_parent(parent: int) -> None:
