@@ -40,10 +40,16 @@ def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
     return result
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line (no usage block); ``--help`` is unchanged."""
+
+    def error(self, message: str):
+        flat = " ".join(message.split())
+        self.exit(2, f"harness: error: {flat} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="harness", description="Sweeps and benchmarks for circuit discovery."
-    )
+    parser = _Parser(prog="harness", description="Sweeps and benchmarks for circuit discovery.")
     parser.add_argument(
         "--threads",
         type=int,
@@ -409,6 +415,9 @@ def _halting_errors() -> tuple[type[Exception], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``harness``; returns the exit code."""
+    from harness.sweep.notices import one_line_warnings
+
+    one_line_warnings()
     args = _parser().parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 
 def notice(message: str) -> None:
@@ -18,3 +19,19 @@ def notice(message: str) -> None:
     """
     flat = " ".join(message.split())
     print(f"harness: warning: {flat}", file=sys.stderr, flush=True)
+
+
+def one_line_warnings() -> None:
+    """Show every Python warning of this process as one ``harness: warning:`` line
+    (instead of two: the message, then the source line that warned).
+
+    Example:
+        >>> _format("out of\\nrange", UserWarning, "trial.py", 642)
+        'harness: warning: UserWarning: out of range\\n'
+    """
+    warnings.formatwarning = _format
+
+
+def _format(message, category, filename, lineno, line=None) -> str:
+    flat = " ".join(str(message).split())
+    return f"harness: warning: {category.__name__}: {flat}\n"

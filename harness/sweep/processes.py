@@ -136,9 +136,11 @@ def _worker_main(target: Callable[..., None], args: tuple[Any, ...], reports: st
     import sys
 
     from harness.interrupts import catching_interrupts
+    from harness.sweep.notices import one_line_warnings
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGUSR1
     _thread_lock_for_tqdm()
+    one_line_warnings()
     try:
         with catching_interrupts(signal.SIGUSR1):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPS)  # see the module docstring
