@@ -168,6 +168,41 @@ def test_a_full_disk_under_records_and_storage_is_one_line_and_loses_nothing(tmp
         assert outcome.n_finished == 4 and len(numbers) == len(set(numbers))
 
 
+def test_a_file_size_limit_stops_the_run_in_one_line_and_loses_nothing(tmp_path):
+    """RLIMIT_FSIZE (EFBIG) works without mounting: every write past the limit fails, in
+    the records and in the SQLite file alike."""
+    import resource
+
+    path = quick_study(tmp_path, "fsize")
+    config = load_config(path)
+    runs = tmp_path / "runs"
+    run_study(config, runs_dir=runs, progress=False)
+    records_file = runs / "fsize" / "trials.jsonl"
+    before = records_file.read_bytes()
+    limit = len(before) + 10
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *run_args(path, tmp_path), "--n-trials", "4"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=limited,
+    )
+    assert result.returncode == 1, result.stderr
+    line = one_line(result.stderr)  # SQLite says EFBIG its own way
+    assert "File too large" in line or line.endswith("failed: disk I/O error")
+    assert records_file.read_bytes() == before
+    outcome = run_study(config, n_trials=4, runs_dir=runs, progress=False)
+    numbers = [r["trial"] for r in read_records(records_file)]
+    assert outcome.n_finished == 4 and sorted(numbers) == sorted(set(numbers))
+    assert len(numbers) == 4
+
+
 # --- dead workers -----------------------------------------------------------------------
 
 DYING = """
@@ -236,8 +271,9 @@ def test_a_trial_killed_again_and_again_is_retried_then_failed_with_its_reason(
     assert rows[2].endswith(reason) and "learning_rate" not in "".join(rows)
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_the_enqueued_first_trial_runs_it_again_on_resume(tmp_path):
-    slow = {"learning_rate": 0.1, "regularize_lambda": 10.0, "init_val": 1.6, "epochs": 60}
+    slow = {"learning_rate": 0.1, "regularize_lambda": 10.0, "init_val": 1.6, "epochs": 40}
     path = write_study(
         tmp_path, name="first", n_trials=2, search_space=long_trials(low=2), enqueue=[slow]
     )
@@ -261,7 +297,7 @@ def test_ctrl_c_in_the_enqueued_first_trial_runs_it_again_on_resume(tmp_path):
     assert result.returncode == 0, result.stderr
     records = read_records(tmp_path / "runs" / "first" / "trials.jsonl")
     assert len(records) == 2
-    (defaults,) = [r for r in records if r["params"]["epochs"] == 60]
+    (defaults,) = [r for r in records if r["params"]["epochs"] == 40]
     assert {k: defaults["params"][k] for k in slow} == slow and defaults["seed"] == 0
 
 
