@@ -149,6 +149,7 @@ def test_a_full_disk_under_the_records_stops_the_run_and_costs_no_trial(tmp_path
         assert rerun["params"]["learning_rate"] == cut[0].params["learning_rate"]
 
 
+@pytest.mark.slow
 def test_a_full_disk_under_records_and_storage_is_one_line_and_loses_nothing(tmp_path):
     path = quick_study(tmp_path, "fullall")
     config = load_config(path)

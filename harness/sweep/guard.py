@@ -27,22 +27,34 @@ ID_FILE = "records.id"  # beside trials.jsonl
 FREE_TO_CHANGE = ("n_trials", "timeout", "description", "storage", "wandb")
 
 
-def config_changes(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Dotted keys whose values differ between two config dumps (free keys ignored).
+def config_changes(
+    stored: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> list[str]:
+    """Dotted keys whose values differ between two config dumps (free keys ignored; a key
+    the stored config predates counts only if its value is not its ``defaults`` one).
 
     Example:
         >>> config_changes({"task": "a", "n_trials": 3, "params": {"x": 1}},
         ...                {"task": "b", "n_trials": 9, "params": {"x": 2, "y": 0}})
         ['params.x', 'params.y', 'task']
+        >>> config_changes({"s": {"a": 1}}, {"s": {"a": 1, "b": 2}, "n": 1},
+        ...                defaults={"n": 1, "s": {"a": 0, "b": 2}})
+        []
     """
+    defaults = defaults or {}
     changed = []
     for key in sorted(set(stored) | set(current)):
         if key in FREE_TO_CHANGE:
             continue
+        if key not in stored and key in defaults and current.get(key) == defaults[key]:
+            continue  # a field added to configs since, left at its default
         old, new = stored.get(key), current.get(key)
         if isinstance(old, dict) and isinstance(new, dict):
-            keys = sorted(set(old) | set(new))
-            changed += [f"{key}.{k}" for k in keys if old.get(k) != new.get(k)]
+            inner = defaults.get(key) if isinstance(defaults.get(key), dict) else {}
+            for k in sorted(set(old) | set(new)):
+                added = k not in old and k in inner and new.get(k) == inner[k]
+                if old.get(k) != new.get(k) and not added:
+                    changed.append(f"{key}.{k}")
         elif old != new:
             changed.append(key)
     return changed
@@ -55,7 +67,7 @@ def check_config(study: Any, config: Any, allow_change: bool) -> list[str]:
     if stored is None:
         return []
     current = config.model_dump(mode="json", exclude={"storage"})
-    changed = config_changes(stored, current)
+    changed = config_changes(stored, current, _defaults(config))
     if not changed:
         return []
     if not allow_change:
@@ -80,6 +92,17 @@ def check_config(study: Any, config: Any, allow_change: bool) -> list[str]:
     study.set_user_attr("config", current)
     study.set_user_attr("config_hash", config.config_hash())
     return changed
+
+
+def _defaults(config: Any) -> dict[str, Any]:
+    """The config model's field defaults, as they are dumped to JSON."""
+    result = {}
+    for name, field in type(config).model_fields.items():
+        if field.is_required():
+            continue
+        value = field.get_default(call_default_factory=True)
+        result[name] = value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+    return result
 
 
 def _lookup(data: dict[str, Any], dotted: str) -> Any:
