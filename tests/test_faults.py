@@ -393,6 +393,30 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+SPAWN_BLOCKED = """
+import shutil, sys
+from harness.sweep.processes import start_blocked
+process = start_blocked(shutil.copyfile, ("/proc/self/status", sys.argv[1]))
+process.join()
+"""
+
+
+def test_worker_processes_start_with_ctrl_c_blocked(tmp_path):
+    """A Ctrl-C that lands while a worker imports must wait for its handlers (before,
+    multiprocessing's resource tracker unblocked SIGINT in the parent as it started, and
+    the first worker printed a KeyboardInterrupt traceback)."""
+    status = tmp_path / "status"
+    subprocess.run(
+        [sys.executable, "-c", SPAWN_BLOCKED, str(status)],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    (blocked,) = [line.split()[1] for line in status.read_text().splitlines() if "SigBlk" in line]
+    mask = int(blocked, 16)
+    assert mask >> (signal.SIGINT - 1) & 1 and mask >> (signal.SIGUSR1 - 1) & 1
+
+
 @pytest.mark.slow
 def test_a_killed_jobs_worker_does_not_abort_the_others(tmp_path):
     path = write_study(

@@ -54,20 +54,14 @@ def run_workers(
         KeyboardInterrupt: Ctrl-C stopped the workers.
         Exception: The error a worker stopped with (its type where known, one line).
     """
-    import multiprocessing
-
     from harness.interrupts import relaying_interrupts
 
-    context = multiprocessing.get_context("spawn")
     reports = Path(tempfile.mkdtemp(prefix="harness-workers-"))
     live: list[Any] = []
     replaced, errors = 0, []
 
     def start() -> None:
-        with _signals_blocked():
-            process = context.Process(target=_worker_main, args=(target, args, str(reports)))
-            process.start()
-        live.append(process)
+        live.append(start_blocked(_worker_main, (target, args, str(reports))))
 
     try:
         with relaying_interrupts(lambda: [p.pid for p in live if p.is_alive()]) as relayed:
@@ -119,6 +113,23 @@ def _stop(live: list[Any]) -> None:
 
 
 _STOPS = {signal.SIGINT, signal.SIGUSR1}
+
+
+def start_blocked(target: Callable[..., None], args: tuple[Any, ...]) -> Any:
+    """A started ``spawn`` process running ``target(*args)`` that begins with SIGINT and
+    SIGUSR1 blocked (see the module docstring).
+
+    multiprocessing's resource tracker unblocks SIGINT once it has started, so it is
+    started first, outside the blocked window.
+    """
+    import multiprocessing
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    with _signals_blocked():
+        process = multiprocessing.get_context("spawn").Process(target=target, args=args)
+        process.start()
+    return process
 
 
 @contextlib.contextmanager
