@@ -10,8 +10,10 @@ every worker and every resume; a trial cut short by Ctrl-C is not a result and d
 count. Trials are admitted in the order of their numbers, so
 several workers never overshoot; a trial a dead worker left RUNNING is failed by the
 heartbeat check (RDB storages) or by its worker's released file lock (journal files, see
-:mod:`harness.liveness`) and retried once with the same parameters, occupying its
-original slot.
+:mod:`harness.liveness`) and run again with the same parameters and seed, occupying its
+original slot (up to 3 attempts, see :mod:`harness.sweep.retries`). A trial cut short by
+Ctrl-C or by a record that could not be written runs again the same way. Before a run,
+:func:`prepare_study` checks the study against its config and its records.
 """
 
 from __future__ import annotations
