@@ -150,6 +150,29 @@ def test_a_full_disk_under_the_records_stops_the_run_and_costs_no_trial(tmp_path
 
 
 @pytest.mark.slow
+def test_a_full_disk_stops_jobs_workers_in_one_line(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    path = quick_study(tmp_path, "fulljobs", storage=storage, enqueue=[])
+    with small_filesystem(tmp_path / "runs", "64k") as runs:
+        run_study(load_config(path), runs_dir=runs, progress=False)
+        before = (runs / "fulljobs" / "trials.jsonl").read_bytes()
+        fill(runs)
+        args = [*run_args(path, tmp_path), "--n-trials", "4", "--jobs", "2"]
+        result = harness(*args, cwd=tmp_path)
+        assert result.returncode == 1, result.stderr
+        line = one_line(result.stderr)
+        assert line.startswith("harness: error: cannot write records to ")
+        after = (runs / "fulljobs" / "trials.jsonl").read_bytes()
+        assert after.startswith(before) and after.endswith(b"\n")  # whole records only
+        kept = read_records(runs / "fulljobs" / "trials.jsonl")  # (space another freed)
+        assert len(kept) == after.count(b"\n") and all(r["state"] == "COMPLETE" for r in kept)
+        study = load_or_create_study(load_config(path), storage)
+        assert _budget(study).finished <= len(kept)  # the cut trials cost nothing
+        cut = [t for t in study.trials if t.state.name == "FAIL"]
+        assert cut and all(t.user_attrs.keys() & {"record_error", "interrupted"} for t in cut)
+
+
+@pytest.mark.slow
 def test_a_full_disk_under_records_and_storage_is_one_line_and_loses_nothing(tmp_path):
     path = quick_study(tmp_path, "fullall")
     config = load_config(path)
