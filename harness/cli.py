@@ -1,6 +1,9 @@
 """The ``harness`` command line.
 
-Bad input exits with code 2 and one line on stderr, never a traceback.
+Bad input exits with code 2 and one line on stderr, never a traceback. A run that the
+machine stops (a full or read-only disk under the records or the storage, a storage that
+fails, a worker process that fails) exits with code 1 and one line; what finished before
+is kept, and the trial it cut runs again on resume. Ctrl-C exits with code 130.
 """
 
 from __future__ import annotations
@@ -37,10 +40,16 @@ def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
     return result
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line (no usage block); ``--help`` is unchanged."""
+
+    def error(self, message: str):
+        flat = " ".join(message.split())
+        self.exit(2, f"harness: error: {flat} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="harness", description="Sweeps and benchmarks for circuit discovery."
-    )
+    parser = _Parser(prog="harness", description="Sweeps and benchmarks for circuit discovery.")
     parser.add_argument(
         "--threads",
         type=int,
@@ -82,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--wandb", choices=["offline", "online", "disabled"])
         command.add_argument("--runs-dir", type=Path, help="records and default storage root")
         command.add_argument("--no-progress", action="store_true")
+        command.add_argument(
+            "--allow-config-change",
+            action="store_true",
+            help="resume a study created with another config (recorded in the study)",
+        )
 
     run = commands.add_parser("run", help="create or resume a study and run it")
     study_options(run)
@@ -159,7 +173,14 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
     if worker:
-        run_worker(config, args.storage, args.n_trials, args.timeout, runs_dir)
+        run_worker(
+            config,
+            args.storage,
+            args.n_trials,
+            args.timeout,
+            runs_dir,
+            allow_config_change=args.allow_config_change,
+        )
         print(f"worker done: study {config.name}")
         return 0
     if args.jobs < 1:
@@ -179,6 +200,7 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
         runs_dir,
         progress=not args.no_progress,
         batch_trials=args.batch_trials,
+        allow_config_change=args.allow_config_change,
     )
     records = read_records(outcome.records_path)
     summary = write_summary(
@@ -199,24 +221,34 @@ def _cmd_status(args: argparse.Namespace) -> int:
     runs_dir = args.runs_dir or RUNS_DIR
     url = args.storage or config.storage_url(runs_dir)
     study = load_existing_study(config, url)
-    records = {r["trial"]: r for r in read_records(records_path(config, runs_dir))}
+    records_file = records_path(config, runs_dir)
+    records = {r["trial"]: r for r in read_records(records_file)}
     gt = config.ground_truth
     print(f"study {config.name} ({mask_password(url)})")
     print(
         f"{'#':>4} {'state':<9} {'AUC':>7} {'KL@k':>9} {'edges':>6} {'seconds':>8}  params / reason"
     )
-    for t in study.get_trials(deepcopy=False):
+    from harness.sweep.status import missing_records, trial_detail
+
+    trials = study.get_trials(deepcopy=False)
+    missing = set(missing_records(trials, records))
+    for t in trials:
         if t.user_attrs.get("surplus"):
             continue
         r = records.get(t.number, {})
         aucs = r.get("auc", {})
         auc = aucs.get(gt or next(iter(aucs), ""), {}).get("score-trapezoid")
         kl = r.get("faithfulness", {}).get("kl_div")
-        detail = t.user_attrs.get("fail_reason") or r.get("fail_reason") or t.params
+        detail = trial_detail(t, trials, r)
+        if t.number in missing:
+            detail = f"NO RECORD; {detail}"
         print(
             f"{t.number:>4} {t.state.name:<9} {_num(auc, 7, 4)} {_num(kl, 9, 3, 'e')} "
             f"{_num(r.get('circuit_size'), 6, 0)} {_num(r.get('seconds'), 8, 1)}  {detail}"
         )
+    if missing:
+        shown = ", ".join(str(n) for n in sorted(missing))
+        print(f"warning: finished trials without a record in {records_file}: {shown}")
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if complete and not config.objective.multi:
         best = study.best_trial
@@ -376,8 +408,19 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _halting_errors() -> tuple[type[Exception], ...]:
+    from harness.records import RecordWriteError
+    from harness.sweep.failures import StorageError
+    from harness.sweep.processes import WorkerError
+
+    return (RecordWriteError, StorageError, WorkerError)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``harness``; returns the exit code."""
+    from harness.sweep.notices import one_line_warnings
+
+    one_line_warnings()
     args = _parser().parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:
@@ -409,6 +452,9 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError) as error:
         print(f"harness: error: {error}", file=sys.stderr)
         return 2
+    except _halting_errors() as error:  # the machine stopped the run, not the user's input
+        print(f"harness: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return 130
