@@ -16,6 +16,48 @@ class UsageError(Exception):
     """An error in what the user asked for: printed as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (``harness: error: ...``), not a usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"harness: error: {_one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
+# OSErrors that describe the user's files or machine (a read-only or full disk, a file
+# where a directory should be), reported in one line; any other error is a bug and
+# keeps its traceback.
+_ENVIRONMENT_ERRNOS = {"EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR", "EISDIR"}
+
+
+def _environment_error(error: OSError) -> bool:
+    import errno
+
+    return error.errno is not None and errno.errorcode.get(error.errno) in _ENVIRONMENT_ERRNOS
+
+
+def writable_dir(path: Path, what: str) -> None:
+    """Create ``path`` and write a probe file in it, or a one-line UsageError naming ``what``,
+    so that a read-only or impossible directory is refused before any work is done.
+
+    Example:
+        >>> import tempfile
+        >>> writable_dir(Path(tempfile.mkdtemp()) / "new", "--out")
+    """
+    import tempfile
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise UsageError(f"cannot write to {what} {str(path)!r}: {reason}") from None
+
+
 def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
     """``["lr=0.1", "mask_fn=sigmoid"]`` -> ``{"lr": 0.1, "mask_fn": "sigmoid"}`` (YAML values).
 
@@ -23,7 +65,7 @@ def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
         >>> parse_assignments(["epochs=5", "tree_optimisation=true", "ablation=zero"])
         {'epochs': 5, 'tree_optimisation': True, 'ablation': 'zero'}
     """
-    import yaml
+    from harness.yamlio import load_yaml
 
     result: dict[str, Any] = {}
     for pair in pairs or []:
@@ -31,16 +73,14 @@ def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise UsageError(f"expected key=value, got {pair!r}")
         try:
-            result[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            raise UsageError(f"cannot read the value of {key.strip()!r}: {value!r}") from None
+            result[key.strip()] = load_yaml(value, key.strip()) if value.strip() else ""
+        except ValueError as error:
+            raise UsageError(f"cannot read the value of {key.strip()!r}: {error}") from None
     return result
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="harness", description="Sweeps and benchmarks for circuit discovery."
-    )
+    parser = _Parser(prog="harness", description="Sweeps and benchmarks for circuit discovery.")
     parser.add_argument(
         "--threads",
         type=int,
@@ -147,12 +187,17 @@ def _load_study(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
+    from harness.record_lines import check_records_file
     from harness.records import read_records
-    from harness.study import RUNS_DIR, run_study, run_worker
+    from harness.study import RUNS_DIR, records_path, run_study, run_worker
     from harness.summary import write_summary
 
     config = _load_study(args)
     runs_dir = args.runs_dir or RUNS_DIR
+    writable_dir(records_path(config, runs_dir).parent, "the runs directory")
+    check_records_file(records_path(config, runs_dir))
+    if not worker:
+        writable_dir(args.report_dir / config.name, "--report-dir")
     if args.n_trials is not None and args.n_trials < 1:
         raise UsageError(f"--n-trials must be >= 1, got {args.n_trials}")
     if args.timeout is not None and not args.timeout > 0:
@@ -191,6 +236,7 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from harness.record_lines import check_records_file
     from harness.records import read_records
     from harness.study import RUNS_DIR, load_existing_study, mask_password, records_path
 
@@ -198,6 +244,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     runs_dir = args.runs_dir or RUNS_DIR
     url = args.storage or config.storage_url(runs_dir)
     study = load_existing_study(config, url)
+    check_records_file(records_path(config, runs_dir))
     records = {r["trial"]: r for r in read_records(records_path(config, runs_dir))}
     gt = config.ground_truth
     print(f"study {config.name} ({mask_password(url)})")
@@ -248,7 +295,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     table = comparison_table(records, config.bootstrap_samples)
     markdown = comparison_markdown(config.name, table)
     out = args.report_dir / config.name
-    out.mkdir(parents=True, exist_ok=True)
+    writable_dir(out, "--report-dir")
     (out / "comparison.md").write_text(markdown)
     table.to_csv(out / "comparison.csv", index=False)
     print(markdown)
@@ -268,6 +315,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     runs_dir = args.runs_dir or RUNS_DIR
     sources = [load_source(str(spec), runs_dir) for spec in args.studies]
     out = args.out or Path("reports") / "+".join(dict.fromkeys(s.name for s in sources))
+    writable_dir(out, "the report directory")
     result = build_report(sources, out)
     if result.warning:
         print(f"harness: warning: {result.warning}", file=sys.stderr)
@@ -282,11 +330,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _is_comparison(path: Path) -> bool:
-    import yaml
+    from harness.yamlio import load_yaml
 
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        data = load_yaml(path.read_text(), str(path))
+    except (OSError, ValueError):
         return False  # the study loader reports the problem
     return isinstance(data, dict) and data.get("kind") == "compare"
 
@@ -352,10 +400,19 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from harness.runner import run_algorithm
-    from harness.tasks import load
+    from harness.algorithms import get_algorithm
+    from harness.algorithms.params import check_seed
+    from harness.runner import check_parameters, run_algorithm
+    from harness.tasks import get_task_spec, load
+    from harness.tasks.base import check_task_options
 
     params = parse_assignments(args.param)
+    # everything the user typed is checked before the task loads (seconds) or runs
+    check_task_options(get_task_spec(args.task), _task_options(args), "--device")
+    check_parameters(get_algorithm(args.algo), params, where="--param ")
+    check_seed(args.seed, "--seed")
+    if args.out:
+        writable_dir(args.out.parent, "--out")
     task = load(args.task, **_task_options(args))
     result = run_algorithm(task, args.algo, params, args.seed, args.ground_truth)
     shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
@@ -364,7 +421,6 @@ def _cmd_score(args: argparse.Namespace) -> int:
     for name, roc in result.rocs.items():
         print(f"{name:<14} {len(task.official_edges(name)):>6} {roc.auc:>22.4f}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["edge", "score"])
@@ -404,7 +460,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return _cmd_report(args)
     except (UsageError, ValueError) as error:
-        print(f"harness: error: {error}", file=sys.stderr)
+        # ValueError is how the library refuses bad input (configs, parameters, storage
+        # URLs, task options); anything else is a bug and keeps its traceback
+        print(f"harness: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        if not _environment_error(error):
+            raise
+        where = f": {str(error.filename)!r}" if error.filename else ""
+        print(f"harness: error: {error.strerror}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
