@@ -40,18 +40,29 @@ def _environment_error(error: OSError) -> bool:
 
 
 def writable_dir(path: Path, what: str) -> None:
-    """Create ``path`` and write a probe file in it, or a one-line UsageError naming ``what``,
-    so that a read-only or impossible directory is refused before any work is done.
+    """A one-line UsageError naming ``what`` unless files can be written in ``path`` (or, if
+    it does not exist yet, created under its nearest existing ancestor), so that a
+    read-only or impossible directory is refused before any work is done. Creates nothing:
+    it writes and removes a nameless probe file.
 
     Example:
         >>> import tempfile
-        >>> writable_dir(Path(tempfile.mkdtemp()) / "new", "--out")
+        >>> writable_dir(Path(tempfile.mkdtemp()) / "new" / "dir", "--out")
+        >>> a_file = Path(tempfile.mkstemp()[1])
+        >>> writable_dir(a_file / "dir", "--out")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        harness.cli.UsageError: cannot write to --out '.../dir': Not a directory
     """
     import tempfile
 
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
         reason = error.strerror or type(error).__name__
@@ -189,31 +200,40 @@ def _load_study(args: argparse.Namespace):
 def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
     from harness.record_lines import check_records_file
     from harness.records import read_records
-    from harness.study import RUNS_DIR, records_path, run_study, run_worker
+    from harness.study import (
+        RUNS_DIR,
+        check_storage_url,
+        records_path,
+        run_study,
+        run_worker,
+    )
     from harness.summary import write_summary
 
     config = _load_study(args)
     runs_dir = args.runs_dir or RUNS_DIR
-    writable_dir(records_path(config, runs_dir).parent, "the runs directory")
-    check_records_file(records_path(config, runs_dir))
-    if not worker:
-        writable_dir(args.report_dir / config.name, "--report-dir")
     if args.n_trials is not None and args.n_trials < 1:
         raise UsageError(f"--n-trials must be >= 1, got {args.n_trials}")
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
+    if not worker:
+        if args.jobs < 1:
+            raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+        if args.batch_trials < 1 or (args.batch_trials > 1 and args.jobs > 1):
+            raise UsageError("--batch-trials K needs K >= 1 and --jobs 1")
+        if args.batch_trials > 1:
+            from harness.study import check_batchable
+
+            check_batchable(config)
+    # everything refusable is refused before the storage or any directory is created
+    check_storage_url(args.storage or config.storage_url(runs_dir))
+    writable_dir(records_path(config, runs_dir).parent, "the runs directory")
+    check_records_file(records_path(config, runs_dir))
+    if not worker:
+        writable_dir(args.report_dir / config.name, "--report-dir")
     if worker:
         run_worker(config, args.storage, args.n_trials, args.timeout, runs_dir)
         print(f"worker done: study {config.name}")
         return 0
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
-    if args.batch_trials < 1 or (args.batch_trials > 1 and args.jobs > 1):
-        raise UsageError("--batch-trials K needs K >= 1 and --jobs 1")
-    if args.batch_trials > 1:
-        from harness.study import check_batchable
-
-        check_batchable(config)
     outcome = run_study(
         config,
         args.storage,
@@ -290,12 +310,14 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     config = load_compare_config(args.study, parse_assignments(args.overrides))
     preflight_compare(config)
+    out = args.report_dir / config.name
+    writable_dir(out, "--report-dir")
+    writable_dir((args.runs_dir or RUNS_DIR) / config.name, "the runs directory")
     records = run_compare(config, args.runs_dir or RUNS_DIR, progress=not args.no_progress)
     failed = [r for r in records if r["state"] == "FAIL"]
     table = comparison_table(records, config.bootstrap_samples)
     markdown = comparison_markdown(config.name, table)
-    out = args.report_dir / config.name
-    writable_dir(out, "--report-dir")
+    out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.md").write_text(markdown)
     table.to_csv(out / "comparison.csv", index=False)
     print(markdown)
