@@ -434,6 +434,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
     check_parameters(get_algorithm(args.algo), params, where="--param ")
     check_seed(args.seed, "--seed")
     if args.out:
+        if args.out.is_dir():
+            raise UsageError(f"--out {str(args.out)!r} is a directory: give a CSV file name")
         writable_dir(args.out.parent, "--out")
     task = load(args.task, **_task_options(args))
     result = run_algorithm(task, args.algo, params, args.seed, args.ground_truth)

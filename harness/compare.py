@@ -129,6 +129,13 @@ def preflight_compare(config: CompareConfig) -> None:
     for slug, method in config.methods.items():
         spec = get_algorithm(slug)
         where = f"methods.{slug}: "
+        thresholds = method.params.get("thresholds")
+        if isinstance(thresholds, list):  # a single number, or a bad type: checked below
+            if not thresholds:
+                raise ValueError(f"method {slug!r}: the threshold sweep is empty")
+            bad = [t for t in thresholds if not isinstance(t, (int, float)) or t <= 0]
+            if bad:
+                raise ValueError(f"method {slug!r}: thresholds must be positive, got {bad[0]!r}")
         check_parameters(spec, method.params, where=where)
         check_parameters(spec, method.sweep, values=False, where=where)
         for name, values in method.sweep.items():
@@ -141,13 +148,6 @@ def preflight_compare(config: CompareConfig) -> None:
         for task_spec in specs:
             params = {**method.params, **method.per_task.get(task_spec.slug, {})}
             check_metric_supported(task_spec, params)
-        thresholds = method.params.get("thresholds")
-        if thresholds is not None:
-            if not thresholds:
-                raise ValueError(f"method {slug!r}: the threshold sweep is empty")
-            bad = [t for t in thresholds if not isinstance(t, (int, float)) or t <= 0]
-            if bad:
-                raise ValueError(f"method {slug!r}: thresholds must be positive, got {bad[0]!r}")
 
 
 def _runs(config: CompareConfig) -> Iterator[tuple[str, str, str, int]]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import re
 import resource
 import socket
 import subprocess
@@ -375,6 +376,11 @@ ROWS += [
         "cannot write to --out '{ro}': Read-only file system",
     ),
     Row(
+        "score-out-is-a-dir",
+        [*SCORE, "random", "--out", "{tmp}"],
+        "--out '{tmp}' is a directory: give a CSV file name",
+    ),
+    Row(
         "run-report-dir-readonly",
         [*RUN[:-3], "--report-dir", "{ro}/reports", "--no-progress"],
         "cannot write to --report-dir '{ro}/reports/bad': Read-only file system",
@@ -603,10 +609,9 @@ def test_the_python_api_refuses_bad_values_naming_parameter_value_and_range(
     from harness.algorithms import get_algorithm
     from harness.runner import run_algorithm
 
-    with pytest.raises(ValueError, match="") as raised:
+    with pytest.raises(ValueError, match=re.escape(message)):
         run_algorithm(tracr_task, algorithm, params)
-    assert message in str(raised.value)
-    with pytest.raises(ValueError, match=""):
+    with pytest.raises(ValueError, match=re.escape(message)):
         get_algorithm(algorithm).check(params)
     with pytest.raises(ValueError, match="seed must be an integer"):
         run_algorithm(tracr_task, "random", {}, seed=-1)
