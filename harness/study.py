@@ -475,6 +475,7 @@ def _run_batch(study, runner, n: int, budget: int, on_trial, storage_url: str) -
 def _train_and_tell(study, runner, trials: list, on_trial) -> None:
     import optuna
 
+    from harness.algorithms.params import check_batched
     from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
     from harness.interrupts import interruptible
     from harness.objective import INTERRUPTED
@@ -492,6 +493,7 @@ def _train_and_tell(study, runner, trials: list, on_trial) -> None:
     start = time.perf_counter()
     try:
         with interruptible():  # no storage calls in here but the reporters'
+            check_batched([{k: v for k, v in s.items() if k != "seed"} for s in settings], shared)
             results: list[Any] = subnetwork_probing_batched(
                 task.patchable, task.train, settings, callbacks=callbacks, **shared
             )
