@@ -175,8 +175,8 @@ CONFIGS = [
     ("duplicate-key", study() + "n_trials: 5\n", "duplicate key 'n_trials'"),
     (
         "nested-duplicate",
-        study().replace("  tree_optimisation: true\n", "  epochs: 1\n  epochs: 2\n"),
-        "duplicate key 'epochs'",
+        study().replace("  tree_optimisation: true\n", "  dropout_p: 0.1\n  dropout_p: 0.2\n"),
+        "duplicate key 'dropout_p'",
     ),
 ]
 
