@@ -61,7 +61,12 @@ class Param:
     optional: bool = False
 
     def describe(self) -> str:
-        """The allowed values in words, e.g. ``a finite number in [0, 1)``."""
+        """The allowed values in words.
+
+        Example:
+            >>> Param("int", low=1, optional=True).describe()
+            'an integer >= 1 (or null)'
+        """
         if self.kind in ("float", "int"):
             noun = "a finite number" if self.kind == "float" else "an integer"
             text = f"{noun}{self._range_text()}"
@@ -92,7 +97,13 @@ class Param:
         return list(self.choices()) if self.choices is not None else []
 
     def accepts(self, value: Any) -> bool:
-        """Whether ``value`` is allowed."""
+        """Whether ``value`` is allowed.
+
+        Example:
+            >>> spec = Param("float", low=0, low_open=True)
+            >>> spec.accepts(0.1), spec.accepts(0), spec.accepts(float("nan")), spec.accepts(True)
+            (True, False, False, False)
+        """
         if value is None:
             return self.optional or (self.kind == "choice" and None in self._choices())
         if self.kind in ("float", "int"):
@@ -111,7 +122,12 @@ class Param:
         return isinstance(value, (bool, str))  # bool_or_path
 
     def in_range(self, value: float) -> bool:
-        """Whether a number lies within the bounds."""
+        """Whether a number lies within the bounds.
+
+        Example:
+            >>> Param("float", low=0, high=1, high_open=True).in_range(1.0)
+            False
+        """
         if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
             return False
         return not (
@@ -194,18 +210,17 @@ PARAMETERS: dict[str, dict[str, Param]] = {
 (:mod:`harness.algorithms.sp_batched`) takes the same names as SP, plus ``seed``."""
 
 
-def parameter_spec(algorithm: str, name: str) -> Param:
-    """The spec of one parameter (a ValueError if the algorithm has none by that name)."""
-    specs = PARAMETERS.get(algorithm, {})
-    if name not in specs:
-        raise ValueError(f"algorithm {algorithm!r} takes no parameter {name!r}")
-    return specs[name]
-
-
 def check_value(algorithm: str, name: str, value: Any, where: str = "") -> None:
     """A ValueError naming ``name``, ``value`` and what is allowed, if it is not allowed.
 
     Parameters without a spec are left to the caller's name check.
+
+    Example:
+        >>> check_value("acdc", "thresholds", [0.1, 0.01])
+        >>> check_value("eap", "ablation", "noise", "--param ")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: --param eap parameter ablation must be one of 'resample', ..., got 'noise'
     """
     spec = PARAMETERS.get(algorithm, {}).get(name)
     if spec is not None and not spec.accepts(value):
@@ -215,7 +230,11 @@ def check_value(algorithm: str, name: str, value: Any, where: str = "") -> None:
 
 
 def check_values(algorithm: str, params: Mapping[str, Any], where: str = "") -> None:
-    """:func:`check_value` for every entry of ``params``."""
+    """:func:`check_value` for every entry of ``params``.
+
+    Example:
+        >>> check_values("sp", {"mask_fn": None, "circuit_size": None, "restore_clean": True})
+    """
     for name, value in params.items():
         check_value(algorithm, name, value, where)
 
