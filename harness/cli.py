@@ -453,8 +453,25 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    """Python warnings as one stderr line each (the default adds the source line)."""
+    where = f"{category.__name__}, {Path(filename).name}:{lineno}"
+    return f"harness: warning: {_one_line(message)} ({where})\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``harness``; returns the exit code."""
+    import warnings
+
+    default_format = warnings.formatwarning
+    warnings.formatwarning = _one_line_warning
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = default_format
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:

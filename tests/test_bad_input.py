@@ -683,3 +683,28 @@ def test_a_postgres_password_never_shows_on_success(tmp_path: Path):
     assert "password=***" in outputs[0] and "password=***" in outputs[1]
     written = "".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file())
     assert SECRET not in "".join(outputs) + written
+
+
+def test_a_warning_is_one_stderr_line():
+    """Python's default format adds the source line: two lines per warning on stderr.
+    (In a process of its own: pytest records warnings instead of printing them.)"""
+    script = (
+        "import sys, warnings\n"
+        "import harness.cli as cli\n"
+        "def warns(args):\n"
+        "    warnings.warn('first part\\nsecond part', UserWarning)\n"
+        "    return 0\n"
+        "cli._cmd_ls = warns\n"
+        "sys.exit(cli.main(['ls', 'tasks']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-W", "always", "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("harness: warning: first part second part")
