@@ -101,15 +101,16 @@ def check_storage_url(url: str) -> None:
             f"storage {shown!r} is an in-memory database: the study would be lost when this "
             "process ends; give a file, e.g. sqlite:///runs/NAME/study.db"
         )
-    if "://" in url and url.split("://", 1)[1].split("?", 1)[0].count("@") > 1:
-        raise ValueError(
-            f"storage {shown!r} has a raw '@' in its user name or password: "
-            "percent-encode it as %40"
-        )
     if "://" not in url:
         raise ValueError(
             f"storage {shown!r} is not a URL (sqlite:///FILE, journal:///FILE or "
             "postgresql://USER@HOST/DB)"
+        )
+    network = not url.startswith(("sqlite:", "journal:"))  # file paths may hold an '@'
+    if network and url.split("://", 1)[1].split("?", 1)[0].count("@") > 1:
+        raise ValueError(
+            f"storage {shown!r} has a raw '@' in its user name or password: "
+            "percent-encode it as %40"
         )
 
 
