@@ -352,10 +352,10 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _is_comparison(path: Path) -> bool:
-    from harness.yamlio import load_yaml
+    from harness.yamlio import read_yaml_file
 
     try:
-        data = load_yaml(path.read_text(), str(path))
+        data = read_yaml_file(path)
     except (OSError, ValueError):
         return False  # the study loader reports the problem
     return isinstance(data, dict) and data.get("kind") == "compare"

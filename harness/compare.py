@@ -95,12 +95,12 @@ class CompareConfig(_Strict):
 def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = None) -> CompareConfig:
     """Read and validate a comparison YAML (one-line ValueError on problems)."""
     from harness.config import _set_dotted, validate_model
-    from harness.yamlio import load_yaml
+    from harness.yamlio import read_yaml_file
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"comparison config {str(path)!r} does not exist")
-    data = load_yaml(path.read_text(), str(path)) or {}
+    data = read_yaml_file(path) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a comparison config is a mapping of keys")
     if "kind" not in data and ("task" in data or "search_space" in data):

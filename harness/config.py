@@ -176,12 +176,12 @@ def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> St
         ValueError: One line naming the problem (malformed YAML, unknown key, wrong type,
             bad range...).
     """
-    from harness.yamlio import load_yaml
+    from harness.yamlio import read_yaml_file
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"study config {str(path)!r} does not exist")
-    data = load_yaml(path.read_text(), str(path)) or {}
+    data = read_yaml_file(path) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a study config is a mapping of keys, got {type(data).__name__}")
     if data.get("kind") == "compare":

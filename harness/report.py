@@ -122,12 +122,12 @@ def load_source(spec: str, runs_dir: Path) -> Source:
 
 
 def _load_config(path: Path):
-    from harness.yamlio import load_yaml
+    from harness.yamlio import read_yaml_file
 
     if not path.is_file():
         raise ValueError(f"study config {str(path)!r} does not exist")
     try:
-        data = load_yaml(path.read_text(), str(path))
+        data = read_yaml_file(path)
     except ValueError:
         data = None  # the loader below reports it in one line
     if isinstance(data, dict) and data.get("kind") == "compare":

@@ -10,6 +10,7 @@ to (memoised, so counting itself stays linear) and refuses more than
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 MAX_EXPANDED_NODES = 100_000
@@ -40,8 +41,30 @@ def load_yaml(text: str, source: str = "YAML") -> Any:
         raise ValueError(f"{source}: malformed YAML{where}: {problem}") from None
     except _Refused as error:
         raise ValueError(f"{source}: {error}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ValueError(f"{source}: refused: collections nested too deeply") from None
     finally:
         loader.dispose()
+
+
+def read_yaml_file(path: Path, source: str | None = None) -> Any:
+    """:func:`load_yaml` of a file; a file that is not UTF-8 text is a one-line ValueError.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "bad.yaml"
+        >>> _ = path.write_bytes(b"name: \\xff\\xfe")
+        >>> read_yaml_file(path, "bad.yaml")
+        Traceback (most recent call last):
+        ...
+        ValueError: bad.yaml: not UTF-8 text (byte 6)
+    """
+    source = source or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{source}: not UTF-8 text (byte {error.start})") from None
+    return load_yaml(text, source)
 
 
 class _Refused(Exception):

@@ -174,6 +174,12 @@ CONFIGS = [
     ),
     ("duplicate-key", study() + "n_trials: 5\n", "duplicate key 'n_trials'"),
     (
+        "deep-nesting",
+        study() + "description: " + "[" * 20000 + "]" * 20000 + "\n",
+        "refused: collections nested too deeply",
+    ),
+    ("not-utf8", study().replace("name: bad", "name: b\udcffd"), "not UTF-8 text"),
+    (
         "nested-duplicate",
         study().replace("  tree_optimisation: true\n", "  dropout_p: 0.1\n  dropout_p: 0.2\n"),
         "duplicate key 'dropout_p'",
@@ -568,7 +574,7 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     for name, text in row.files.items():
         if text is not None:
             (tmp / name).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / name).write_text(text)
+            (tmp / name).write_bytes(text.encode("utf-8", errors="surrogateescape"))
     _setup(row, tmp)
     argv = [_fill(a, values) for a in row.argv]
     before = _snapshot(tmp_path)
