@@ -426,12 +426,14 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from harness.algorithms.params import check_seed
     from harness.runner import check_parameters, run_algorithm
     from harness.tasks import get_task_spec, load
-    from harness.tasks.base import check_task_options
+    from harness.tasks.base import check_metric_supported, check_task_options
 
     params = parse_assignments(args.param)
     # everything the user typed is checked before the task loads (seconds) or runs
-    check_task_options(get_task_spec(args.task), _task_options(args), "--device")
+    task_spec = get_task_spec(args.task)
+    check_task_options(task_spec, _task_options(args), "--device")
     check_parameters(get_algorithm(args.algo), params, where="--param ")
+    check_metric_supported(task_spec, params)
     check_seed(args.seed, "--seed")
     if args.out:
         if args.out.is_dir():

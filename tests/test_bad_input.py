@@ -272,6 +272,19 @@ ROWS += [
         "ablation must be one of 'resample'",
     ),
     Row(
+        "param-metric-for-task",
+        [
+            "score",
+            "--task",
+            "tracr-proportion",
+            "--algo",
+            "sp",
+            "--param",
+            "faithfulness_target=kl_div",
+        ],
+        "faithfulness_target 'kl_div' is not supported by task 'tracr-proportion'",
+    ),
+    Row(
         "score-seed",
         [*SCORE, "random", "--seed", "-1"],
         "--seed must be an integer in [0, 2147483647], got -1",
