@@ -19,6 +19,59 @@ class UsageError(Exception):
     """An error in what the user asked for: printed as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (``harness: error: ...``), not a usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"harness: error: {_one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
+# OSErrors that describe the user's files or machine (a read-only or full disk, a file
+# where a directory should be), reported in one line; any other error is a bug and
+# keeps its traceback.
+_ENVIRONMENT_ERRNOS = {"EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR", "EISDIR"}
+
+
+def _environment_error(error: OSError) -> bool:
+    import errno
+
+    return error.errno is not None and errno.errorcode.get(error.errno) in _ENVIRONMENT_ERRNOS
+
+
+def writable_dir(path: Path, what: str) -> None:
+    """A one-line UsageError naming ``what`` unless files can be written in ``path`` (or, if
+    it does not exist yet, created under its nearest existing ancestor), so that a
+    read-only or impossible directory is refused before any work is done. Creates nothing:
+    it writes and removes a nameless probe file.
+
+    Example:
+        >>> import tempfile
+        >>> writable_dir(Path(tempfile.mkdtemp()) / "new" / "dir", "--out")
+        >>> a_file = Path(tempfile.mkstemp()[1])
+        >>> writable_dir(a_file / "dir", "--out")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        harness.cli.UsageError: cannot write to --out '.../dir': Not a directory
+    """
+    import tempfile
+
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise UsageError(f"cannot write to {what} {str(path)!r}: {reason}") from None
+
+
 def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
     """``["lr=0.1", "mask_fn=sigmoid"]`` -> ``{"lr": 0.1, "mask_fn": "sigmoid"}`` (YAML values).
 
@@ -26,7 +79,7 @@ def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
         >>> parse_assignments(["epochs=5", "tree_optimisation=true", "ablation=zero"])
         {'epochs': 5, 'tree_optimisation': True, 'ablation': 'zero'}
     """
-    import yaml
+    from harness.yamlio import load_yaml
 
     result: dict[str, Any] = {}
     for pair in pairs or []:
@@ -34,9 +87,9 @@ def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise UsageError(f"expected key=value, got {pair!r}")
         try:
-            result[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            raise UsageError(f"cannot read the value of {key.strip()!r}: {value!r}") from None
+            result[key.strip()] = load_yaml(value, key.strip()) if value.strip() else ""
+        except ValueError as error:
+            raise UsageError(f"cannot read the value of {key.strip()!r}: {error}") from None
     return result
 
 
@@ -162,8 +215,15 @@ def _load_study(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
+    from harness.record_lines import check_records_file
     from harness.records import read_records
-    from harness.study import RUNS_DIR, run_study, run_worker
+    from harness.study import (
+        RUNS_DIR,
+        check_storage_url,
+        records_path,
+        run_study,
+        run_worker,
+    )
     from harness.summary import write_summary
 
     config = _load_study(args)
@@ -172,6 +232,21 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
         raise UsageError(f"--n-trials must be >= 1, got {args.n_trials}")
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
+    if not worker:
+        if args.jobs < 1:
+            raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+        if args.batch_trials < 1 or (args.batch_trials > 1 and args.jobs > 1):
+            raise UsageError("--batch-trials K needs K >= 1 and --jobs 1")
+        if args.batch_trials > 1:
+            from harness.study import check_batchable
+
+            check_batchable(config)
+    # everything refusable is refused before the storage or any directory is created
+    check_storage_url(args.storage or config.storage_url(runs_dir))
+    writable_dir(records_path(config, runs_dir).parent, "the runs directory")
+    check_records_file(records_path(config, runs_dir))
+    if not worker:
+        writable_dir(args.report_dir / config.name, "--report-dir")
     if worker:
         run_worker(
             config,
@@ -183,14 +258,6 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
         )
         print(f"worker done: study {config.name}")
         return 0
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
-    if args.batch_trials < 1 or (args.batch_trials > 1 and args.jobs > 1):
-        raise UsageError("--batch-trials K needs K >= 1 and --jobs 1")
-    if args.batch_trials > 1:
-        from harness.study import check_batchable
-
-        check_batchable(config)
     outcome = run_study(
         config,
         args.storage,
@@ -214,6 +281,7 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from harness.record_lines import check_records_file
     from harness.records import read_records
     from harness.study import RUNS_DIR, load_existing_study, mask_password, records_path
 
@@ -222,6 +290,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     url = args.storage or config.storage_url(runs_dir)
     study = load_existing_study(config, url)
     records_file = records_path(config, runs_dir)
+    check_records_file(records_file)
     records = {r["trial"]: r for r in read_records(records_file)}
     gt = config.ground_truth
     print(f"study {config.name} ({mask_password(url)})")
@@ -276,11 +345,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     config = load_compare_config(args.study, parse_assignments(args.overrides))
     preflight_compare(config)
+    out = args.report_dir / config.name
+    writable_dir(out, "--report-dir")
+    writable_dir((args.runs_dir or RUNS_DIR) / config.name, "the runs directory")
     records = run_compare(config, args.runs_dir or RUNS_DIR, progress=not args.no_progress)
     failed = [r for r in records if r["state"] == "FAIL"]
     table = comparison_table(records, config.bootstrap_samples)
     markdown = comparison_markdown(config.name, table)
-    out = args.report_dir / config.name
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.md").write_text(markdown)
     table.to_csv(out / "comparison.csv", index=False)
@@ -301,6 +372,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     runs_dir = args.runs_dir or RUNS_DIR
     sources = [load_source(str(spec), runs_dir) for spec in args.studies]
     out = args.out or Path("reports") / "+".join(dict.fromkeys(s.name for s in sources))
+    writable_dir(out, "the report directory")
     result = build_report(sources, out)
     if result.warning:
         print(f"harness: warning: {result.warning}", file=sys.stderr)
@@ -315,11 +387,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _is_comparison(path: Path) -> bool:
-    import yaml
+    from harness.yamlio import read_yaml_file
 
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        data = read_yaml_file(path)
+    except (OSError, ValueError):
         return False  # the study loader reports the problem
     return isinstance(data, dict) and data.get("kind") == "compare"
 
@@ -385,10 +457,23 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from harness.runner import run_algorithm
-    from harness.tasks import load
+    from harness.algorithms import get_algorithm
+    from harness.algorithms.params import check_seed
+    from harness.runner import check_parameters, run_algorithm
+    from harness.tasks import get_task_spec, load
+    from harness.tasks.base import check_metric_supported, check_task_options
 
     params = parse_assignments(args.param)
+    # everything the user typed is checked before the task loads (seconds) or runs
+    task_spec = get_task_spec(args.task)
+    check_task_options(task_spec, _task_options(args), "--device")
+    check_parameters(get_algorithm(args.algo), params, where="--param ")
+    check_metric_supported(task_spec, params)
+    check_seed(args.seed, "--seed")
+    if args.out:
+        if args.out.is_dir():
+            raise UsageError(f"--out {str(args.out)!r} is a directory: give a CSV file name")
+        writable_dir(args.out.parent, "--out")
     task = load(args.task, **_task_options(args))
     result = run_algorithm(task, args.algo, params, args.seed, args.ground_truth)
     shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
@@ -399,7 +484,6 @@ def _cmd_score(args: argparse.Namespace) -> int:
     for name, roc in result.rocs.items():
         print(f"{name:<14} {len(task.official_edges(name)):>6} {roc.auc:>22.4f}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["edge", "score"])
@@ -418,9 +502,19 @@ def _halting_errors() -> tuple[type[Exception], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``harness``; returns the exit code."""
+    import warnings
+
     from harness.sweep.notices import one_line_warnings
 
+    default_format = warnings.formatwarning
     one_line_warnings()
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = default_format
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:
@@ -450,11 +544,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return _cmd_report(args)
     except (UsageError, ValueError) as error:
-        print(f"harness: error: {error}", file=sys.stderr)
+        # ValueError is how the library refuses bad input (configs, parameters, storage
+        # URLs, task options); anything else is a bug and keeps its traceback
+        print(f"harness: error: {_one_line(error)}", file=sys.stderr)
         return 2
     except _halting_errors() as error:  # the machine stopped the run, not the user's input
         print(f"harness: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
+    except OSError as error:
+        if not _environment_error(error):
+            raise
+        where = f": {str(error.filename)!r}" if error.filename else ""
+        print(f"harness: error: {error.strerror}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)
         return 130

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import time
 import traceback
 import warnings
@@ -52,16 +53,67 @@ class StudyOutcome:
     best_params: dict[str, Any] | None
 
 
-def mask_password(url: str) -> str:
-    """A storage URL with its password replaced by ``***``.
+_USERINFO_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s'\"?#@:/]*):[^\s'\"?#]*@")
+_QUERY_PASSWORD = re.compile(r"(?i)\b((?:ssl)?password|passwd|pwd)=[^&\s'\"]*")
+
+
+def mask_password(text: str) -> str:
+    """A storage URL, or a message quoting one, with every password replaced by ``***``:
+    the userinfo's (up to the last ``@``, so a raw ``@`` in it leaks nothing) and
+    ``password=`` settings in a query or a connection string.
 
     Example:
         >>> mask_password("postgresql://user:secret@db:5432/optuna")
         'postgresql://user:***@db:5432/optuna'
+        >>> mask_password("postgresql://u:p@ss@db/optuna?sslmode=require&password=x")
+        'postgresql://u:***@db/optuna?sslmode=require&password=***'
     """
-    import re
+    return _QUERY_PASSWORD.sub(r"\1=***", _USERINFO_PASSWORD.sub(r"\1:***@", text))
 
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+def _secrets(url: str) -> list[str]:
+    """The passwords a URL carries, raw and percent-decoded (to mask them in messages)."""
+    from urllib.parse import unquote
+
+    found = [m.group(0).split(":", 2)[-1][:-1] for m in _USERINFO_PASSWORD.finditer(url)]
+    found += [m.group(0).split("=", 1)[1] for m in _QUERY_PASSWORD.finditer(url)]
+    found += [unquote(s) for s in found]
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+
+def _hide_secrets(message: str, url: str) -> str:
+    for secret in _secrets(url):
+        message = message.replace(secret, "***")
+    return mask_password(message)
+
+
+def check_storage_url(url: str) -> None:
+    """Refuse, in one line, storage URLs that would lose the study or leak a password.
+
+    Example:
+        >>> check_storage_url("sqlite:///")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: storage 'sqlite:///' is an in-memory database: the study would be lost...
+    """
+    shown = mask_password(url)
+    path = url.split("?", 1)[0]
+    if path in ("sqlite:", "sqlite:/", "sqlite://", "sqlite:///") or path.endswith(":memory:"):
+        raise ValueError(
+            f"storage {shown!r} is an in-memory database: the study would be lost when this "
+            "process ends; give a file, e.g. sqlite:///runs/NAME/study.db"
+        )
+    if "://" not in url:
+        raise ValueError(
+            f"storage {shown!r} is not a URL (sqlite:///FILE, journal:///FILE or "
+            "postgresql://USER@HOST/DB)"
+        )
+    network = not url.startswith(("sqlite:", "journal:"))  # file paths may hold an '@'
+    if network and url.split("://", 1)[1].split("?", 1)[0].count("@") > 1:
+        raise ValueError(
+            f"storage {shown!r} has a raw '@' in its user name or password: "
+            "percent-encode it as %40"
+        )
 
 
 def records_path(config: StudyConfig, runs_dir: Path | None = None) -> Path:
@@ -76,6 +128,7 @@ def open_storage(url: str):
         ValueError: One line, password masked, if the storage cannot be opened.
     """
     shown = mask_password(url)
+    check_storage_url(url)
     for attempt in range(4):
         try:
             return _open_storage(url)
@@ -88,7 +141,8 @@ def open_storage(url: str):
                 continue
             text = str(error).strip()
             reason = text.splitlines()[0] if text else type(error).__name__
-            raise ValueError(f"cannot open storage {shown!r}: {mask_password(reason)}") from None
+            reason = _hide_secrets(reason, url)
+            raise ValueError(f"cannot open storage {shown!r}: {reason}") from None
     raise AssertionError("unreachable")
 
 
@@ -515,6 +569,7 @@ def _run_batch(study, runner, n: int, budget: int, on_trial, storage_url: str) -
 def _train_and_tell(study, runner, trials: list, on_trial) -> None:
     import optuna
 
+    from harness.algorithms.params import check_batched
     from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
     from harness.interrupts import interruptible
     from harness.objective import INTERRUPTED
@@ -533,6 +588,7 @@ def _train_and_tell(study, runner, trials: list, on_trial) -> None:
     start = time.perf_counter()
     try:
         with interruptible():  # no storage calls in here but the reporters'
+            check_batched([{k: v for k, v in s.items() if k != "seed"} for s in settings], shared)
             results: list[Any] = subnetwork_probing_batched(
                 task.patchable, task.train, settings, callbacks=callbacks, **shared
             )
@@ -724,8 +780,10 @@ def failure_reason(error: BaseException) -> str:
 def preflight(config: StudyConfig) -> None:
     """Check names against the registries before anything runs (one-line ValueErrors)."""
     from harness.algorithms import get_algorithm
+    from harness.algorithms.params import check_distribution, check_point
     from harness.runner import check_parameters
     from harness.tasks import get_task_spec
+    from harness.tasks.base import check_task_options
 
     spec = get_task_spec(config.task)
     if config.ground_truth is not None and config.ground_truth not in spec.ground_truths:
@@ -737,10 +795,14 @@ def preflight(config: StudyConfig) -> None:
             f"task {config.task!r} has no ground truth {config.ground_truth!r} "
             f"(it has: {', '.join(spec.ground_truths)}){hint}"
         )
+    check_task_options(spec, config.task_options, "task_options")
     algorithm = get_algorithm(config.algorithm)
-    check_parameters(algorithm, {**config.params, **config.search_space})
+    check_parameters(algorithm, config.search_space, values=False, where="search_space: ")
+    check_parameters(algorithm, config.params, where="params: ")
+    for name, dist in config.search_space.items():
+        check_distribution(config.algorithm, name, dist)
     from harness.tasks.base import check_metric_supported
 
     check_metric_supported(spec, config.params)
-    for params in config.enqueue:
-        check_parameters(algorithm, params)
+    for i, params in enumerate(config.enqueue):
+        check_point(config.algorithm, params, config.search_space, f"enqueue[{i}]: ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -27,11 +28,12 @@ def one_line_warnings() -> None:
 
     Example:
         >>> _format("out of\\nrange", UserWarning, "trial.py", 642)
-        'harness: warning: UserWarning: out of range\\n'
+        'harness: warning: out of range (UserWarning, trial.py:642)\\n'
     """
     warnings.formatwarning = _format
 
 
 def _format(message, category, filename, lineno, line=None) -> str:
     flat = " ".join(str(message).split())
-    return f"harness: warning: {category.__name__}: {flat}\n"
+    where = f"{category.__name__}, {os.path.basename(filename)}:{lineno}"
+    return f"harness: warning: {flat} ({where})\n"
