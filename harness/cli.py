@@ -1,6 +1,9 @@
 """The ``harness`` command line.
 
-Bad input exits with code 2 and one line on stderr, never a traceback.
+Bad input exits with code 2 and one line on stderr, never a traceback. A run that the
+machine stops (a full or read-only disk under the records or the storage, a storage that
+fails, a worker process that fails) exits with code 1 and one line; what finished before
+is kept, and the trial it cut runs again on resume. Ctrl-C exits with code 130.
 """
 
 from __future__ import annotations
@@ -16,6 +19,59 @@ class UsageError(Exception):
     """An error in what the user asked for: printed as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (``harness: error: ...``), not a usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"harness: error: {_one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
+# OSErrors that describe the user's files or machine (a read-only or full disk, a file
+# where a directory should be), reported in one line; any other error is a bug and
+# keeps its traceback.
+_ENVIRONMENT_ERRNOS = {"EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR", "EISDIR"}
+
+
+def _environment_error(error: OSError) -> bool:
+    import errno
+
+    return error.errno is not None and errno.errorcode.get(error.errno) in _ENVIRONMENT_ERRNOS
+
+
+def writable_dir(path: Path, what: str) -> None:
+    """A one-line UsageError naming ``what`` unless files can be written in ``path`` (or, if
+    it does not exist yet, created under its nearest existing ancestor), so that a
+    read-only or impossible directory is refused before any work is done. Creates nothing:
+    it writes and removes a nameless probe file.
+
+    Example:
+        >>> import tempfile
+        >>> writable_dir(Path(tempfile.mkdtemp()) / "new" / "dir", "--out")
+        >>> a_file = Path(tempfile.mkstemp()[1])
+        >>> writable_dir(a_file / "dir", "--out")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        harness.cli.UsageError: cannot write to --out '.../dir': Not a directory
+    """
+    import tempfile
+
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "Not a directory", str(existing))
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise UsageError(f"cannot write to {what} {str(path)!r}: {reason}") from None
+
+
 def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
     """``["lr=0.1", "mask_fn=sigmoid"]`` -> ``{"lr": 0.1, "mask_fn": "sigmoid"}`` (YAML values).
 
@@ -23,7 +79,7 @@ def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
         >>> parse_assignments(["epochs=5", "tree_optimisation=true", "ablation=zero"])
         {'epochs': 5, 'tree_optimisation': True, 'ablation': 'zero'}
     """
-    import yaml
+    from harness.yamlio import load_yaml
 
     result: dict[str, Any] = {}
     for pair in pairs or []:
@@ -31,16 +87,22 @@ def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
         if not sep or not key.strip():
             raise UsageError(f"expected key=value, got {pair!r}")
         try:
-            result[key.strip()] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            raise UsageError(f"cannot read the value of {key.strip()!r}: {value!r}") from None
+            result[key.strip()] = load_yaml(value, key.strip()) if value.strip() else ""
+        except ValueError as error:
+            raise UsageError(f"cannot read the value of {key.strip()!r}: {error}") from None
     return result
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line (no usage block); ``--help`` is unchanged."""
+
+    def error(self, message: str):
+        flat = " ".join(message.split())
+        self.exit(2, f"harness: error: {flat} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="harness", description="Sweeps and benchmarks for circuit discovery."
-    )
+    parser = _Parser(prog="harness", description="Sweeps and benchmarks for circuit discovery.")
     parser.add_argument(
         "--threads",
         type=int,
@@ -82,6 +144,11 @@ def _parser() -> argparse.ArgumentParser:
         command.add_argument("--wandb", choices=["offline", "online", "disabled"])
         command.add_argument("--runs-dir", type=Path, help="records and default storage root")
         command.add_argument("--no-progress", action="store_true")
+        command.add_argument(
+            "--allow-config-change",
+            action="store_true",
+            help="resume a study created with another config (recorded in the study)",
+        )
 
     run = commands.add_parser("run", help="create or resume a study and run it")
     study_options(run)
@@ -148,8 +215,15 @@ def _load_study(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
+    from harness.record_lines import check_records_file
     from harness.records import read_records
-    from harness.study import RUNS_DIR, run_study, run_worker
+    from harness.study import (
+        RUNS_DIR,
+        check_storage_url,
+        records_path,
+        run_study,
+        run_worker,
+    )
     from harness.summary import write_summary
 
     config = _load_study(args)
@@ -158,18 +232,32 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
         raise UsageError(f"--n-trials must be >= 1, got {args.n_trials}")
     if args.timeout is not None and not args.timeout > 0:
         raise UsageError(f"--timeout must be > 0 seconds, got {args.timeout}")
+    if not worker:
+        if args.jobs < 1:
+            raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+        if args.batch_trials < 1 or (args.batch_trials > 1 and args.jobs > 1):
+            raise UsageError("--batch-trials K needs K >= 1 and --jobs 1")
+        if args.batch_trials > 1:
+            from harness.study import check_batchable
+
+            check_batchable(config)
+    # everything refusable is refused before the storage or any directory is created
+    check_storage_url(args.storage or config.storage_url(runs_dir))
+    writable_dir(records_path(config, runs_dir).parent, "the runs directory")
+    check_records_file(records_path(config, runs_dir))
+    if not worker:
+        writable_dir(args.report_dir / config.name, "--report-dir")
     if worker:
-        run_worker(config, args.storage, args.n_trials, args.timeout, runs_dir)
+        run_worker(
+            config,
+            args.storage,
+            args.n_trials,
+            args.timeout,
+            runs_dir,
+            allow_config_change=args.allow_config_change,
+        )
         print(f"worker done: study {config.name}")
         return 0
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
-    if args.batch_trials < 1 or (args.batch_trials > 1 and args.jobs > 1):
-        raise UsageError("--batch-trials K needs K >= 1 and --jobs 1")
-    if args.batch_trials > 1:
-        from harness.study import check_batchable
-
-        check_batchable(config)
     outcome = run_study(
         config,
         args.storage,
@@ -179,6 +267,7 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
         runs_dir,
         progress=not args.no_progress,
         batch_trials=args.batch_trials,
+        allow_config_change=args.allow_config_change,
     )
     records = read_records(outcome.records_path)
     summary = write_summary(
@@ -192,6 +281,7 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
+    from harness.record_lines import check_records_file
     from harness.records import read_records
     from harness.study import RUNS_DIR, load_existing_study, mask_password, records_path
 
@@ -199,24 +289,35 @@ def _cmd_status(args: argparse.Namespace) -> int:
     runs_dir = args.runs_dir or RUNS_DIR
     url = args.storage or config.storage_url(runs_dir)
     study = load_existing_study(config, url)
-    records = {r["trial"]: r for r in read_records(records_path(config, runs_dir))}
+    records_file = records_path(config, runs_dir)
+    check_records_file(records_file)
+    records = {r["trial"]: r for r in read_records(records_file)}
     gt = config.ground_truth
     print(f"study {config.name} ({mask_password(url)})")
     print(
         f"{'#':>4} {'state':<9} {'AUC':>7} {'KL@k':>9} {'edges':>6} {'seconds':>8}  params / reason"
     )
-    for t in study.get_trials(deepcopy=False):
+    from harness.sweep.status import missing_records, trial_detail
+
+    trials = study.get_trials(deepcopy=False)
+    missing = set(missing_records(trials, records))
+    for t in trials:
         if t.user_attrs.get("surplus"):
             continue
         r = records.get(t.number, {})
         aucs = r.get("auc", {})
         auc = aucs.get(gt or next(iter(aucs), ""), {}).get("score-trapezoid")
         kl = r.get("faithfulness", {}).get("kl_div")
-        detail = t.user_attrs.get("fail_reason") or r.get("fail_reason") or t.params
+        detail = trial_detail(t, trials, r)
+        if t.number in missing:
+            detail = f"NO RECORD; {detail}"
         print(
             f"{t.number:>4} {t.state.name:<9} {_num(auc, 7, 4)} {_num(kl, 9, 3, 'e')} "
             f"{_num(r.get('circuit_size'), 6, 0)} {_num(r.get('seconds'), 8, 1)}  {detail}"
         )
+    if missing:
+        shown = ", ".join(str(n) for n in sorted(missing))
+        print(f"warning: finished trials without a record in {records_file}: {shown}")
     complete = [t for t in study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
     if complete and not config.objective.multi:
         best = study.best_trial
@@ -244,11 +345,13 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
     config = load_compare_config(args.study, parse_assignments(args.overrides))
     preflight_compare(config)
+    out = args.report_dir / config.name
+    writable_dir(out, "--report-dir")
+    writable_dir((args.runs_dir or RUNS_DIR) / config.name, "the runs directory")
     records = run_compare(config, args.runs_dir or RUNS_DIR, progress=not args.no_progress)
     failed = [r for r in records if r["state"] == "FAIL"]
     table = comparison_table(records, config.bootstrap_samples)
     markdown = comparison_markdown(config.name, table)
-    out = args.report_dir / config.name
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.md").write_text(markdown)
     table.to_csv(out / "comparison.csv", index=False)
@@ -269,6 +372,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     runs_dir = args.runs_dir or RUNS_DIR
     sources = [load_source(str(spec), runs_dir) for spec in args.studies]
     out = args.out or Path("reports") / "+".join(dict.fromkeys(s.name for s in sources))
+    writable_dir(out, "the report directory")
     result = build_report(sources, out)
     if result.warning:
         print(f"harness: warning: {result.warning}", file=sys.stderr)
@@ -283,11 +387,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _is_comparison(path: Path) -> bool:
-    import yaml
+    from harness.yamlio import read_yaml_file
 
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        data = read_yaml_file(path)
+    except (OSError, ValueError):
         return False  # the study loader reports the problem
     return isinstance(data, dict) and data.get("kind") == "compare"
 
@@ -353,10 +457,23 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from harness.runner import run_algorithm
-    from harness.tasks import load
+    from harness.algorithms import get_algorithm
+    from harness.algorithms.params import check_seed
+    from harness.runner import check_parameters, run_algorithm
+    from harness.tasks import get_task_spec, load
+    from harness.tasks.base import check_metric_supported, check_task_options
 
     params = parse_assignments(args.param)
+    # everything the user typed is checked before the task loads (seconds) or runs
+    task_spec = get_task_spec(args.task)
+    check_task_options(task_spec, _task_options(args), "--device")
+    check_parameters(get_algorithm(args.algo), params, where="--param ")
+    check_metric_supported(task_spec, params)
+    check_seed(args.seed, "--seed")
+    if args.out:
+        if args.out.is_dir():
+            raise UsageError(f"--out {str(args.out)!r} is a directory: give a CSV file name")
+        writable_dir(args.out.parent, "--out")
     task = load(args.task, **_task_options(args))
     result = run_algorithm(task, args.algo, params, args.seed, args.ground_truth)
     shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
@@ -367,7 +484,6 @@ def _cmd_score(args: argparse.Namespace) -> int:
     for name, roc in result.rocs.items():
         print(f"{name:<14} {len(task.official_edges(name)):>6} {roc.auc:>22.4f}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["edge", "score"])
@@ -376,8 +492,29 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _halting_errors() -> tuple[type[Exception], ...]:
+    from harness.records import RecordWriteError
+    from harness.sweep.failures import StorageError
+    from harness.sweep.processes import WorkerError
+
+    return (RecordWriteError, StorageError, WorkerError)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``harness``; returns the exit code."""
+    import warnings
+
+    from harness.sweep.notices import one_line_warnings
+
+    default_format = warnings.formatwarning
+    one_line_warnings()
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = default_format
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     if args.threads is not None:
         if args.threads < 1:
@@ -407,7 +544,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             return _cmd_report(args)
     except (UsageError, ValueError) as error:
-        print(f"harness: error: {error}", file=sys.stderr)
+        # ValueError is how the library refuses bad input (configs, parameters, storage
+        # URLs, task options); anything else is a bug and keeps its traceback
+        print(f"harness: error: {_one_line(error)}", file=sys.stderr)
+        return 2
+    except _halting_errors() as error:  # the machine stopped the run, not the user's input
+        print(f"harness: error: {' '.join(str(error).split())}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        if not _environment_error(error):
+            raise
+        where = f": {str(error.filename)!r}" if error.filename else ""
+        print(f"harness: error: {error.strerror}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("harness: interrupted", file=sys.stderr)

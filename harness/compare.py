@@ -95,17 +95,13 @@ class CompareConfig(_Strict):
 
 def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = None) -> CompareConfig:
     """Read and validate a comparison YAML (one-line ValueError on problems)."""
-    import yaml
-
     from harness.config import _set_dotted, validate_model
+    from harness.yamlio import read_yaml_file
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"comparison config {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: malformed YAML: {getattr(error, 'problem', error)}") from None
+    data = read_yaml_file(path) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a comparison config is a mapping of keys")
     if "kind" not in data and ("task" in data or "search_space" in data):
@@ -119,30 +115,40 @@ def preflight_compare(config: CompareConfig) -> None:
     """Names and parameters against the registries, before anything runs."""
     from harness.ablation import check_ablation
     from harness.algorithms import get_algorithm
+    from harness.algorithms.params import check_seed, check_value
     from harness.runner import check_parameters
     from harness.tasks import get_task_spec
-    from harness.tasks.base import check_metric_supported
+    from harness.tasks.base import check_metric_supported, check_task_options
 
     specs = [get_task_spec(task) for task in config.tasks]
+    for task_spec in specs:
+        check_task_options(task_spec, config.task_options)
     for ablation in config.ablations:
         check_ablation(ablation)
+    for seed in config.seeds:
+        check_seed(seed, "seeds")
     for slug, method in config.methods.items():
         spec = get_algorithm(slug)
-        check_parameters(spec, {**method.params, **method.sweep})
-        for task, params in method.per_task.items():
-            if task not in config.tasks:
-                raise ValueError(f"method {slug!r} has parameters for {task!r}, not a task here")
-            check_parameters(spec, params)
-        for task_spec in specs:
-            params = {**method.params, **method.per_task.get(task_spec.slug, {})}
-            check_metric_supported(task_spec, params)
+        where = f"methods.{slug}: "
         thresholds = method.params.get("thresholds")
-        if thresholds is not None:
+        if isinstance(thresholds, list):  # a single number, or a bad type: checked below
             if not thresholds:
                 raise ValueError(f"method {slug!r}: the threshold sweep is empty")
             bad = [t for t in thresholds if not isinstance(t, (int, float)) or t <= 0]
             if bad:
                 raise ValueError(f"method {slug!r}: thresholds must be positive, got {bad[0]!r}")
+        check_parameters(spec, method.params, where=where)
+        check_parameters(spec, method.sweep, values=False, where=where)
+        for name, values in method.sweep.items():
+            for value in values:
+                check_value(slug, name, value, f"{where}sweep: ")
+        for task, params in method.per_task.items():
+            if task not in config.tasks:
+                raise ValueError(f"method {slug!r} has parameters for {task!r}, not a task here")
+            check_parameters(spec, params, where=where)
+        for task_spec in specs:
+            params = {**method.params, **method.per_task.get(task_spec.slug, {})}
+            check_metric_supported(task_spec, params)
 
 
 def _runs(config: CompareConfig) -> Iterator[tuple[str, str, str, int]]:
@@ -163,9 +169,11 @@ def run_compare(
     """Run every missing (method, task, ablation, seed) and return all records."""
     from tqdm.auto import tqdm
 
+    from harness.record_lines import check_records_file
     from harness.tasks import load
 
     path = runs_dir / config.name / "trials.jsonl"
+    check_records_file(path)
     done = {_key(r) for r in read_records(path) if r["state"] == "COMPLETE"}
     todo = [run for run in _runs(config) if run not in done]
     tasks: dict[str, Any] = {}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -41,6 +42,8 @@ class FloatRange(_Strict):
         _check_range(self.low, self.high, self.log)
         if self.log and self.step is not None:
             raise ValueError("a float range cannot have both log: true and a step")
+        if self.step is not None and not (math.isfinite(self.step) and self.step > 0):
+            raise ValueError(f"step must be a finite number > 0, got {self.step}")
         return self
 
 
@@ -54,6 +57,10 @@ class IntRange(_Strict):
     @model_validator(mode="after")
     def _ordered(self) -> IntRange:
         _check_range(self.low, self.high, self.log)
+        if self.step < 1:
+            raise ValueError(f"step must be an integer >= 1, got {self.step}")
+        if self.log and self.step != 1:
+            raise ValueError("an int range cannot have both log: true and a step")
         return self
 
 
@@ -66,6 +73,9 @@ Distribution = Annotated[FloatRange | IntRange | Categorical, Field(discriminato
 
 
 def _check_range(low: float, high: float, log: bool) -> None:
+    for name, value in (("low", low), ("high", high)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
     if low > high:
         raise ValueError(f"low ({low}) is greater than high ({high})")
     if log and low <= 0:
@@ -125,7 +135,7 @@ class StudyConfig(_Strict):
     pruner: Pruner = Pruner()
     n_trials: int = Field(default=20, ge=1)
     timeout: float | None = Field(default=None, gt=0)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)  # params.SEED_MAX: seed + trial number
     storage: str | None = None
     wandb: Wandb = Wandb()
 
@@ -166,19 +176,12 @@ def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> St
         ValueError: One line naming the problem (malformed YAML, unknown key, wrong type,
             bad range...).
     """
-    import yaml
+    from harness.yamlio import read_yaml_file
 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"study config {str(path)!r} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ValueError(
-            f"{path}: malformed YAML{where}: {getattr(error, 'problem', error)}"
-        ) from None
+    data = read_yaml_file(path) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a study config is a mapping of keys, got {type(data).__name__}")
     if data.get("kind") == "compare":

@@ -5,9 +5,10 @@ of a journal-file study (``journal:///path``, several processes on one machine) 
 that trial RUNNING for ever. Here each worker process holds an exclusive ``flock`` on a
 file of its own for as long as it lives (the kernel releases it when the process dies,
 however it dies) and tags every trial it starts with that file. Another worker that can
-take the lock knows the owner is gone: it fails the trial and enqueues one retry with the
-same parameters, as Optuna's heartbeat callback does for RDB storages, so the budget
-logic in :mod:`harness.study` treats both alike.
+take the lock knows the owner is gone: it fails the trial with the reason and enqueues a
+retry with the same parameters (bounded, see :mod:`harness.sweep.retries`), as our
+heartbeat callback does for RDB storages, so the budget logic in :mod:`harness.study`
+treats both alike.
 
 The locks live beside the journal, in ``<journal>.workers/``; a trial tagged on another
 host is never judged (its locks are not visible here).
@@ -27,7 +28,6 @@ import math
 import os
 import socket
 import uuid
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -71,17 +71,18 @@ def reap_dead_trials(study: Any, storage_url: str) -> int:
     journal = journal_path(storage_url)
     if journal is None:
         return 0
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
     from optuna.trial import TrialState
+
+    from harness.sweep.retries import LOCK_RELEASED, REASON, death_reason, run_again
 
     failed, dead = 0, set()
     with _reaping(journal):  # one reaper at a time: no double retries
         for trial in _dead_by_lock(study):
+            reason = death_reason(trial, LOCK_RELEASED)
+            study._storage.set_trial_user_attr(trial._trial_id, REASON, reason)
             study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
             frozen = study._storage.get_trial(trial._trial_id)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # marked experimental
-                RetryHeartbeatStaleTrialCallback(max_retry=1)(study, frozen)
+            run_again(study, frozen, died=True, cause=LOCK_RELEASED)
             failed += 1
             dead.add(trial.system_attrs[OWNER_ATTR].partition(":")[2])
     for path in dead:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.algorithms import AlgorithmSpec, get_algorithm
+from harness.algorithms.params import check_seed, check_values
 from harness.metrics import RocCurve, score_roc
 from harness.prune_scores import PruneScores
 from harness.tasks import Task
@@ -36,17 +37,30 @@ def algorithm_parameters(spec: AlgorithmSpec) -> dict[str, Any]:
     }
 
 
-def check_parameters(spec: AlgorithmSpec, params: Mapping[str, Any]) -> None:
-    """A ValueError naming the first parameter the algorithm does not take."""
+def check_parameters(
+    spec: AlgorithmSpec, params: Mapping[str, Any], values: bool = True, where: str = ""
+) -> None:
+    """A ValueError naming the first parameter the algorithm does not take, or (with
+    ``values``) the first value outside the parameter's type and range.
+
+    Example:
+        >>> from harness.algorithms import get_algorithm
+        >>> check_parameters(get_algorithm("sp"), {"epochs": 0})
+        Traceback (most recent call last):
+        ...
+        ValueError: sp parameter epochs must be an integer >= 1, got 0
+    """
     known = algorithm_parameters(spec)
     for name in params:
         if name not in known:
             close = difflib.get_close_matches(name, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ValueError(
-                f"algorithm {spec.slug!r} takes no parameter {name!r} "
+                f"{where}algorithm {spec.slug!r} takes no parameter {name!r} "
                 f"(it takes: {', '.join(known) or 'none'}){hint}"
             )
+    if values:
+        check_values(spec.slug, params, where)
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,7 @@ def run_algorithm(
     spec = get_algorithm(algorithm)
     params = dict(params or {})
     check_parameters(spec, params)
+    check_seed(seed)
     accepted = algorithm_parameters(spec)
     if "faithfulness_target" in accepted:
         params.setdefault("faithfulness_target", task.faithfulness_target)

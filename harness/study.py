@@ -10,8 +10,10 @@ every worker and every resume; a trial cut short by Ctrl-C is not a result and d
 count. Trials are admitted in the order of their numbers, so
 several workers never overshoot; a trial a dead worker left RUNNING is failed by the
 heartbeat check (RDB storages) or by its worker's released file lock (journal files, see
-:mod:`harness.liveness`) and retried once with the same parameters, occupying its
-original slot.
+:mod:`harness.liveness`) and run again with the same parameters and seed, occupying its
+original slot (up to 3 attempts, see :mod:`harness.sweep.retries`). A trial cut short by
+Ctrl-C or by a record that could not be written runs again the same way. Before a run,
+:func:`prepare_study` checks the study against its config and its records.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import time
 import traceback
 import warnings
@@ -50,16 +53,67 @@ class StudyOutcome:
     best_params: dict[str, Any] | None
 
 
-def mask_password(url: str) -> str:
-    """A storage URL with its password replaced by ``***``.
+_USERINFO_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s'\"?#@:/]*):[^\s'\"?#]*@")
+_QUERY_PASSWORD = re.compile(r"(?i)\b((?:ssl)?password|passwd|pwd)=[^&\s'\"]*")
+
+
+def mask_password(text: str) -> str:
+    """A storage URL, or a message quoting one, with every password replaced by ``***``:
+    the userinfo's (up to the last ``@``, so a raw ``@`` in it leaks nothing) and
+    ``password=`` settings in a query or a connection string.
 
     Example:
         >>> mask_password("postgresql://user:secret@db:5432/optuna")
         'postgresql://user:***@db:5432/optuna'
+        >>> mask_password("postgresql://u:p@ss@db/optuna?sslmode=require&password=x")
+        'postgresql://u:***@db/optuna?sslmode=require&password=***'
     """
-    import re
+    return _QUERY_PASSWORD.sub(r"\1=***", _USERINFO_PASSWORD.sub(r"\1:***@", text))
 
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+
+def _secrets(url: str) -> list[str]:
+    """The passwords a URL carries, raw and percent-decoded (to mask them in messages)."""
+    from urllib.parse import unquote
+
+    found = [m.group(0).split(":", 2)[-1][:-1] for m in _USERINFO_PASSWORD.finditer(url)]
+    found += [m.group(0).split("=", 1)[1] for m in _QUERY_PASSWORD.finditer(url)]
+    found += [unquote(s) for s in found]
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+
+def _hide_secrets(message: str, url: str) -> str:
+    for secret in _secrets(url):
+        message = message.replace(secret, "***")
+    return mask_password(message)
+
+
+def check_storage_url(url: str) -> None:
+    """Refuse, in one line, storage URLs that would lose the study or leak a password.
+
+    Example:
+        >>> check_storage_url("sqlite:///")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: storage 'sqlite:///' is an in-memory database: the study would be lost...
+    """
+    shown = mask_password(url)
+    path = url.split("?", 1)[0]
+    if path in ("sqlite:", "sqlite:/", "sqlite://", "sqlite:///") or path.endswith(":memory:"):
+        raise ValueError(
+            f"storage {shown!r} is an in-memory database: the study would be lost when this "
+            "process ends; give a file, e.g. sqlite:///runs/NAME/study.db"
+        )
+    if "://" not in url:
+        raise ValueError(
+            f"storage {shown!r} is not a URL (sqlite:///FILE, journal:///FILE or "
+            "postgresql://USER@HOST/DB)"
+        )
+    network = not url.startswith(("sqlite:", "journal:"))  # file paths may hold an '@'
+    if network and url.split("://", 1)[1].split("?", 1)[0].count("@") > 1:
+        raise ValueError(
+            f"storage {shown!r} has a raw '@' in its user name or password: "
+            "percent-encode it as %40"
+        )
 
 
 def records_path(config: StudyConfig, runs_dir: Path | None = None) -> Path:
@@ -74,6 +128,7 @@ def open_storage(url: str):
         ValueError: One line, password masked, if the storage cannot be opened.
     """
     shown = mask_password(url)
+    check_storage_url(url)
     for attempt in range(4):
         try:
             return _open_storage(url)
@@ -86,7 +141,8 @@ def open_storage(url: str):
                 continue
             text = str(error).strip()
             reason = text.splitlines()[0] if text else type(error).__name__
-            raise ValueError(f"cannot open storage {shown!r}: {mask_password(reason)}") from None
+            reason = _hide_secrets(reason, url)
+            raise ValueError(f"cannot open storage {shown!r}: {reason}") from None
     raise AssertionError("unreachable")
 
 
@@ -94,6 +150,7 @@ def _open_storage(url: str):
     import optuna
 
     from harness.liveness import journal_path
+    from harness.sweep.retries import RetryDeadTrial
 
     path = journal_path(url)
     if path is not None:
@@ -119,29 +176,29 @@ def _open_storage(url: str):
             engine_kwargs=engine,
             heartbeat_interval=HEARTBEAT_SECONDS,
             grace_period=3 * HEARTBEAT_SECONDS,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                max_retry=1
-            ),
+            heartbeat_stale_trial_callback=RetryDeadTrial(),
         )
 
 
-def create_sampler(config: StudyConfig):
+def create_sampler(config: StudyConfig, seed: int | None = None):
+    """The config's sampler, seeded with ``seed`` (default: the study's seed)."""
     import optuna
 
     s = config.sampler
+    seed = config.seed if seed is None else seed
     if s.type == "tpe":
         return optuna.samplers.TPESampler(
-            seed=config.seed,
+            seed=seed,
             multivariate=s.multivariate,
             constant_liar=s.constant_liar,
             n_startup_trials=s.n_startup_trials,
         )
     if s.type == "random":
-        return optuna.samplers.RandomSampler(seed=config.seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if s.type == "grid":
         grid = {name: list(d.choices) for name, d in config.search_space.items()}
-        return optuna.samplers.GridSampler(grid, seed=config.seed)
-    return optuna.samplers.CmaEsSampler(seed=config.seed, n_startup_trials=s.n_startup_trials)
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    return optuna.samplers.CmaEsSampler(seed=seed, n_startup_trials=s.n_startup_trials)
 
 
 def create_pruner(config: StudyConfig):
@@ -248,12 +305,17 @@ def retried_trial_number(trial) -> int | None:
         return RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
 
 
+NOT_RESULTS = (SURPLUS, "interrupted", "record_error")  # user attrs of trials that are no result
+
+
 def _budget(study) -> _Budget:
+    from harness.sweep.retries import retried_numbers
+
     trials = study.get_trials(deepcopy=False)
-    retried = {retried_trial_number(t) for t in trials} - {None}
+    retried = retried_numbers(trials)  # each attempt that a later one runs again
     slots, finished, in_flight, waiting = {}, 0, 0, 0
     for t in trials:
-        if t.user_attrs.get(SURPLUS) or t.user_attrs.get("interrupted") or t.number in retried:
+        if any(t.user_attrs.get(key) for key in NOT_RESULTS) or t.number in retried:
             continue
         original = retried_trial_number(t)
         slots[t.number] = original if original is not None else t.number
@@ -275,6 +337,8 @@ def run_worker(
     on_trial: Callable[[Any], None] | None = None,
     on_epoch: Callable[[int, int, float], None] | None = None,
     batch_trials: int = 1,
+    alone: bool = False,
+    allow_config_change: bool = False,
 ) -> None:
     """Run trials of the study until its budget (``n_trials``) or ``timeout`` is reached.
 
@@ -282,12 +346,31 @@ def run_worker(
     ``batch_trials`` K > 1, SP trains K trials in one pass (see
     :mod:`harness.algorithms.sp_batched`), each with its heartbeat (RDB storages) or its
     worker's lock (journal files), so a killed batch's trials are retried on resume.
+    ``alone``: no other process runs the study now (a fresh study then samples exactly
+    from its seed; see :mod:`harness.sweep.seeding`).
+
+    Raises:
+        RecordWriteError: A record could not be written (the run stops; see
+            :mod:`harness.records`).
+        StorageError: The storage failed (one line).
+        ValueError: The study was created with another config (unless
+            ``allow_config_change``), or its records belong to another storage.
     """
     from harness.interrupts import catching_interrupts
+    from harness.sweep.failures import storage_failures
 
-    with catching_interrupts():  # Ctrl-C between storage calls, never inside one
+    with catching_interrupts(), storage_failures(storage_url):
         _run_worker(
-            config, storage_url, n_trials, timeout, runs_dir, on_trial, on_epoch, batch_trials
+            config,
+            storage_url,
+            n_trials,
+            timeout,
+            runs_dir,
+            on_trial,
+            on_epoch,
+            batch_trials,
+            alone,
+            allow_config_change,
         )
 
 
@@ -300,17 +383,21 @@ def _run_worker(
     on_trial: Callable[[Any], None] | None,
     on_epoch: Callable[[int, int, float], None] | None,
     batch_trials: int,
+    alone: bool,
+    allow_config_change: bool,
 ) -> None:
     from optuna.storages import fail_stale_trials
 
     from harness.interrupts import check, interruptible
     from harness.liveness import claim, reap_dead_trials, settle_recorded_trials
     from harness.objective import TrialRunner
-    from harness.records import read_records
+    from harness.records import RecordWriteError, read_records
+    from harness.sweep import retries
+    from harness.sweep.failures import record_given_up
 
     budget = n_trials or config.n_trials
     limit = timeout if timeout is not None else config.timeout
-    study = load_or_create_study(config, storage_url)
+    study = prepare_study(config, storage_url, runs_dir, allow_config_change, alone)
     runner = TrialRunner(
         config,
         records_path(config, runs_dir),
@@ -320,21 +407,32 @@ def _run_worker(
 
     def settle_dead() -> None:
         """A dead worker's trial with its record on disk is finished from it (no rerun);
-        before Optuna's own stale-trial check, which ``optimize`` runs first thing."""
+        the others fail with the reason and run again (before Optuna's own stale-trial
+        check, which ``optimize`` runs first thing); one given up gets its FAIL record."""
         settle_recorded_trials(study, storage_url, lambda: read_records(runner.records_file))
+        retries.fail_stale_trials(study)
+        record_given_up(study, runner)
 
     settle_dead()
     reap_dead_trials(study, storage_url)  # trials of workers that died before this one
     start = time.monotonic()
+    halted: list[RecordWriteError] = []
+    ran: list[int] = []  # trial numbers this worker ran
 
     def objective(trial):
+        ran.append(trial.number)
         slots = _budget(study).slots
         mine = slots.get(trial.number, trial.number)
         if sum(1 for slot in slots.values() if slot < mine) >= budget:
             trial.set_user_attr(SURPLUS, True)
             raise _Surplus(f"trial {trial.number} is beyond the budget of {budget}")
         claim(trial, storage_url)
-        return runner(trial)
+        try:
+            return runner(trial)
+        except RecordWriteError as error:  # not the algorithm's failure: no result at all
+            halted.append(error)
+            trial.set_user_attr("record_error", str(error))
+            raise
 
     if batch_trials > 1:
         check_batchable(config)
@@ -351,18 +449,66 @@ def _run_worker(
                 continue
         if not state.waiting and state.finished + state.in_flight >= budget:
             # a dead worker's trial becomes a WAITING retry: heartbeats (RDB), locks (journal)
-            fail_stale_trials(study)
+            retries.fail_stale_trials(study)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # marked experimental
+                fail_stale_trials(study)
             reap_dead_trials(study, storage_url)
             with interruptible():
                 time.sleep(1.0)  # the rest of the budget is running in other workers
             continue
         before = len(study.get_trials(deepcopy=False))
-        study.optimize(objective, n_trials=1, catch=(Exception,))
+        try:
+            study.optimize(objective, n_trials=1, catch=(Exception,))
+        finally:  # Ctrl-C or a record not written: the trial runs again on resume
+            _run_again_cut(study, ran[-1:])
+        if halted:
+            raise halted[0]
         newest = study.get_trials(deepcopy=False)[before:]
         if on_trial is not None:
             for trial in newest:
                 if not trial.user_attrs.get(SURPLUS):
                     on_trial(trial)
+
+
+def _run_again_cut(study, numbers: list[int]) -> None:
+    """Enqueue again, with the same parameters, those of the trials ``numbers`` that were
+    cut short (Ctrl-C, a record not written): they are no result."""
+    from harness.sweep.retries import run_again
+
+    trials = study.get_trials(deepcopy=False)
+    for trial in (t for t in trials if t.number in numbers):
+        cut = trial.user_attrs.get("interrupted") or trial.user_attrs.get("record_error")
+        if cut and trial.state.name == "FAIL":
+            run_again(study, trial, died=False)
+
+
+def prepare_study(
+    config: StudyConfig,
+    storage_url: str,
+    runs_dir: Path | None,
+    allow_config_change: bool = False,
+    alone: bool = False,
+):
+    """The study, checked before it is run: a torn record repaired, the config and the
+    records' storage checked (see :mod:`harness.sweep.guard`), the sampler seeded for
+    this process (see :mod:`harness.sweep.seeding`)."""
+    from harness.records import repair_torn_tail
+    from harness.sweep.guard import bind_records, check_config
+    from harness.sweep.notices import notice
+    from harness.sweep.seeding import process_seed, started_trials
+
+    study = load_or_create_study(config, storage_url)
+    records = records_path(config, runs_dir)
+    repair_torn_tail(records)  # says so in one line
+    changed = check_config(study, config, allow_config_change)
+    if changed:
+        notice(f"study {config.name}: config changed ({', '.join(changed)}), recorded in the study")
+    bind_records(study, records, mask_password(storage_url))
+    study.sampler = create_sampler(
+        config, process_seed(config.seed, started_trials(study), alone=alone)
+    )
+    return study
 
 
 _BATCH_SHARED = (
@@ -423,9 +569,11 @@ def _run_batch(study, runner, n: int, budget: int, on_trial, storage_url: str) -
 def _train_and_tell(study, runner, trials: list, on_trial) -> None:
     import optuna
 
+    from harness.algorithms.params import check_batched
     from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
     from harness.interrupts import interruptible
     from harness.objective import INTERRUPTED
+    from harness.records import RecordWriteError
 
     task = runner.task
     settings, histories, callbacks, shared = [], [], [], {}
@@ -440,27 +588,41 @@ def _train_and_tell(study, runner, trials: list, on_trial) -> None:
     start = time.perf_counter()
     try:
         with interruptible():  # no storage calls in here but the reporters'
+            check_batched([{k: v for k, v in s.items() if k != "seed"} for s in settings], shared)
             results: list[Any] = subnetwork_probing_batched(
                 task.patchable, task.train, settings, callbacks=callbacks, **shared
             )
     except Exception as error:  # the whole pass failed: every trial fails with the reason
         results = [error] * len(trials)
-    except KeyboardInterrupt:  # not results: resuming runs them anew
-        for trial in trials:
-            trial.set_user_attr(INTERRUPTED, True)
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    except KeyboardInterrupt:  # not results: they run again, with the same parameters
+        _cut_short(study, trials, INTERRUPTED, True)
         raise
     share = (time.perf_counter() - start) / len(trials)
-    for trial, result, history in zip(trials, results, histories, strict=True):
+    for i, (trial, result, history) in enumerate(zip(trials, results, histories, strict=True)):
         try:
             value = runner(trial, precomputed=result, history=history, shared_seconds=share)
             study.tell(trial, value)
         except optuna.TrialPruned:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        except RecordWriteError as error:  # no result: the run stops, these run again
+            _cut_short(study, trials[i:], "record_error", str(error))
+            raise
         except Exception:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         if on_trial is not None:
             on_trial(trial)
+
+
+def _cut_short(study, trials: list, attr: str, value: Any) -> None:
+    """Fail ``trials`` as no result (``attr``) and enqueue each again, same parameters."""
+    import optuna
+
+    from harness.sweep.retries import run_again
+
+    for trial in trials:
+        trial.set_user_attr(attr, value)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        run_again(study, study._storage.get_trial(trial._trial_id), died=False)
 
 
 def wandb_dir(runs_dir: Path | None = None) -> Path:
@@ -486,11 +648,19 @@ def run_study(
     runs_dir: Path | None = None,
     progress: bool = True,
     batch_trials: int = 1,
+    allow_config_change: bool = False,
 ) -> StudyOutcome:
-    """Create or resume the study and run it to its budget, in ``jobs`` processes."""
+    """Create or resume the study and run it to its budget, in ``jobs`` processes.
+
+    ``allow_config_change``: resume a study created with another config (the change is
+    recorded in the study); without it that is refused (see :mod:`harness.sweep.guard`).
+    """
+    from harness.sweep.failures import storage_failures
+
     storage_url = storage_url or config.storage_url(runs_dir or RUNS_DIR)
     budget = n_trials or config.n_trials
-    study = load_or_create_study(config, storage_url)  # fail fast on bad storage
+    with storage_failures(storage_url):  # fail fast, in one line
+        study = prepare_study(config, storage_url, runs_dir, allow_config_change)
     bar = _StudyProgress(budget, enabled=progress, study=study)
     try:
         if jobs <= 1:
@@ -503,6 +673,7 @@ def run_study(
                 on_trial=bar.trial_done,
                 on_epoch=bar.epoch,
                 batch_trials=batch_trials,
+                alone=True,
             )
         else:
             _run_processes(config, storage_url, budget, timeout, runs_dir, jobs, bar)
@@ -518,68 +689,26 @@ def run_study(
 
 
 def _run_processes(config, storage_url, budget, timeout, runs_dir, jobs, bar) -> None:
-    import shutil
-    import tempfile
-    import threading
+    from harness.sweep.notices import notice
+    from harness.sweep.processes import run_workers
 
-    from joblib import Parallel, delayed
-
-    from harness.interrupts import relaying_interrupts
-
-    stop = threading.Event()
-
-    def poll() -> None:
-        while not stop.wait(1.0):
-            bar.refresh_from_storage()
-
-    pids = Path(tempfile.mkdtemp(prefix="harness-workers-"))  # one empty file per live worker
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    try:
-        with relaying_interrupts(lambda: [int(p.name) for p in pids.iterdir()]) as relayed:
-            outcomes = Parallel(n_jobs=jobs, backend="loky")(
-                delayed(_process_worker)(
-                    config.model_dump(mode="json"),
-                    storage_url,
-                    budget,
-                    timeout,
-                    str(runs_dir) if runs_dir else None,
-                    str(pids),
-                )
-                for _ in range(jobs)
-            )
-        if relayed[0] or _WORKER_INTERRUPTED in outcomes:
-            raise KeyboardInterrupt
-    finally:
-        stop.set()
-        poller.join()
-        shutil.rmtree(pids, ignore_errors=True)
+    args = (
+        config.model_dump(mode="json"),
+        storage_url,
+        budget,
+        timeout,
+        str(runs_dir) if runs_dir else None,
+    )
+    run_workers(_process_worker, args, jobs, bar.refresh_from_storage, notice)
 
 
-_WORKER_INTERRUPTED = "interrupted"  # a worker process's outcome when Ctrl-C stopped it
-
-
-def _process_worker(config_data, storage_url, budget, timeout, runs_dir, pids) -> str:
-    import signal
-
+def _process_worker(config_data, storage_url, budget, timeout, runs_dir) -> None:
+    """One ``--jobs`` worker process (see :mod:`harness.sweep.processes`)."""
     import torch
-
-    from harness.interrupts import catching_interrupts
 
     torch.set_num_threads(1)
     config = StudyConfig.model_validate(config_data)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGUSR1, once
-    mine = Path(pids) / str(os.getpid())
-    mine.touch()
-    try:
-        with catching_interrupts(signal.SIGUSR1):
-            run_worker(config, storage_url, budget, timeout, Path(runs_dir) if runs_dir else None)
-    except KeyboardInterrupt:
-        return _WORKER_INTERRUPTED
-    finally:
-        mine.unlink(missing_ok=True)
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # loky reuses its workers
-    return "done"
+    run_worker(config, storage_url, budget, timeout, Path(runs_dir) if runs_dir else None)
 
 
 def summarize(config: StudyConfig, storage_url: str, runs_dir: Path | None = None) -> StudyOutcome:
@@ -651,8 +780,10 @@ def failure_reason(error: BaseException) -> str:
 def preflight(config: StudyConfig) -> None:
     """Check names against the registries before anything runs (one-line ValueErrors)."""
     from harness.algorithms import get_algorithm
+    from harness.algorithms.params import check_distribution, check_point
     from harness.runner import check_parameters
     from harness.tasks import get_task_spec
+    from harness.tasks.base import check_task_options
 
     spec = get_task_spec(config.task)
     if config.ground_truth is not None and config.ground_truth not in spec.ground_truths:
@@ -664,10 +795,14 @@ def preflight(config: StudyConfig) -> None:
             f"task {config.task!r} has no ground truth {config.ground_truth!r} "
             f"(it has: {', '.join(spec.ground_truths)}){hint}"
         )
+    check_task_options(spec, config.task_options, "task_options")
     algorithm = get_algorithm(config.algorithm)
-    check_parameters(algorithm, {**config.params, **config.search_space})
+    check_parameters(algorithm, config.search_space, values=False, where="search_space: ")
+    check_parameters(algorithm, config.params, where="params: ")
+    for name, dist in config.search_space.items():
+        check_distribution(config.algorithm, name, dist)
     from harness.tasks.base import check_metric_supported
 
     check_metric_supported(spec, config.params)
-    for params in config.enqueue:
-        check_parameters(algorithm, params)
+    for i, params in enumerate(config.enqueue):
+        check_point(config.algorithm, params, config.search_space, f"enqueue[{i}]: ")

@@ -112,7 +112,9 @@ def test_ctrl_c_during_a_storage_write_lets_the_write_finish_then_stops(tmp_path
     assert result.returncode == 130, result.stderr
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = f"sqlite:///{tmp_path / 'runs' / 'held' / 'study.db'}"
-    (trial,) = optuna.load_study(study_name="held", storage=storage).trials
+    trial, again = optuna.load_study(study_name="held", storage=storage).trials
     assert sorted(trial.intermediate_values) == [0, 1]  # the interrupted write landed
     assert trial.state.name == "FAIL" and trial.user_attrs["interrupted"] is True
+    assert again.state.name == "WAITING"  # it runs again on resume, with the same parameters
+    assert again.system_attrs["fixed_params"] == trial.params
     assert not (tmp_path / "runs" / "held" / "trials.jsonl").exists()  # no half result

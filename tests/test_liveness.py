@@ -48,7 +48,8 @@ def test_a_dead_workers_trial_is_failed_and_retried_once(journal):
     assert trials[number].state.name == "FAIL"
     (retry,) = [t for t in trials if t.state.name == "WAITING"]
     assert retried_trial_number(retry) == number
-    assert retry.params == trials[number].params
+    assert retry.system_attrs["fixed_params"] == trials[number].params  # runs as it was
+    assert trials[number].user_attrs["fail_reason"].startswith("worker died")
 
 
 def test_a_live_workers_trial_is_left_alone(journal):

@@ -73,8 +73,15 @@ def run_args(path: Path, tmp_path: Path) -> list[str]:
 
 
 def long_trials(low: int) -> dict:
-    """SMALL_STUDY's search space with low..60 epochs: trials long enough to cut short."""
-    return {**SMALL_STUDY["search_space"], "epochs": {"type": "int", "low": low, "high": 60}}
+    """SMALL_STUDY's search space with low..60 epochs (trials long enough to cut short) and
+    its enqueued point moved inside it (a point outside the space is refused)."""
+    return {
+        "search_space": {
+            **SMALL_STUDY["search_space"],
+            "epochs": {"type": "int", "low": low, "high": 60},
+        },
+        "enqueue": [{**SMALL_STUDY["enqueue"][0], "epochs": low}],
+    }
 
 
 def start_run(
@@ -143,7 +150,10 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path):
     records = read_records(outcome.records_path)
     assert len(records) == 4
     failed = [r for r in records if r["state"] == "FAIL"]
-    assert failed and all("mask_fn 'bogus' is not one of" in r["fail_reason"] for r in failed)
+    assert failed and all(
+        "mask_fn must be one of" in r["fail_reason"] and "got 'bogus'" in r["fail_reason"]
+        for r in failed
+    )
     assert any(r["state"] == "COMPLETE" for r in records)
     study = load_or_create_study(
         load_config(path), load_config(path).storage_url(tmp_path / "runs")
@@ -161,7 +171,7 @@ def test_resume_after_sigkill_keeps_every_trial_and_repeats_none(tmp_path, stora
         tmp_path,
         name="killed",
         n_trials=6,
-        search_space=long_trials(low=30),
+        **long_trials(low=30),
         **extra,
     )
     runs = tmp_path / "runs"
@@ -435,7 +445,7 @@ def test_ctrl_c_ends_cleanly_and_the_interrupted_trial_is_rerun(tmp_path):
         tmp_path,
         name="interrupted",
         n_trials=3,
-        search_space=long_trials(low=40),
+        **long_trials(low=40),
     )
     runs = tmp_path / "runs"
     args = run_args(path, tmp_path)
@@ -462,7 +472,7 @@ def test_ctrl_c_stops_worker_processes_at_a_safe_point_and_marks_their_trials(tm
         name="interrupted-jobs",
         n_trials=6,
         enqueue=[],
-        search_space=long_trials(low=40),
+        search_space=long_trials(low=40)["search_space"],
     )
     runs = tmp_path / "runs"
     args = [*run_args(path, tmp_path), "--jobs", "2"]
@@ -506,7 +516,7 @@ def test_a_batch_killed_mid_pass_is_retried_on_resume(tmp_path):
         tmp_path,
         name="killed-batch",
         n_trials=4,
-        search_space=long_trials(low=30),
+        **long_trials(low=30),
     )
     runs = tmp_path / "runs"
     env = {"HARNESS_HEARTBEAT_SECONDS": "1"}
@@ -540,6 +550,7 @@ def test_batched_trials_refuse_shared_parameters_in_the_search(tmp_path):
     path = write_study(
         tmp_path,
         search_space={"mask_fn": {"type": "categorical", "choices": ["sigmoid", "hard_concrete"]}},
+        enqueue=[],
     )
     result = harness(
         "run", str(path), "--batch-trials", "4", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path

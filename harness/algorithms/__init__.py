@@ -7,12 +7,14 @@ did-you-mean error.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from harness.algorithms.acdc import acdc_prune_scores
 from harness.algorithms.edge_attribution import eap_prune_scores
 from harness.algorithms.oracle import oracle_prune_scores
+from harness.algorithms.params import PARAMETERS, Param, check_values
 from harness.algorithms.random_scores import random_prune_scores
 from harness.algorithms.subnetwork_probing import subnetwork_probing_prune_scores
 from harness.prune_scores import PruneScores
@@ -31,6 +33,20 @@ class AlgorithmSpec:
     slug: str
     label: str
     function: Callable[..., PruneScores]
+
+    @property
+    def parameters(self) -> dict[str, Param]:
+        """The type and range of each hyperparameter (see :mod:`harness.algorithms.params`).
+
+        Example:
+            >>> get_algorithm("sp").parameters["dropout_p"].describe()
+            'a finite number in [0, 1)'
+        """
+        return PARAMETERS[self.slug]
+
+    def check(self, params: Mapping[str, Any]) -> None:
+        """A one-line ValueError for the first value ``params`` gives outside its range."""
+        check_values(self.slug, params)
 
 
 ALGORITHMS: dict[str, AlgorithmSpec] = {

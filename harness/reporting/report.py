@@ -98,6 +98,7 @@ def load_source(spec: str, runs_dir: Path) -> Source:
     Raises:
         ValueError: One line, when the file is missing or invalid or there are no records.
     """
+    from harness.record_lines import check_records_file
     from harness.records import read_records
 
     path = Path(spec)
@@ -108,6 +109,7 @@ def load_source(spec: str, runs_dir: Path) -> Source:
     else:
         name = spec
     records_path = runs_dir / name / "trials.jsonl"
+    check_records_file(records_path)
     records = read_records(records_path)
     if not records:
         raise ValueError(f"no records for {name!r}: {records_path} is missing or empty")
@@ -121,13 +123,13 @@ def load_source(spec: str, runs_dir: Path) -> Source:
 
 
 def _load_config(path: Path):
-    import yaml
+    from harness.yamlio import read_yaml_file
 
     if not path.is_file():
         raise ValueError(f"study config {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError:
+        data = read_yaml_file(path)
+    except ValueError:
         data = None  # the loader below reports it in one line
     if isinstance(data, dict) and data.get("kind") == "compare":
         from harness.compare import load_compare_config

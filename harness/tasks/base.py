@@ -148,6 +148,39 @@ def check_metric_supported(spec: TaskSpec, params: dict[str, Any]) -> None:
             )
 
 
+def check_task_options(
+    spec: TaskSpec, options: dict[str, Any], where: str = "task_options"
+) -> None:
+    """A one-line ValueError for an option the task's loader does not take, or a device
+    torch does not have, before anything is loaded.
+
+    Example:
+        >>> check_task_options(get_task_spec("tracr-reverse"), {"seeed": 1})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: task_options: task 'tracr-reverse' takes no option 'seeed' ...
+    """
+    import inspect
+
+    parameters = inspect.signature(spec.loader).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        for name in options:
+            if name not in parameters:
+                close = difflib.get_close_matches(name, parameters, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise ValueError(
+                    f"{where}: task {spec.slug!r} takes no option {name!r} "
+                    f"(it takes: {', '.join(parameters)}){hint}"
+                )
+    if options.get("device") is not None:
+        from harness.device import resolve_device
+
+        try:
+            resolve_device(options["device"])
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
+
+
 def load(name: str, **options: Any) -> Task:
     """Load a task by name and validate its official circuits against its graph."""
     task = get_task_spec(name).loader(**options)

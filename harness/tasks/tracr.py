@@ -331,14 +331,27 @@ def load_tracr_task(
     )
 
 
-def load_reverse(**options: Any) -> Task:
-    """``tracr-reverse``; options as :func:`load_tracr_task`."""
-    return load_tracr_task("reverse", **options)
+def load_reverse(
+    seed: int = 0,
+    n_examples: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "auto",
+    cache_dir: str | os.PathLike | None = None,
+) -> Task:
+    """``tracr-reverse``; options as :func:`load_tracr_task` (named, so that configs'
+    ``task_options`` can be checked against them)."""
+    return load_tracr_task("reverse", seed, n_examples, batch_size, device, cache_dir)
 
 
-def load_proportion(**options: Any) -> Task:
+def load_proportion(
+    seed: int = 0,
+    n_examples: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "auto",
+    cache_dir: str | os.PathLike | None = None,
+) -> Task:
     """``tracr-proportion``; options as :func:`load_tracr_task`."""
-    return load_tracr_task("proportion", **options)
+    return load_tracr_task("proportion", seed, n_examples, batch_size, device, cache_dir)
 
 
 register(

@@ -1,0 +1,504 @@
+"""Runtime faults injected for real: torn records, full disks, dead and killed workers,
+Ctrl-C, resumes against another storage or config. Nothing finished may be lost, and
+each fault ends in one line."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from harness.config import load_config
+from harness.records import TrialRecord, append_record, read_records
+from harness.study import _budget, load_or_create_study, run_study
+from tests.test_study import (
+    ROOT,
+    harness,
+    long_trials,
+    run_args,
+    start_run,
+    wait_for_records,
+    write_study,
+)
+
+QUICK = {  # two short SP trials a few seconds each
+    "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+    "epochs": {"type": "int", "low": 2, "high": 3},
+}
+
+
+def quick_study(tmp_path: Path, name: str, **changes) -> Path:
+    settings = {
+        "name": name,
+        "search_space": QUICK,
+        "enqueue": [{"learning_rate": 0.1, "epochs": 2}],
+        "sampler": {"type": "random"},
+        "n_trials": 2,
+        **changes,
+    }
+    return write_study(tmp_path, **settings)
+
+
+def one_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+def record(trial: int) -> TrialRecord:
+    return TrialRecord("s", trial, "COMPLETE", "sp", "t", None, {"x": trial}, trial)
+
+
+# --- torn records ---------------------------------------------------------------------
+
+
+def test_an_append_after_a_torn_line_starts_a_line_of_its_own(tmp_path):
+    path = tmp_path / "trials.jsonl"
+    for trial in range(3):
+        append_record(path, record(trial))
+    subprocess.run(["truncate", "-s", "-200", str(path)], check=True)  # a crash mid-append
+    torn = path.read_bytes().rsplit(b"\n", 2)[-1]
+    append_record(path, record(3))
+    assert [r["trial"] for r in read_records(path)] == [0, 1, 3]  # 3 was glued to 2, lost
+    assert (tmp_path / "trials.jsonl.torn").read_bytes() == torn + b"\n"  # kept aside
+
+
+def test_a_torn_last_line_is_repaired_on_resume_and_every_later_record_reads_back(tmp_path):
+    path = quick_study(tmp_path, "torn")
+    runs = tmp_path / "runs"
+    run_study(load_config(path), runs_dir=runs, progress=False)
+    records_file = runs / "torn" / "trials.jsonl"
+    subprocess.run(["truncate", "-s", "-200", str(records_file)], check=True)
+    result = harness(*run_args(path, tmp_path), "--n-trials", "4", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    warning = one_line(result.stderr)
+    assert "trials.jsonl ended in a torn line" in warning and "trials.jsonl.torn" in warning
+    assert [r["trial"] for r in read_records(records_file)] == [0, 2, 3]
+    assert (runs / "torn" / "trials.jsonl.torn").stat().st_size > 0
+    status = harness("status", str(path), "--runs-dir", str(runs), cwd=tmp_path)
+    assert status.returncode == 0, status.stderr
+    row = next(line for line in status.stdout.splitlines() if line.split()[:1] == ["1"])
+    assert "NO RECORD" in row  # the torn record's trial is flagged, not hidden
+    assert "finished trials without a record" in status.stdout
+
+
+# --- full disks -------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def small_filesystem(path: Path, size: str = "256k"):
+    """A tmpfs of ``size`` at ``path`` (root only); skips the test where mounting fails."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(directory: Path, leave_kib: int = 0) -> Path:
+    """Fill the filesystem of ``directory`` up to ``leave_kib`` KiB free."""
+    stats = os.statvfs(directory)
+    free = stats.f_bavail * stats.f_frsize // 1024
+    filler = directory / "filler"
+    with filler.open("wb") as handle, contextlib.suppress(OSError):
+        handle.write(b"\0" * max(0, free - leave_kib) * 1024)
+    return filler
+
+
+def test_a_full_disk_under_the_records_stops_the_run_and_costs_no_trial(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    path = quick_study(tmp_path, "full", storage=storage)
+    config = load_config(path)
+    with small_filesystem(tmp_path / "runs", "64k") as runs:
+        run_study(config, runs_dir=runs, progress=False)
+        records_file = runs / "full" / "trials.jsonl"
+        before = records_file.read_bytes()
+        filler = fill(runs)
+        result = harness(*run_args(path, tmp_path), "--n-trials", "4", cwd=tmp_path)
+        assert result.returncode == 1, result.stderr
+        line = one_line(result.stderr)
+        assert line.startswith("harness: error: cannot write records to ")
+        assert line.endswith("No space left on device")
+        assert records_file.read_bytes() == before  # nothing cut, nothing torn
+        study = load_or_create_study(config, storage)
+        assert _budget(study).finished == 2  # the cut trial is no FAIL against the budget
+        cut = [t for t in study.trials if t.state.name == "FAIL"]
+        assert [t.user_attrs.get("record_error") for t in cut] == [line.split(": ", 2)[2]]
+        filler.unlink()
+        outcome = run_study(config, n_trials=4, runs_dir=runs, progress=False)
+        records = read_records(records_file)
+        assert outcome.n_finished == 4 and len(records) == 4
+        assert all(r["state"] == "COMPLETE" for r in records)
+        (rerun,) = [r for r in records if r["retry_of"] == cut[0].number]
+        assert rerun["params"]["learning_rate"] == cut[0].params["learning_rate"]
+
+
+@pytest.mark.slow
+def test_a_full_disk_stops_jobs_workers_in_one_line(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    path = quick_study(tmp_path, "fulljobs", storage=storage, enqueue=[])
+    with small_filesystem(tmp_path / "runs", "64k") as runs:
+        run_study(load_config(path), runs_dir=runs, progress=False)
+        before = (runs / "fulljobs" / "trials.jsonl").read_bytes()
+        fill(runs)
+        args = [*run_args(path, tmp_path), "--n-trials", "4", "--jobs", "2"]
+        result = harness(*args, cwd=tmp_path)
+        assert result.returncode == 1, result.stderr
+        line = one_line(result.stderr)
+        assert line.startswith("harness: error: cannot write records to ")
+        after = (runs / "fulljobs" / "trials.jsonl").read_bytes()
+        assert after.startswith(before) and after.endswith(b"\n")  # whole records only
+        kept = read_records(runs / "fulljobs" / "trials.jsonl")  # (space another freed)
+        assert len(kept) == after.count(b"\n") and all(r["state"] == "COMPLETE" for r in kept)
+        study = load_or_create_study(load_config(path), storage)
+        assert _budget(study).finished <= len(kept)  # the cut trials cost nothing
+        cut = [t for t in study.trials if t.state.name == "FAIL"]
+        assert cut and all(t.user_attrs.keys() & {"record_error", "interrupted"} for t in cut)
+
+
+@pytest.mark.slow
+def test_a_full_disk_under_records_and_storage_is_one_line_and_loses_nothing(tmp_path):
+    path = quick_study(tmp_path, "fullall")
+    config = load_config(path)
+    with small_filesystem(tmp_path / "runs") as runs:
+        run_study(config, runs_dir=runs, progress=False)
+        records_file = runs / "fullall" / "trials.jsonl"
+        before = read_records(records_file)
+        filler = fill(runs, leave_kib=16)
+        result = harness(*run_args(path, tmp_path), "--n-trials", "4", cwd=tmp_path)
+        assert result.returncode == 1, result.stderr
+        line = one_line(result.stderr)
+        assert "database or disk is full" in line or "No space left on device" in line
+        assert read_records(records_file)[: len(before)] == before
+        filler.unlink()
+        outcome = run_study(config, n_trials=4, runs_dir=runs, progress=False)
+        numbers = [r["trial"] for r in read_records(records_file)]
+        assert outcome.n_finished == 4 and len(numbers) == len(set(numbers))
+
+
+def test_a_file_size_limit_stops_the_run_in_one_line_and_loses_nothing(tmp_path):
+    """RLIMIT_FSIZE (EFBIG) works without mounting: every write past the limit fails, in
+    the records and in the SQLite file alike."""
+    import resource
+
+    path = quick_study(tmp_path, "fsize")
+    config = load_config(path)
+    runs = tmp_path / "runs"
+    run_study(config, runs_dir=runs, progress=False)
+    records_file = runs / "fsize" / "trials.jsonl"
+    before = records_file.read_bytes()
+    limit = len(before) + 10
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", *run_args(path, tmp_path), "--n-trials", "4"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        preexec_fn=limited,
+    )
+    assert result.returncode == 1, result.stderr
+    line = one_line(result.stderr)  # SQLite says EFBIG its own way
+    assert "File too large" in line or line.endswith("failed: disk I/O error")
+    assert records_file.read_bytes() == before
+    outcome = run_study(config, n_trials=4, runs_dir=runs, progress=False)
+    numbers = [r["trial"] for r in read_records(records_file)]
+    assert outcome.n_finished == 4 and sorted(numbers) == sorted(set(numbers))
+    assert len(numbers) == 4
+
+
+# --- dead workers -----------------------------------------------------------------------
+
+DYING = """
+import os, sys, optuna
+from harness.study import load_or_create_study, suggest
+from harness.config import load_config
+config = load_config(sys.argv[1])
+study = load_or_create_study(config, sys.argv[2])
+trial = study.ask()
+suggest(trial, config)
+trial.set_user_attr("seed", 0)
+study._storage.record_heartbeat(trial._trial_id)
+os._exit(9)  # killed mid-trial
+"""
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+def test_a_trial_killed_again_and_again_is_retried_then_failed_with_its_reason(
+    tmp_path, monkeypatch
+):
+    """The first trial is an enqueued point outside the search space: its retries must
+    still work (Optuna's own retry rebuilt it from the search space and raised)."""
+    from harness.objective import TrialRunner
+    from harness.sweep.failures import record_given_up
+    from harness.sweep.retries import fail_stale_trials
+
+    monkeypatch.setattr("harness.study.HEARTBEAT_SECONDS", 1)  # stale after 3 s
+    path = quick_study(tmp_path, "twice", enqueue=[{"learning_rate": 5.0, "epochs": 2}])
+    config = load_config(path)
+    url = config.storage_url(tmp_path / "runs")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HARNESS_HEARTBEAT_SECONDS": "1"}
+
+    def die() -> None:
+        child = subprocess.run(
+            [sys.executable, "-c", DYING, str(path), url], env=env, capture_output=True
+        )
+        assert child.returncode == 9, child.stderr
+        time.sleep(4.5)  # past the grace period (SQLite times count whole seconds)
+
+    study = load_or_create_study(config, url)
+    die()
+    optuna.storages.fail_stale_trials(study)  # what Optuna's optimize runs first
+    die()
+    assert fail_stale_trials(study) == 1  # ours, with the reason
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["FAIL", "FAIL", "WAITING"]
+    assert trials[2].system_attrs["fixed_params"] == {"learning_rate": 5.0, "epochs": 2}
+    assert trials[1].user_attrs["fail_reason"] == "worker died (heartbeat stale); retried"
+    assert _budget(study).finished == 0  # no budget spent on deaths
+    die()
+    assert fail_stale_trials(study) == 1
+    trials = study.get_trials()
+    assert [t.state.name for t in trials] == ["FAIL"] * 3  # given up: no fourth try
+    reason = "worker died (heartbeat stale); given up after 3 attempts"
+    assert trials[2].user_attrs["fail_reason"] == reason
+    assert _budget(study).finished == 1  # one trial, one slot
+    runner = TrialRunner(config, tmp_path / "runs" / "twice" / "trials.jsonl")
+    assert record_given_up(study, runner) == 1 and record_given_up(study, runner) == 0
+    (failed,) = read_records(runner.records_file)
+    assert failed["trial"] == 2 and failed["state"] == "FAIL"
+    assert failed["fail_reason"] == reason and failed["retry_of"] == 0
+    assert failed["params"]["learning_rate"] == 5.0
+    status = harness("status", str(path), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    rows = status.stdout.splitlines()[2:5]
+    assert rows[0].endswith("worker died (heartbeat stale); runs again as trial 1")
+    assert rows[2].endswith(reason) and "learning_rate" not in "".join(rows)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_enqueued_first_trial_runs_it_again_on_resume(tmp_path):
+    slow = {"learning_rate": 0.1, "regularize_lambda": 10.0, "init_val": 1.6, "epochs": 40}
+    path = write_study(
+        tmp_path, name="first", n_trials=2, search_space=long_trials(low=2), enqueue=[slow]
+    )
+    args = run_args(path, tmp_path)
+    proc = start_run(args, tmp_path)
+    config = load_config(path)
+    url = config.storage_url(tmp_path / "runs")
+    deadline = time.time() + 120
+    while time.time() < deadline:  # the enqueued trial is training
+        time.sleep(0.5)
+        if Path(url.removeprefix("sqlite:///")).exists():
+            with contextlib.suppress(Exception):  # read only: never enqueue from here
+                trials = optuna.load_study(study_name="first", storage=url).get_trials()
+                if trials and trials[0].state.name == "RUNNING" and trials[0].intermediate_values:
+                    break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert not read_records(tmp_path / "runs" / "first" / "trials.jsonl")
+    result = harness(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = read_records(tmp_path / "runs" / "first" / "trials.jsonl")
+    assert len(records) == 2
+    (defaults,) = [r for r in records if r["params"]["epochs"] == 40]
+    assert {k: defaults["params"][k] for k in slow} == slow and defaults["seed"] == 0
+
+
+# --- seeding ----------------------------------------------------------------------------
+
+
+def proposals(records_file: Path) -> list[tuple]:
+    return [tuple(sorted(r["params"].items())) for r in read_records(records_file)]
+
+
+def test_resumed_runs_with_the_random_sampler_propose_new_points(tmp_path):
+    config = load_config(quick_study(tmp_path, "seeded", enqueue=[], n_trials=1))
+    runs = tmp_path / "runs"
+    first = run_study(config, runs_dir=runs, progress=False)
+    run_study(config, n_trials=2, runs_dir=runs, progress=False)
+    run_study(config, n_trials=3, runs_dir=runs, progress=False)
+    seen = proposals(first.records_path)
+    assert len(seen) == 3 and len(set(seen)) == 3
+    (tmp_path / "again").mkdir()
+    again = load_config(quick_study(tmp_path / "again", "seeded", enqueue=[], n_trials=1))
+    repeat = run_study(again, runs_dir=tmp_path / "again" / "runs", progress=False)
+    assert proposals(repeat.records_path) == seen[:1]  # a fresh run reproduces its seed
+
+
+def test_jobs_workers_with_the_random_sampler_propose_different_points(tmp_path):
+    config = load_config(quick_study(tmp_path, "seeded-jobs", enqueue=[], n_trials=2))
+    outcome = run_study(config, jobs=2, runs_dir=tmp_path / "runs", progress=False)
+    seen = proposals(outcome.records_path)
+    assert len(seen) == 2 and seen[0] != seen[1]
+
+
+# --- another storage, another config ----------------------------------------------------
+
+
+def test_records_of_another_storage_are_refused_in_one_line(tmp_path):
+    path = quick_study(tmp_path, "keyed", n_trials=1)
+    runs = tmp_path / "runs"
+    args = run_args(path, tmp_path)
+    assert harness(*args, cwd=tmp_path).returncode == 0
+    records_file = runs / "keyed" / "trials.jsonl"
+    before = records_file.read_bytes()
+    other = harness(*args, "--storage", f"sqlite:///{tmp_path / 'other.db'}", cwd=tmp_path)
+    assert other.returncode == 2
+    assert "holds 1 records of study 'keyed', but sqlite:///" in one_line(other.stderr)
+    (runs / "keyed" / "study.db").unlink()  # a deleted study.db
+    deleted = harness(*args, cwd=tmp_path)
+    assert deleted.returncode == 2
+    assert "(a new or deleted storage?): move" in one_line(deleted.stderr)
+    assert records_file.read_bytes() == before
+
+
+def test_a_changed_config_is_refused_unless_allowed_and_then_recorded(tmp_path):
+    path = quick_study(tmp_path, "changed", n_trials=1)
+    args = run_args(path, tmp_path)
+    assert harness(*args, cwd=tmp_path).returncode == 0
+    data = yaml.safe_load(path.read_text())
+    data["task"] = "tracr-proportion"
+    data["ground_truth"] = None
+    path.write_text(yaml.safe_dump(data))
+    refused = harness(*args, "--n-trials", "2", cwd=tmp_path)
+    assert refused.returncode == 2
+    line = one_line(refused.stderr)
+    assert "study 'changed' was created with another config (ground_truth: 'resample'" in line
+    assert "and 1 more" in line and "--allow-config-change" in line
+    assert len(read_records(tmp_path / "runs" / "changed" / "trials.jsonl")) == 1
+    allowed = harness(*args, "--n-trials", "2", "--allow-config-change", cwd=tmp_path)
+    assert allowed.returncode == 0, allowed.stderr
+    assert "config changed (ground_truth, task)" in allowed.stderr
+    config = load_config(path)
+    study = load_or_create_study(config, config.storage_url(tmp_path / "runs"))
+    (change,) = study.user_attrs["config_changes"]
+    assert change["keys"] == ["ground_truth", "task"] and change["to_hash"] == config.config_hash()
+    records = read_records(tmp_path / "runs" / "changed" / "trials.jsonl")
+    assert [r["task"] for r in records] == ["tracr-reverse", "tracr-proportion"]
+    bigger = harness(*args, "--n-trials", "3", cwd=tmp_path)  # the budget may grow freely
+    assert bigger.returncode == 0, bigger.stderr
+
+
+# --- worker processes -------------------------------------------------------------------
+
+
+def worker_pids(parent: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(parent)], capture_output=True, text=True)
+    children = [int(p) for p in out.stdout.split()]
+    return [p for p in children if "spawn_main" in _cmdline(p)]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+SPAWN_BLOCKED = """
+import shutil, sys
+from harness.sweep.processes import start_blocked
+process = start_blocked(shutil.copyfile, ("/proc/self/status", sys.argv[1]))
+process.join()
+"""
+
+
+def test_worker_processes_start_with_ctrl_c_blocked(tmp_path):
+    """A Ctrl-C that lands while a worker imports must wait for its handlers (before,
+    multiprocessing's resource tracker unblocked SIGINT in the parent as it started, and
+    the first worker printed a KeyboardInterrupt traceback)."""
+    status = tmp_path / "status"
+    subprocess.run(
+        [sys.executable, "-c", SPAWN_BLOCKED, str(status)],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    (blocked,) = [line.split()[1] for line in status.read_text().splitlines() if "SigBlk" in line]
+    mask = int(blocked, 16)
+    assert mask >> (signal.SIGINT - 1) & 1 and mask >> (signal.SIGUSR1 - 1) & 1
+
+
+@pytest.mark.slow
+def test_a_killed_jobs_worker_does_not_abort_the_others(tmp_path):
+    path = write_study(
+        tmp_path, name="killjob", n_trials=5, enqueue=[], search_space=long_trials(low=15)
+    )
+    env = {"HARNESS_HEARTBEAT_SECONDS": "1"}
+    proc = start_run([*run_args(path, tmp_path), "--jobs", "2"], tmp_path, env)
+    records_file = tmp_path / "runs" / "killjob" / "trials.jsonl"
+    wait_for_records(records_file, 1)
+    victim = worker_pids(proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    line = one_line(err)
+    assert line.startswith(f"harness: warning: worker process {victim} died (SIGKILL)")
+    numbers = [r["trial"] for r in read_records(records_file)]
+    assert len(numbers) == len(set(numbers)) == 5
+
+
+@pytest.mark.slow
+def test_double_ctrl_c_with_jobs_is_one_line_and_exit_130(tmp_path):
+    path = write_study(
+        tmp_path, name="twicec", n_trials=6, enqueue=[], search_space=long_trials(low=40)
+    )
+    proc = start_run([*run_args(path, tmp_path), "--jobs", "2"], tmp_path, new_session=True)
+    wait_for_records(tmp_path / "runs" / "twicec" / "trials.jsonl", 1)
+    os.killpg(proc.pid, signal.SIGINT)
+    time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert one_line(err) == "harness: interrupted"
+
+
+def test_ctrl_c_during_start_up_is_exit_130_and_one_line(tmp_path):
+    path = quick_study(tmp_path, "early")
+    proc = start_run(run_args(path, tmp_path), tmp_path, new_session=True)
+    time.sleep(2.0)  # importing torch, opening the study, compiling the task
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert one_line(err) == "harness: interrupted"
+
+
+@pytest.mark.slow
+def test_workers_of_a_killed_parent_stop(tmp_path):
+    path = write_study(
+        tmp_path, name="orphans", n_trials=6, enqueue=[], search_space=long_trials(low=40)
+    )
+    proc = start_run([*run_args(path, tmp_path), "--jobs", "2"], tmp_path)
+    wait_for_records(tmp_path / "runs" / "orphans" / "trials.jsonl", 1)
+    workers = worker_pids(proc.pid)
+    assert len(workers) == 2
+    proc.kill()
+    proc.wait()
+    deadline = time.time() + 60
+    while time.time() < deadline and any(Path(f"/proc/{p}").exists() for p in workers):
+        time.sleep(0.5)
+    alive = [p for p in workers if Path(f"/proc/{p}").exists() and "spawn_main" in _cmdline(p)]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive
