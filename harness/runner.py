@@ -98,7 +98,7 @@ def run_algorithm(
         >>> from harness.tasks import load
         >>> task = load("tracr-reverse", device="cpu")
         >>> run_algorithm(task, "oracle").aucs
-        {'resample': 1.0, 'zero': 0.6, 'acdc-zero': 0.6}
+        {'resample': 1.0, 'acdc-zero': 0.6}
     """
     spec = get_algorithm(algorithm)
     params = dict(params or {})

@@ -89,7 +89,7 @@ def test_graph_and_official_circuits(tasks, program):
     task = tasks[program]
     n_edges, n_resample, n_zero = GRAPH[program]
     assert task.patchable.n_edges == n_edges
-    assert task.ground_truths == ("resample", "zero", "acdc-zero")
+    assert task.ground_truths == ("resample", "acdc-zero")
     assert task.default_ground_truth == "resample"
     assert len(task.official_edges()) == n_resample
     assert len(task.official_edges("acdc-zero")) == n_zero
@@ -97,7 +97,7 @@ def test_graph_and_official_circuits(tasks, program):
     assert all(e in task.patchable.graph for c in task.circuits.values() for e in c)
     assert task.faithfulness_target == ("kl_div" if program == "reverse" else "mse")
     assert task.info["tracr"] == "tracr-pypi 1.0.0"
-    assert set(task.info["ground_truths"]) == {"resample", "zero", "acdc-zero"}
+    assert set(task.info["ground_truths"]) == {"resample", "acdc-zero"}
 
 
 def test_cache_written_and_reused(tmp_path, monkeypatch):

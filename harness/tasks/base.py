@@ -34,6 +34,8 @@ class Task:
             (``"mse"`` for a numerical output, ``"kl_div"`` otherwise).
         separate_qkv: The graph the official edges are written in.
         info: Provenance and dataset facts, for records.
+        aliases: Other names of ground truths (alias -> name in ``circuits``): accepted
+            wherever a ground truth is named, never scored twice.
     """
 
     slug: str
@@ -45,6 +47,7 @@ class Task:
     faithfulness_target: str = "kl_div"
     separate_qkv: bool = True
     info: dict[str, Any] = field(default_factory=dict)
+    aliases: dict[str, str] = field(default_factory=dict)
 
     @property
     def ground_truths(self) -> tuple[str, ...]:
@@ -53,6 +56,7 @@ class Task:
     def official_edges(self, ground_truth: str | None = None) -> frozenset[str]:
         """The edges of a ground truth (the task's default when ``None``)."""
         name = self.default_ground_truth if ground_truth is None else ground_truth
+        name = self.aliases.get(name, name)
         if name not in self.circuits:
             raise ValueError(
                 f"task {self.slug!r} has no ground truth {name!r} "

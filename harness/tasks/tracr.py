@@ -14,8 +14,9 @@ compiled model and the task's data by :mod:`harness.tasks.derive` (nothing typed
 - ``resample`` (default): for resample ablation with same-length pairs (reverse 2 edges,
   proportion 3: auto-circuit's official sets). Length and positions are the same in both
   prompts of a pair, so only the token-carrying path is needed.
-- ``zero``: for zero ablation, the program's information flow (10 and 5 edges: the ACDC
-  paper's official sets). ``acdc-zero`` is an alias of it.
+- ``acdc-zero``: for zero ablation, the program's information flow (10 and 5 edges: the
+  ACDC paper's official sets). ``zero`` is another name of it (the name the derivation
+  gives it on every compiled program); records and reports keep ``acdc-zero``.
 
 Example:
     >>> import tempfile
@@ -54,17 +55,19 @@ _AUTO_CIRCUIT = "UFO-101/auto-circuit@98db58c auto_circuit/metrics/official_circ
 _ACDC = "ArthurConmy/Automatic-Circuit-Discovery@a9a7857 (big-rerun) acdc/tracr_task/utils.py"
 
 # ground truth -> the ablation it is for; every one is derived (harness.tasks.derive)
-GROUND_TRUTH_ABLATIONS = {"resample": "resample", "zero": "zero", "acdc-zero": "zero"}
-ALIASES = {"acdc-zero": "zero"}  # names kept for records made before the derivation
+GROUND_TRUTH_ABLATIONS = {"resample": "resample", "acdc-zero": "zero"}
+ALIASES = {"zero": "acdc-zero"}  # the derivation's name; records keep the official one
 # The official circuits the derivation reproduces (tests check the sets are equal).
 OFFICIAL_SOURCES: dict[str, dict[str, str]] = {
     "reverse": {
         "resample": f"{_AUTO_CIRCUIT}/reverse_official.py::tracr_reverse_true_edges",
-        "zero": f"{_ACDC}::get_tracr_reverse_edges (ACDC run, zero ablation, commit e612e50)",
+        "acdc-zero": f"{_ACDC}::get_tracr_reverse_edges (ACDC run, zero ablation, commit e612e50)",
     },
     "proportion": {
         "resample": f"{_AUTO_CIRCUIT}/xproportion_official.py::tracr_xproportion_official_edges",
-        "zero": f"{_ACDC}::get_tracr_proportion_edges (ACDC run, zero ablation, commit e612e50)",
+        "acdc-zero": (
+            f"{_ACDC}::get_tracr_proportion_edges (ACDC run, zero ablation, commit e612e50)"
+        ),
     },
 }
 DERIVATION_SEED = 0  # the derivation runs on the default train + test prompts of this seed
@@ -217,10 +220,9 @@ def ground_truth_circuits(derived: DerivedCircuits) -> dict[str, frozenset[str]]
         >>> from harness.tasks.tracr_compile import load_compiled
         >>> truths = ground_truth_circuits(derived_circuits(load_compiled("proportion")))
         >>> {name: len(edges) for name, edges in truths.items()}
-        {'resample': 3, 'zero': 5, 'acdc-zero': 5}
+        {'resample': 3, 'acdc-zero': 5}
     """
-    primary = {"resample": derived.resample, "zero": derived.zero}
-    return {name: primary[ALIASES.get(name, name)] for name in GROUND_TRUTH_ABLATIONS}
+    return {"resample": derived.resample, "acdc-zero": derived.zero}
 
 
 def necessary_alone_counts(
@@ -303,9 +305,7 @@ def load_tracr_task(
                 "ablation": GROUND_TRUTH_ABLATIONS[name],
                 "n_edges": len(edges),
                 "source": (
-                    f"alias of {ALIASES[name]!r}"
-                    if name in ALIASES
-                    else f"derived by harness.tasks.derive (tol {derived.tol:g}, seed "
+                    f"derived by harness.tasks.derive (tol {derived.tol:g}, seed "
                     f"{DERIVATION_SEED} default splits)"
                     + (f"; official: {official}" if (official := _official(program, name)) else "")
                 ),
@@ -328,6 +328,7 @@ def load_tracr_task(
         default_ground_truth="resample",
         faithfulness_target="mse" if PROGRAMS[program].numerical else "kl_div",
         info=info,
+        aliases=dict(ALIASES),
     )
 
 
