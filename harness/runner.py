@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import time
 from collections.abc import Callable, Mapping
@@ -11,6 +10,7 @@ from typing import Any
 
 from harness.algorithms import AlgorithmSpec, get_algorithm
 from harness.algorithms.params import check_seed, check_values
+from harness.hints import did_you_mean
 from harness.metrics import RocCurve, score_roc
 from harness.prune_scores import PruneScores
 from harness.tasks import Task
@@ -53,8 +53,7 @@ def check_parameters(
     known = algorithm_parameters(spec)
     for name in params:
         if name not in known:
-            close = difflib.get_close_matches(name, known, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(name, known)
             raise ValueError(
                 f"{where}algorithm {spec.slug!r} takes no parameter {name!r} "
                 f"(it takes: {', '.join(known) or 'none'}){hint}"

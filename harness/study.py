@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import StudyConfig
+from harness.hints import did_you_mean
 
 RUNS_DIR = Path(os.environ.get("HARNESS_RUNS_DIR", "runs"))
 HEARTBEAT_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_SECONDS", "10"))
@@ -787,10 +788,7 @@ def preflight(config: StudyConfig) -> None:
 
     spec = get_task_spec(config.task)
     if config.ground_truth is not None and config.ground_truth not in spec.ground_truths:
-        import difflib
-
-        close = difflib.get_close_matches(config.ground_truth, spec.ground_truths, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(config.ground_truth, spec.ground_truths)
         raise ValueError(
             f"task {config.task!r} has no ground truth {config.ground_truth!r} "
             f"(it has: {', '.join(spec.ground_truths)}){hint}"

@@ -6,7 +6,6 @@ did-you-mean error.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +16,7 @@ from harness.algorithms.oracle import oracle_prune_scores
 from harness.algorithms.params import PARAMETERS, Param, check_values
 from harness.algorithms.random_scores import random_prune_scores
 from harness.algorithms.subnetwork_probing import subnetwork_probing_prune_scores
+from harness.hints import did_you_mean
 from harness.prune_scores import PruneScores
 
 
@@ -71,8 +71,7 @@ def get_algorithm(slug: str) -> AlgorithmSpec:
     try:
         return ALGORITHMS[slug]
     except KeyError:
-        close = difflib.get_close_matches(slug, ALGORITHMS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(slug, ALGORITHMS)
         raise ValueError(
             f"unknown algorithm {slug!r} (known: {', '.join(ALGORITHMS)}){hint}"
         ) from None

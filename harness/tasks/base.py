@@ -9,13 +9,13 @@ graph before returning.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from harness.data import PromptBatch
+from harness.hints import did_you_mean
 from harness.patching import PatchableModel
 
 
@@ -124,8 +124,7 @@ def get_task_spec(name: str) -> TaskSpec:
     specs = task_specs()
     if name in specs:
         return specs[name]
-    close = difflib.get_close_matches(name, specs, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(name, specs)
     raise ValueError(f"unknown task {name!r} (known: {', '.join(specs)}){hint}")
 
 
@@ -170,8 +169,7 @@ def check_task_options(
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         for name in options:
             if name not in parameters:
-                close = difflib.get_close_matches(name, parameters, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
+                hint = did_you_mean(name, parameters)
                 raise ValueError(
                     f"{where}: task {spec.slug!r} takes no option {name!r} "
                     f"(it takes: {', '.join(parameters)}){hint}"
