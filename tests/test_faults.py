@@ -309,7 +309,11 @@ def test_a_trial_killed_again_and_again_is_retried_then_failed_with_its_reason(
 def test_ctrl_c_in_the_enqueued_first_trial_runs_it_again_on_resume(tmp_path):
     slow = {"learning_rate": 0.1, "regularize_lambda": 10.0, "init_val": 1.6, "epochs": 40}
     path = write_study(
-        tmp_path, name="first", n_trials=2, search_space=long_trials(low=2), enqueue=[slow]
+        tmp_path,
+        name="first",
+        n_trials=2,
+        search_space=long_trials(low=2)["search_space"],
+        enqueue=[slow],
     )
     args = run_args(path, tmp_path)
     proc = start_run(args, tmp_path)
@@ -453,7 +457,11 @@ def test_worker_processes_start_with_ctrl_c_blocked(tmp_path):
 @pytest.mark.slow
 def test_a_killed_jobs_worker_does_not_abort_the_others(tmp_path):
     path = write_study(
-        tmp_path, name="killjob", n_trials=5, enqueue=[], search_space=long_trials(low=15)
+        tmp_path,
+        name="killjob",
+        n_trials=5,
+        enqueue=[],
+        search_space=long_trials(low=15)["search_space"],
     )
     env = {"HARNESS_HEARTBEAT_SECONDS": "1"}
     proc = start_run([*run_args(path, tmp_path), "--jobs", "2"], tmp_path, env)
@@ -472,7 +480,11 @@ def test_a_killed_jobs_worker_does_not_abort_the_others(tmp_path):
 @pytest.mark.slow
 def test_double_ctrl_c_with_jobs_is_one_line_and_exit_130(tmp_path):
     path = write_study(
-        tmp_path, name="twicec", n_trials=6, enqueue=[], search_space=long_trials(low=40)
+        tmp_path,
+        name="twicec",
+        n_trials=6,
+        enqueue=[],
+        search_space=long_trials(low=40)["search_space"],
     )
     proc = start_run([*run_args(path, tmp_path), "--jobs", "2"], tmp_path, new_session=True)
     wait_for_records(tmp_path / "runs" / "twicec" / "trials.jsonl", 1)
@@ -497,7 +509,11 @@ def test_ctrl_c_during_start_up_is_exit_130_and_one_line(tmp_path):
 @pytest.mark.slow
 def test_workers_of_a_killed_parent_stop(tmp_path):
     path = write_study(
-        tmp_path, name="orphans", n_trials=6, enqueue=[], search_space=long_trials(low=40)
+        tmp_path,
+        name="orphans",
+        n_trials=6,
+        enqueue=[],
+        search_space=long_trials(low=40)["search_space"],
     )
     proc = start_run([*run_args(path, tmp_path), "--jobs", "2"], tmp_path)
     wait_for_records(tmp_path / "runs" / "orphans" / "trials.jsonl", 1)
