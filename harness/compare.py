@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.config import CONFIG_VERSION, _Strict
 from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, faithfulness_curve, sweep_roc
@@ -85,12 +85,17 @@ class CompareConfig(_Strict):
     kind: str = Field(pattern="^compare$")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
-    tasks: list[str] = Field(min_length=1)
+    tasks: list[str] = Field(min_length=1)  # task names and named suites (``tracr-suite``)
     task_options: dict[str, Any] = Field(default_factory=dict)
     ablations: list[str] = Field(default_factory=lambda: ["resample"], min_length=1)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     methods: dict[str, MethodConfig] = Field(min_length=1)
     bootstrap_samples: int = Field(default=10000, ge=100)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
 
 
 def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = None) -> CompareConfig:
@@ -108,7 +113,10 @@ def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = Non
         raise ValueError(f"{path}: a study config, not a comparison: run `harness run {path}`")
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value)
-    return validate_model(CompareConfig, data, str(path))
+    config = validate_model(CompareConfig, data, str(path))
+    from harness.tasks import expand_tasks
+
+    return config.model_copy(update={"tasks": expand_tasks(config.tasks)})
 
 
 def preflight_compare(config: CompareConfig) -> None:

@@ -126,3 +126,23 @@ def test_preflight_rejects_bad_thresholds(tmp_path):
         )
         with pytest.raises(ValueError, match=message):
             preflight_compare(config)
+
+
+def test_a_named_suite_expands_to_its_tasks(tmp_path):
+    from harness.tasks import suite_tasks, task_specs
+
+    suite = suite_tasks("tracr-suite")
+    assert suite == [slug for slug in task_specs() if slug.startswith("tracr-")]
+    assert {"tracr-reverse", "tracr-proportion"} <= set(suite)
+    config = load_compare_config(write(tmp_path, tasks="tracr-suite"))  # one name, no list
+    assert config.tasks == suite
+    mixed = load_compare_config(write(tmp_path, tasks=["tracr-proportion", "tracr-suite"]))
+    assert mixed.tasks[0] == "tracr-proportion" and sorted(mixed.tasks) == sorted(suite)
+
+
+def test_an_unknown_task_in_a_list_is_one_line(tmp_path):
+    path = write(tmp_path, tasks=["tracr-reverse", "tracr-suit"])
+    result = harness("compare", str(path), "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "unknown task 'tracr-suit'" in line and "did you mean 'tracr-suite'" in line, line

@@ -478,7 +478,6 @@ def test_a_killed_jobs_worker_does_not_abort_the_others(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="times out (300 s) since the fault branches were merged; open")
 def test_double_ctrl_c_with_jobs_is_one_line_and_exit_130(tmp_path):
     path = write_study(
         tmp_path,
@@ -508,7 +507,6 @@ def test_ctrl_c_during_start_up_is_exit_130_and_one_line(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="times out (300 s) since the fault branches were merged; open")
 def test_workers_of_a_killed_parent_stop(tmp_path):
     path = write_study(
         tmp_path,

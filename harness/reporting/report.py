@@ -9,7 +9,10 @@
     tables/auc-<gt>-<convention>.{md,tex}   one row per method, one column per task
     tables/best-params.{md,csv,tex}         the best trial of each study
     tables/trials-<name>.{md,csv,tex}       every trial / run
-    figures/<stem>.{html,json,pdf,svg,png}  ROC, faithfulness, Optuna and training plots
+    tables/suite-*.{md,csv,tex}             comparisons over 2+ tasks: the suite mean per
+                                            method, AUC per task, tasks that separate methods
+    figures/<stem>.{html,json,pdf,svg,png}  ROC, faithfulness (up to 4 tasks), AUC per task
+                                            (suites), Optuna and training plots
 
 A study contributes its best trial as the method ``<algorithm> tuned (<study>)``; a
 comparison contributes each method's seeds.
@@ -29,8 +32,12 @@ from typing import Any
 from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
 from harness.records import method_label
 from harness.reporting.figures import MethodRuns, record_auc
+from harness.reporting.suite import is_suite, suite_figures, suite_tables
+from harness.reporting.tables import Table
 
 CONVENTIONS = (SCORE_TRAPEZOID, SWEEP_PESSIMISTIC)
+WIDE_TABLE = 8  # in a suite report, per-method AUC tables wider than this go to auc.csv only
+FEW_TASKS = 4  # ROC and faithfulness figures per task up to this many tasks (suite figures beyond)
 CONVENTION_NOTES = {
     SCORE_TRAPEZOID: "one ranking of all edges by |score|, ties together, trapezoid rule",
     SWEEP_PESSIMISTIC: "one circuit per sweep run, pessimistic staircase (the ACDC paper's)",
@@ -60,17 +67,6 @@ class Source:
     objective_name: str = "objective"
     log_params: tuple[str, ...] = ()
     bootstrap_samples: int = 10000
-
-
-@dataclass
-class Table:
-    """A table in its three text forms, and the numbers behind it."""
-
-    stem: str
-    caption: str
-    frame: Any  # pandas DataFrame of display strings
-    bold: Any = None  # pandas DataFrame of bools, same shape
-    data: Any = None  # pandas DataFrame written as CSV (numbers)
 
 
 @dataclass
@@ -712,7 +708,9 @@ def build_report(sources: list[Source], out: Path, static: bool = True) -> Repor
     runs = method_runs(sources)
     samples = min((s.bootstrap_samples for s in sources), default=10000)
     frame = auc_frame(runs, samples)
-    tables = auc_tables(frame)
+    suite = is_suite(runs)
+    tables = suite_tables(runs, samples) if suite else []
+    tables += [t for t in auc_tables(frame) if not suite or len(t.frame.columns) <= WIDE_TABLE]
     best = best_params_table(sources)
     tables += [best] if best is not None else []
     tables += [trials_table(source) for source in sources]
@@ -724,7 +722,10 @@ def build_report(sources: list[Source], out: Path, static: bool = True) -> Repor
         files.append(out / "tables" / "auc.csv")
     for table in tables:
         files += write_table(table, out)
-    figures = comparison_figures(runs)
+    few_tasks = len({run.task for run in runs}) <= FEW_TASKS
+    figures = comparison_figures(runs) if few_tasks else []
+    if suite:
+        figures += [Figure(*parts) for parts in suite_figures(runs, samples)]
     for source in sources:
         if source.kind == "study":
             figures += study_figures(source)
