@@ -217,14 +217,9 @@ def _load_study(args: argparse.Namespace):
 def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
     from harness.record_lines import check_records_file
     from harness.records import read_records
-    from harness.study import (
-        RUNS_DIR,
-        check_storage_url,
-        records_path,
-        run_study,
-        run_worker,
-    )
+    from harness.study import RUNS_DIR, records_path, run_study, run_worker
     from harness.summary import write_summary
+    from harness.sweep.storage_urls import check_storage_url
 
     config = _load_study(args)
     runs_dir = args.runs_dir or RUNS_DIR
@@ -283,7 +278,8 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
 def _cmd_status(args: argparse.Namespace) -> int:
     from harness.record_lines import check_records_file
     from harness.records import read_records
-    from harness.study import RUNS_DIR, load_existing_study, mask_password, records_path
+    from harness.study import RUNS_DIR, load_existing_study, records_path
+    from harness.sweep.storage_urls import mask_password
 
     config = _load_study(args)
     runs_dir = args.runs_dir or RUNS_DIR

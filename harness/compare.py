@@ -270,7 +270,7 @@ def _run_one(config, task, slug, ablation, seed, number, runs_dir) -> TrialRecor
         )
         record.state = "COMPLETE"
     except Exception as error:
-        from harness.study import failure_reason
+        from harness.sweep.trials import failure_reason
 
         record.state = "FAIL"
         record.fail_reason = failure_reason(error)

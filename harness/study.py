@@ -21,9 +21,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import re
 import time
-import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,10 +30,15 @@ from typing import Any
 
 from harness.config import StudyConfig
 from harness.hints import did_you_mean
+from harness.sweep.storage_urls import check_storage_url, hide_secrets, mask_password
+from harness.sweep.trials import (
+    NOT_RESULTS,
+    SURPLUS,
+    retried_trial_number,
+)
 
 RUNS_DIR = Path(os.environ.get("HARNESS_RUNS_DIR", "runs"))
 HEARTBEAT_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_SECONDS", "10"))
-SURPLUS = "surplus"
 
 
 class _Surplus(Exception):
@@ -52,69 +55,6 @@ class StudyOutcome:
     n_finished: int
     best_value: float | list[float] | None
     best_params: dict[str, Any] | None
-
-
-_USERINFO_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s'\"?#@:/]*):[^\s'\"?#]*@")
-_QUERY_PASSWORD = re.compile(r"(?i)\b((?:ssl)?password|passwd|pwd)=[^&\s'\"]*")
-
-
-def mask_password(text: str) -> str:
-    """A storage URL, or a message quoting one, with every password replaced by ``***``:
-    the userinfo's (up to the last ``@``, so a raw ``@`` in it leaks nothing) and
-    ``password=`` settings in a query or a connection string.
-
-    Example:
-        >>> mask_password("postgresql://user:secret@db:5432/optuna")
-        'postgresql://user:***@db:5432/optuna'
-        >>> mask_password("postgresql://u:p@ss@db/optuna?sslmode=require&password=x")
-        'postgresql://u:***@db/optuna?sslmode=require&password=***'
-    """
-    return _QUERY_PASSWORD.sub(r"\1=***", _USERINFO_PASSWORD.sub(r"\1:***@", text))
-
-
-def _secrets(url: str) -> list[str]:
-    """The passwords a URL carries, raw and percent-decoded (to mask them in messages)."""
-    from urllib.parse import unquote
-
-    found = [m.group(0).split(":", 2)[-1][:-1] for m in _USERINFO_PASSWORD.finditer(url)]
-    found += [m.group(0).split("=", 1)[1] for m in _QUERY_PASSWORD.finditer(url)]
-    found += [unquote(s) for s in found]
-    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
-
-
-def _hide_secrets(message: str, url: str) -> str:
-    for secret in _secrets(url):
-        message = message.replace(secret, "***")
-    return mask_password(message)
-
-
-def check_storage_url(url: str) -> None:
-    """Refuse, in one line, storage URLs that would lose the study or leak a password.
-
-    Example:
-        >>> check_storage_url("sqlite:///")  # doctest: +ELLIPSIS
-        Traceback (most recent call last):
-        ...
-        ValueError: storage 'sqlite:///' is an in-memory database: the study would be lost...
-    """
-    shown = mask_password(url)
-    path = url.split("?", 1)[0]
-    if path in ("sqlite:", "sqlite:/", "sqlite://", "sqlite:///") or path.endswith(":memory:"):
-        raise ValueError(
-            f"storage {shown!r} is an in-memory database: the study would be lost when this "
-            "process ends; give a file, e.g. sqlite:///runs/NAME/study.db"
-        )
-    if "://" not in url:
-        raise ValueError(
-            f"storage {shown!r} is not a URL (sqlite:///FILE, journal:///FILE or "
-            "postgresql://USER@HOST/DB)"
-        )
-    network = not url.startswith(("sqlite:", "journal:"))  # file paths may hold an '@'
-    if network and url.split("://", 1)[1].split("?", 1)[0].count("@") > 1:
-        raise ValueError(
-            f"storage {shown!r} has a raw '@' in its user name or password: "
-            "percent-encode it as %40"
-        )
 
 
 def records_path(config: StudyConfig, runs_dir: Path | None = None) -> Path:
@@ -142,7 +82,7 @@ def open_storage(url: str):
                 continue
             text = str(error).strip()
             reason = text.splitlines()[0] if text else type(error).__name__
-            reason = _hide_secrets(reason, url)
+            reason = hide_secrets(reason, url)
             raise ValueError(f"cannot open storage {shown!r}: {reason}") from None
     raise AssertionError("unreachable")
 
@@ -220,25 +160,6 @@ def directions(config: StudyConfig) -> list[str]:
     return [first, "minimize"] if config.objective.multi else [first]
 
 
-def suggest(trial, config: StudyConfig) -> dict[str, Any]:
-    """Searched parameters for one trial."""
-    from harness.config import Categorical, FloatRange
-
-    values: dict[str, Any] = {}
-    for name, dist in config.search_space.items():
-        if isinstance(dist, Categorical):
-            values[name] = trial.suggest_categorical(name, dist.choices)
-        elif isinstance(dist, FloatRange):
-            values[name] = trial.suggest_float(
-                name, dist.low, dist.high, log=dist.log, step=dist.step
-            )
-        else:
-            values[name] = trial.suggest_int(
-                name, dist.low, dist.high, log=dist.log, step=dist.step
-            )
-    return values
-
-
 def _sqlite_path(url: str) -> Path | None:
     """The database file of a ``sqlite:///`` URL, else None."""
     return Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
@@ -295,18 +216,6 @@ class _Budget:
     in_flight: int  # RUNNING, not superseded
     waiting: int  # WAITING (enqueued, e.g. a retry or the paper defaults)
     slots: dict[int, int]  # trial number -> budget slot (a retry takes its original's)
-
-
-def retried_trial_number(trial) -> int | None:
-    """The number of the trial a (frozen) trial retries after a dead worker, if any."""
-    from optuna.storages import RetryHeartbeatStaleTrialCallback
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # marked experimental
-        return RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
-
-
-NOT_RESULTS = (SURPLUS, "interrupted", "record_error")  # user attrs of trials that are no result
 
 
 def _budget(study) -> _Budget:
@@ -391,10 +300,10 @@ def _run_worker(
 
     from harness.interrupts import check, interruptible
     from harness.liveness import claim, reap_dead_trials, settle_recorded_trials
-    from harness.objective import TrialRunner
     from harness.records import RecordWriteError, read_records
     from harness.sweep import retries
     from harness.sweep.failures import record_given_up
+    from harness.sweep.objective import TrialRunner
 
     budget = n_trials or config.n_trials
     limit = timeout if timeout is not None else config.timeout
@@ -573,8 +482,8 @@ def _train_and_tell(study, runner, trials: list, on_trial) -> None:
     from harness.algorithms.params import check_batched
     from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
     from harness.interrupts import interruptible
-    from harness.objective import INTERRUPTED
     from harness.records import RecordWriteError
+    from harness.sweep.objective import INTERRUPTED
 
     task = runner.task
     settings, histories, callbacks, shared = [], [], [], {}
@@ -768,14 +677,6 @@ class _StudyProgress:
 
     def close(self) -> None:
         self.bar.close()
-
-
-def failure_reason(error: BaseException) -> str:
-    """One line: the exception's type and message, and where it was raised."""
-    frames = traceback.extract_tb(error.__traceback__)
-    where = f" (at {Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    return f"{type(error).__name__}: {message}{where}"[:500]
 
 
 def preflight(config: StudyConfig) -> None:

@@ -253,8 +253,8 @@ def test_a_trial_killed_again_and_again_is_retried_then_failed_with_its_reason(
 ):
     """The first trial is an enqueued point outside the search space: its retries must
     still work (Optuna's own retry rebuilt it from the search space and raised)."""
-    from harness.objective import TrialRunner
     from harness.sweep.failures import record_given_up
+    from harness.sweep.objective import TrialRunner
     from harness.sweep.retries import fail_stale_trials
 
     monkeypatch.setattr("harness.study.HEARTBEAT_SECONDS", 1)  # stale after 3 s

@@ -10,7 +10,8 @@ import optuna
 import pytest
 
 from harness.liveness import OWNER_ATTR, claim, reap_dead_trials, settle_recorded_trials
-from harness.study import open_storage, retried_trial_number
+from harness.study import open_storage
+from harness.sweep.trials import retried_trial_number
 
 CHILD = """
 import os, sys, optuna

@@ -15,7 +15,9 @@ import yaml
 
 from harness.config import load_config
 from harness.records import read_records
-from harness.study import load_or_create_study, mask_password, retried_trial_number, run_study
+from harness.study import load_or_create_study, run_study
+from harness.sweep.storage_urls import mask_password
+from harness.sweep.trials import retried_trial_number
 
 ROOT = Path(__file__).resolve().parents[1]
 

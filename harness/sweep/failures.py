@@ -39,7 +39,7 @@ def storage_failures(storage_url: str) -> Iterator[None]:
         cause = storage_cause(error)
         if cause is None:
             raise
-        from harness.study import mask_password
+        from harness.sweep.storage_urls import mask_password
 
         raise StorageError(f"storage {mask_password(storage_url)} failed: {cause}") from None
 
@@ -88,8 +88,8 @@ def record_given_up(study: Any, runner: Any) -> int:
     """Write the FAIL record of each trial that ended FAILed without one (a worker that
     died too often; see :mod:`harness.sweep.retries`). Returns how many it wrote."""
     from harness.records import TrialRecord, append_record
-    from harness.study import NOT_RESULTS
     from harness.sweep.retries import DEATHS, FAILED_TRIAL, REASON, STALE, retried_numbers
+    from harness.sweep.trials import NOT_RESULTS
 
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)

@@ -52,8 +52,8 @@ def missing_records(trials: list[Any], records: Mapping[int, Any]) -> list[int]:
         >>> missing_records([done], {}), missing_records([done], {3: {}})
         ([3], [])
     """
-    from harness.study import NOT_RESULTS
     from harness.sweep.retries import retried_numbers
+    from harness.sweep.trials import NOT_RESULTS
 
     retried = retried_numbers(trials)
     return [

@@ -21,6 +21,7 @@ from harness.records import (
     package_versions,
     thin_curve,
 )
+from harness.sweep.trials import failure_reason, retried_trial_number, suggest
 
 INTERRUPTED = "interrupted"
 
@@ -63,8 +64,6 @@ class TrialRunner:
 
         Suggesting twice returns the same values, so batch mode can ask before training.
         """
-        from harness.study import suggest
-
         retry_of = _retried_number(trial)
         slot = retry_of if retry_of is not None else trial.number
         return (
@@ -100,8 +99,6 @@ class TrialRunner:
     ) -> float | list[float]:
         """Run (or, in batch mode, take ``precomputed`` scores or exception), score, record."""
         import optuna
-
-        from harness.study import failure_reason
 
         config = self.config
         record_heartbeat(trial)
@@ -221,8 +218,6 @@ def record_heartbeat(trial) -> None:
 
 
 def _retried_number(trial) -> int | None:
-    from harness.study import retried_trial_number
-
     for frozen in trial.study.get_trials(deepcopy=False):
         if frozen.number == trial.number:
             return retried_trial_number(frozen)
