@@ -161,6 +161,11 @@ def _parser() -> argparse.ArgumentParser:
         help="train K SP trials in one pass (one process)",
     )
     run.add_argument("--report-dir", type=Path, default=Path("reports"))
+    run.add_argument(
+        "--no-heldout",
+        action="store_true",
+        help="skip the held-out runs of the best settings after the search",
+    )
     worker = commands.add_parser("worker", help="join a running study from another process")
     study_options(worker, storage_required=True)
     status = commands.add_parser("status", help="a table of a study's trials")
@@ -219,6 +224,7 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
     from harness.records import read_records
     from harness.study import RUNS_DIR, records_path, run_study, run_worker
     from harness.summary import write_summary
+    from harness.sweep.heldout import heldout_line, heldout_lines
     from harness.sweep.storage_urls import check_storage_url
 
     config = _load_study(args)
@@ -263,14 +269,23 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
         progress=not args.no_progress,
         batch_trials=args.batch_trials,
         allow_config_change=args.allow_config_change,
+        heldout=not args.no_heldout,
     )
     records = read_records(outcome.records_path)
+    heldout = heldout_lines(config, outcome.records_path)
     summary = write_summary(
-        args.report_dir / config.name / "summary.md", config.name, records, config.ground_truth
+        args.report_dir / config.name / "summary.md",
+        config.name,
+        records,
+        config.ground_truth,
+        heldout,
     )
     print(f"study {config.name}: {outcome.n_finished} finished trials in {outcome.storage}")
     if outcome.best_value is not None:
         print(f"best objective {outcome.best_value:.4f} with {outcome.best_params}")
+    line = heldout_line(heldout)
+    if line:
+        print(line)
     print(f"records: {outcome.records_path}\nsummary: {summary}")
     return 0
 
@@ -318,6 +333,10 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if complete and not config.objective.multi:
         best = study.best_trial
         print(f"best: trial {best.number}, objective {best.value:.4f}, params {best.params}")
+        from harness.sweep.heldout import heldout_line, heldout_lines
+
+        line = heldout_line(heldout_lines(config, records_file))
+        print(line or "held-out: not run yet (it runs after the search; see --no-heldout)")
     elif complete:
         print(f"Pareto front: trials {[t.number for t in study.best_trials]}")
     return 0

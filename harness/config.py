@@ -117,6 +117,14 @@ class Wandb(_Strict):
     entity: str | None = None
 
 
+class Heldout(_Strict):
+    """Held-out evaluation after the search (see :mod:`harness.sweep.heldout`): the best
+    trial's parameters run again on ``seeds`` seeds the search never used, faithfulness
+    on the test split. 0 turns it off (as ``harness run --no-heldout`` does)."""
+
+    seeds: int = Field(default=5, ge=0, le=1000)
+
+
 class StudyConfig(_Strict):
     """One study: a task, an algorithm, a search space and how to search it."""
 
@@ -138,6 +146,7 @@ class StudyConfig(_Strict):
     seed: int = Field(default=0, ge=0, le=2**31 - 1)  # params.SEED_MAX: seed + trial number
     storage: str | None = None
     wandb: Wandb = Wandb()
+    heldout: Heldout = Heldout()
 
     @model_validator(mode="after")
     def _consistent(self) -> StudyConfig:
@@ -164,8 +173,9 @@ class StudyConfig(_Strict):
         return f"sqlite:///{path}" if not path.is_absolute() else f"sqlite:////{str(path)[1:]}"
 
     def config_hash(self) -> str:
-        """A short hash of the config's content (storage and W&B settings excluded)."""
-        data = self.model_dump(mode="json", exclude={"storage", "wandb"})
+        """A short hash of what the search depends on (storage, W&B and held-out
+        settings excluded)."""
+        data = self.model_dump(mode="json", exclude={"storage", "wandb", "heldout"})
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

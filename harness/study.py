@@ -559,8 +559,11 @@ def run_study(
     progress: bool = True,
     batch_trials: int = 1,
     allow_config_change: bool = False,
+    heldout: bool = True,
 ) -> StudyOutcome:
-    """Create or resume the study and run it to its budget, in ``jobs`` processes.
+    """Create or resume the study and run it to its budget, in ``jobs`` processes, then
+    (with ``heldout``) run the best trial's settings on held-out seeds
+    (:mod:`harness.sweep.heldout`).
 
     ``allow_config_change``: resume a study created with another config (the change is
     recorded in the study); without it that is refused (see :mod:`harness.sweep.guard`).
@@ -589,6 +592,10 @@ def run_study(
             _run_processes(config, storage_url, budget, timeout, runs_dir, jobs, bar)
     finally:
         bar.close()
+    if heldout:
+        from harness.sweep.heldout import run_heldout
+
+        run_heldout(config, records_path(config, runs_dir))
     outcome = summarize(config, storage_url, runs_dir)
     if config.wandb.mode != "disabled":
         from harness.records import read_records

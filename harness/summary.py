@@ -9,8 +9,14 @@ from typing import Any
 from harness.metrics import SCORE_TRAPEZOID
 
 
-def summary_markdown(name: str, records: list[dict[str, Any]], ground_truth: str | None) -> str:
-    """Best parameters, best AUC and a table of trials.
+def summary_markdown(
+    name: str,
+    records: list[dict[str, Any]],
+    ground_truth: str | None,
+    heldout: list[dict[str, Any]] | None = None,
+) -> str:
+    """Best parameters, best AUC, the held-out evaluation of the best trial (if it ran)
+    and a table of trials.
 
     Example:
         >>> print(summary_markdown("s", [], None).splitlines()[0])
@@ -37,6 +43,7 @@ def summary_markdown(name: str, records: list[dict[str, Any]], ground_truth: str
             "",
             *[f"- `{k}`: {_fmt(v)}" for k, v in sorted(best["params"].items())],
         ]
+    lines += _heldout_section(heldout or [])
     gts = list(complete[0]["auc"]) if complete else []
     measure = next((r["faithfulness"].get("measure", "kl_div") for r in complete), "kl_div")
     k = next((r["faithfulness"].get("n_edges") for r in complete), "k")
@@ -55,9 +62,44 @@ def summary_markdown(name: str, records: list[dict[str, Any]], ground_truth: str
     return "\n".join(lines) + "\n"
 
 
-def write_summary(path: Path, name: str, records: list[dict[str, Any]], ground_truth) -> Path:
+def _heldout_section(heldout: list[dict[str, Any]]) -> list[str]:
+    from harness.sweep.heldout import format_interval, summarize_heldout
+
+    summary = summarize_heldout(heldout)
+    if summary is None:
+        return []
+    selection = "–" if summary.selection_value is None else f"{summary.selection_value:.4f}"
+    split = heldout[0].get("split", "test")
+    seeds = sorted(r["seed"] for r in heldout if r.get("state") == "COMPLETE")
+    out = [
+        "",
+        "## Held-out evaluation",
+        "",
+        f"Trial {summary.trial}'s parameters run again on {summary.runs} seeds the search never "
+        f"used ({', '.join(map(str, seeds))}), faithfulness on the {split} split"
+        + (f"; {summary.failed} run(s) failed" if summary.failed else "")
+        + ". Mean [95% percentile-bootstrap interval over seeds]:",
+        "",
+        "| value | selection (the search's best: biased upward) | held-out |",
+        "|---|---|---|",
+        f"| objective | {selection} | {format_interval(summary.objective)} |",
+    ]
+    for gt, value in summary.auc.items():
+        chosen = summary.selection_auc.get(gt)
+        chosen_cell = "–" if chosen is None else f"{chosen:.4f}"
+        out.append(f"| AUC `{gt}` ({SCORE_TRAPEZOID}) | {chosen_cell} | {format_interval(value)} |")
+    return out
+
+
+def write_summary(
+    path: Path,
+    name: str,
+    records: list[dict[str, Any]],
+    ground_truth,
+    heldout: list[dict[str, Any]] | None = None,
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(summary_markdown(name, records, ground_truth))
+    path.write_text(summary_markdown(name, records, ground_truth, heldout))
     return path
 
 

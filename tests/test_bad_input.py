@@ -47,6 +47,7 @@ STUDY: dict[str, Any] = {
     },
     "n_trials": 1,
     "wandb": {"mode": "disabled"},
+    "heldout": {"seeds": 0},
 }
 
 

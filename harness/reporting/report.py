@@ -57,6 +57,7 @@ class Source:
         objective_name: What the first objective is.
         log_params: Parameters searched on a log scale.
         bootstrap_samples: Resamples of the bootstrap interval.
+        heldout: A study's held-out runs (``heldout.jsonl``).
     """
 
     name: str
@@ -67,6 +68,7 @@ class Source:
     objective_name: str = "objective"
     log_params: tuple[str, ...] = ()
     bootstrap_samples: int = 10000
+    heldout: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -115,7 +117,9 @@ def load_source(spec: str, runs_dir: Path) -> Source:
     if comparison:
         samples = getattr(config, "bootstrap_samples", 10000)
         return Source(name, "compare", records, bootstrap_samples=samples)
-    return _study_source(name, records, config)
+    source = _study_source(name, records, config)
+    source.heldout = read_records(records_path.with_name("heldout.jsonl"))
+    return source
 
 
 def _load_config(path: Path):
@@ -319,14 +323,45 @@ def method_runs(sources: list[Source]) -> list[MethodRuns]:
                 runs.setdefault(key, MethodRuns(*key)).records.append(r)
         else:
             best = best_trial(source)
-            if best is not None:
-                label = f"{method_label(best)} tuned ({source.name})"
+            lines = tuned_heldout(source, best)
+            if lines:
+                label = f"{method_label(best)} tuned ({source.name}), held-out"
                 key = (label, best["task"], ablation_of(best))
-                runs[key] = MethodRuns(*key, records=[best])
+                runs[key] = MethodRuns(*key, records=lines)
     colours = assign_colours([run.label for run in runs.values()])
     for run in runs.values():
         run.colour = colours[run.label]
     return list(runs.values())
+
+
+def tuned_heldout(source: Source, best: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The held-out runs of a study's best trial as records of its tuned row: its
+    algorithm, task and ablation, one record per held-out seed, score-based AUC only (one
+    circuit per run is no sweep). Empty without held-out runs: a study's selection value
+    never stands in a column of seed means.
+
+    Example:
+        >>> best = {"trial": 2, "algorithm": "sp", "task": "t", "params": {}}
+        >>> line = {"trial": 2, "state": "COMPLETE", "seed": 7, "params": {},
+        ...         "auc": {"g": {"score-trapezoid": 0.8, "sweep-pessimistic": 0.5}}}
+        >>> tuned_heldout(Source("s", "study", [best], heldout=[line]), best)[0]["auc"]
+        {'g': {'score-trapezoid': 0.8}}
+    """
+    if best is None:
+        return []
+    lines = [r for r in source.heldout if r["trial"] == best["trial"] and r["state"] == "COMPLETE"]
+    return [
+        {
+            **line,
+            "algorithm": best["algorithm"],
+            "task": best["task"],
+            "auc": {
+                gt: {k: v for k, v in conventions.items() if k == SCORE_TRAPEZOID}
+                for gt, conventions in line["auc"].items()
+            },
+        }
+        for line in lines
+    ]
 
 
 def auc_frame(runs: list[MethodRuns], samples: int = 10000):
@@ -407,7 +442,10 @@ def auc_tables(frame) -> list[Table]:
             "interval]; best per column in bold."
         )
         if any(" tuned (" in m for m in rows):
-            caption += " A tuned row is a study's best trial: one run, selected by its objective."
+            caption += (
+                " A tuned row: the study's best settings run again on held-out seeds (never "
+                "its selection value); score-based only, as one circuit per run is no sweep."
+            )
         tables.append(Table(f"auc-{gt}-{convention}", caption, cells, bold, None))
     return tables
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -164,32 +165,63 @@ class TrialRunner:
             scores, rocs = run.scores, run.rocs
         record.history.update({k: v for k, v in scores.history.items() if v})
         record.semantics = scores.semantics
-        for name, roc in rocs.items():
-            record.auc[name] = {SCORE_TRAPEZOID: roc.auc}
-            record.roc[name] = thin_curve(list(roc.fpr), list(roc.tpr))
-            if scores.circuit is not None:
-                point = sweep_roc([scores.circuit], task.official_edges(name), scores.edge_names)
-                record.auc[name][SWEEP_PESSIMISTIC] = point.auc
+        outcome = score_outcome(config, task, scores, rocs, params, task.test)
+        record.auc, record.roc = outcome.auc, outcome.roc
         if scores.circuit is not None:
             record.circuit_size = len(scores.circuit)
             record.circuit_edges = sorted(scores.circuit)
-        k = min(config.objective.k, len(scores))
-        ablation = params.get("ablation") or default_ablation(config.algorithm)
-        faith = circuit_faithfulness(task.patchable, task.test, scores.top(k), ablation)
-        record.faithfulness = {"n_edges": k, "ablation": ablation, **faith}
-        ground_truth = config.ground_truth or task.default_ground_truth
-        # a single numerical output has KL 0 whatever the circuit: use MSE there
-        measure = "mse" if task.train[0].is_regression else "kl_div"
-        record.faithfulness["measure"] = measure
-        first = (
-            record.auc[ground_truth][SCORE_TRAPEZOID]
-            if config.objective.metric == "roc_auc"
-            else faith[measure]
-        )
-        if config.objective.multi:
-            size = record.circuit_size if record.circuit_size is not None else k
-            return [first, float(size)]
-        return first
+        record.faithfulness = outcome.faithfulness
+        return outcome.objective
+
+
+@dataclass
+class Outcome:
+    """How one run of the algorithm scores.
+
+    Attributes:
+        auc: Ground truth -> convention -> AUC (``sweep-pessimistic`` from the run's one
+            circuit where the algorithm gives one).
+        roc: Ground truth -> thinned score-based ROC points.
+        faithfulness: The top-``k`` circuit's faithfulness on ``batches`` (its size, the
+            ablation, the measure the objective reads, every measure).
+        objective: The study's objective value(s).
+    """
+
+    auc: dict[str, dict[str, float]]
+    roc: dict[str, dict[str, list[float]]]
+    faithfulness: dict[str, Any]
+    objective: float | list[float]
+
+
+def score_outcome(config: StudyConfig, task, scores, rocs, params, batches) -> Outcome:
+    """Score one run as a trial of ``config`` is scored, faithfulness on ``batches``.
+
+    The study's trials use the task's test batches; held-out runs name theirs.
+    """
+    auc: dict[str, dict[str, float]] = {}
+    roc: dict[str, dict[str, list[float]]] = {}
+    for name, curve in rocs.items():
+        auc[name] = {SCORE_TRAPEZOID: curve.auc}
+        roc[name] = thin_curve(list(curve.fpr), list(curve.tpr))
+        if scores.circuit is not None:
+            point = sweep_roc([scores.circuit], task.official_edges(name), scores.edge_names)
+            auc[name][SWEEP_PESSIMISTIC] = point.auc
+    k = min(config.objective.k, len(scores))
+    ablation = params.get("ablation") or default_ablation(config.algorithm)
+    faith = circuit_faithfulness(task.patchable, batches, scores.top(k), ablation)
+    # a single numerical output has KL 0 whatever the circuit: use MSE there
+    measure = "mse" if task.train[0].is_regression else "kl_div"
+    faithfulness = {"n_edges": k, "ablation": ablation, **faith, "measure": measure}
+    ground_truth = config.ground_truth or task.default_ground_truth
+    first = (
+        auc[ground_truth][SCORE_TRAPEZOID]
+        if config.objective.metric == "roc_auc"
+        else faith[measure]
+    )
+    if config.objective.multi:
+        size = len(scores.circuit) if scores.circuit is not None else k
+        return Outcome(auc, roc, faithfulness, [first, float(size)])
+    return Outcome(auc, roc, faithfulness, first)
 
 
 def default_ablation(algorithm: str) -> str:
