@@ -426,7 +426,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     config = _load_study(args)
     searched = ", ".join(config.search_space) or "nothing"
     print(
-        f"ok: study {config.name}: {config.algorithm} on {config.task}, searching {searched}; "
+        f"ok: study {config.name}: {config.algorithm} on {config.task_label}, "
+        f"searching {searched}; "
         f"{config.n_trials} trials, sampler {config.sampler.type}, pruner {config.pruner.type}"
     )
     return 0
@@ -447,7 +448,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
                     rows.append((comparison.name, "compare", ",".join(comparison.tasks), path))
                     continue
                 config = load_config(path)
-                rows.append((config.name, config.algorithm, config.task, path))
+                rows.append((config.name, config.algorithm, config.task_label, path))
             except ValueError as error:
                 rows.append((path.stem, "invalid", "", str(error)))
         widths = [max((len(str(row[i])) for row in rows), default=0) for i in range(3)]

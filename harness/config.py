@@ -131,8 +131,9 @@ class StudyConfig(_Strict):
     version: int = CONFIG_VERSION
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
-    task: str
+    task: str | list[str] = Field(min_length=1)  # a task, a named suite, or a list of both
     task_options: dict[str, Any] = Field(default_factory=dict)
+    aggregate: Literal["mean", "worst"] = "mean"  # over the tasks of a multi-task study
     ground_truth: str | None = None
     algorithm: str = "sp"
     params: dict[str, Any] = Field(default_factory=dict)
@@ -165,6 +166,25 @@ class StudyConfig(_Strict):
                 )
         return self
 
+    def task_names(self) -> list[str]:
+        """The tasks a trial runs on: ``task`` with suites expanded, each once.
+
+        Example:
+            >>> config = StudyConfig.model_validate(
+            ...     {"name": "s", "task": ["tracr-reverse", "tracr-proportion"]})
+            >>> config.task_names(), config.task_label
+            (['tracr-reverse', 'tracr-proportion'], 'tracr-reverse+tracr-proportion')
+        """
+        from harness.tasks import expand_tasks
+
+        return expand_tasks([self.task] if isinstance(self.task, str) else list(self.task))
+
+    @property
+    def task_label(self) -> str:
+        """What records and tables call the study's task(s): the name, or names joined
+        with ``+`` (a suite keeps its name)."""
+        return self.task if isinstance(self.task, str) else "+".join(self.task)
+
     def storage_url(self, root: Path | str = "runs") -> str:
         """The storage URL, defaulting to ``sqlite:///<root>/<name>/study.db``."""
         if self.storage:
@@ -176,6 +196,8 @@ class StudyConfig(_Strict):
         """A short hash of what the search depends on (storage, W&B and held-out
         settings excluded)."""
         data = self.model_dump(mode="json", exclude={"storage", "wandb", "heldout"})
+        if data["aggregate"] == "mean":  # keys added later hash as before at their default
+            del data["aggregate"]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -100,6 +100,7 @@ class TrialRecord:
     config_hash: str | None = None
     retry_of: int | None = None
     semantics: str | None = None
+    per_task: dict[str, Any] = field(default_factory=dict)  # multi-task studies: each task's
     record_version: int = RECORD_VERSION
 
     def to_json(self) -> str:

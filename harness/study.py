@@ -436,6 +436,8 @@ def check_batchable(config: StudyConfig) -> None:
     """Batch mode trains SP only, varying only the per-trial settings."""
     from harness.algorithms.sp_batched import PER_TRIAL
 
+    if len(config.task_names()) > 1:
+        raise ValueError("--batch-trials trains on one task; this study has several")
     if config.algorithm != "sp":
         raise ValueError(f"--batch-trials trains SP only, not {config.algorithm!r}")
     varying = [k for k in config.search_space if k not in PER_TRIAL]
@@ -694,14 +696,21 @@ def preflight(config: StudyConfig) -> None:
     from harness.tasks import get_task_spec
     from harness.tasks.base import check_task_options
 
-    spec = get_task_spec(config.task)
-    if config.ground_truth is not None and config.ground_truth not in spec.ground_truths:
-        hint = did_you_mean(config.ground_truth, spec.ground_truths)
+    specs = [get_task_spec(name) for name in config.task_names()]
+    for spec in specs:
+        known = (*spec.ground_truths, *spec.ground_truth_aliases)
+        if config.ground_truth is not None and config.ground_truth not in known:
+            hint = did_you_mean(config.ground_truth, known)
+            raise ValueError(
+                f"task {spec.slug!r} has no ground truth {config.ground_truth!r} "
+                f"(it has: {', '.join(spec.ground_truths)}){hint}"
+            )
+        check_task_options(spec, config.task_options, "task_options")
+    if len(specs) > 1 and config.ground_truth is None and config.objective.metric == "roc_auc":
         raise ValueError(
-            f"task {config.task!r} has no ground truth {config.ground_truth!r} "
-            f"(it has: {', '.join(spec.ground_truths)}){hint}"
+            f"a study over {len(specs)} tasks optimising roc_auc needs a ground_truth that "
+            "every task has (e.g. resample or zero)"
         )
-    check_task_options(spec, config.task_options, "task_options")
     algorithm = get_algorithm(config.algorithm)
     check_parameters(algorithm, config.search_space, values=False, where="search_space: ")
     check_parameters(algorithm, config.params, where="params: ")
@@ -709,6 +718,7 @@ def preflight(config: StudyConfig) -> None:
         check_distribution(config.algorithm, name, dist)
     from harness.tasks.base import check_metric_supported
 
-    check_metric_supported(spec, config.params)
+    for spec in specs:
+        check_metric_supported(spec, config.params)
     for i, params in enumerate(config.enqueue):
         check_point(config.algorithm, params, config.search_space, f"enqueue[{i}]: ")

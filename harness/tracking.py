@@ -245,7 +245,7 @@ def _summary_init(config: StudyConfig, records: list[dict[str, Any]]) -> dict[st
         "group": config.name,
         "job_type": "study-summary",
         "name": f"{config.name}-summary",
-        "tags": [config.algorithm, config.task],
+        "tags": [config.algorithm, config.task_label],
         "config": {"config_hash": config.config_hash(), "n_trials": len(records)},
     }
 

@@ -114,7 +114,7 @@ def record_given_up(study: Any, runner: Any) -> int:
             trial=trial.number,
             state="FAIL",
             algorithm=config.algorithm,
-            task=config.task,
+            task=config.task_label,
             ground_truth=config.ground_truth,
             params=params,
             seed=trial.user_attrs.get("seed", config.seed + slot),

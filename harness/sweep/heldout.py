@@ -43,6 +43,7 @@ class HeldoutRun:
     roc: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     faithfulness: dict[str, Any] = field(default_factory=dict)
     semantics: str | None = None
+    per_task: dict[str, Any] = field(default_factory=dict)  # multi-task studies
     seconds: float = 0.0
     config_hash: str | None = None
     state: str = "COMPLETE"
@@ -94,7 +95,9 @@ def selected_trial(config: StudyConfig, records: list[dict[str, Any]]) -> dict[s
     return min(scored, key=lambda r: (r["objective"], r["trial"]))
 
 
-def run_heldout(config: StudyConfig, records_file: Path, task=None) -> list[dict[str, Any]]:
+def run_heldout(
+    config: StudyConfig, records_file: Path, tasks: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """Run the best trial's parameters on every held-out seed not yet in
     ``heldout.jsonl``; return that trial's held-out lines (old and new).
 
@@ -102,7 +105,7 @@ def run_heldout(config: StudyConfig, records_file: Path, task=None) -> list[dict
     """
     from harness.records import append_record, read_records
     from harness.runner import run_algorithm
-    from harness.sweep.objective import score_outcome
+    from harness.sweep.objective import evaluate_tasks, score_outcome
     from harness.sweep.trials import failure_reason
 
     best = selected_trial(config, read_records(records_file))
@@ -113,10 +116,10 @@ def run_heldout(config: StudyConfig, records_file: Path, task=None) -> list[dict
     for seed in heldout_seeds(config):
         if (best["trial"], seed) in done:
             continue
-        if task is None:
+        if tasks is None:
             from harness.tasks import load
 
-            task = load(config.task, **config.task_options)
+            tasks = {name: load(name, **config.task_options) for name in config.task_names()}
         run = HeldoutRun(
             study=config.name,
             trial=best["trial"],
@@ -129,14 +132,20 @@ def run_heldout(config: StudyConfig, records_file: Path, task=None) -> list[dict
         )
         start = time.perf_counter()
         try:
-            result = run_algorithm(
-                task, config.algorithm, best["params"], seed, config.ground_truth
-            )
-            outcome = score_outcome(
-                config, task, result.scores, result.rocs, best["params"], task.test
-            )
-            run.objective, run.auc, run.roc = outcome.objective, outcome.auc, outcome.roc
-            run.faithfulness, run.semantics = outcome.faithfulness, result.scores.semantics
+            if len(tasks) > 1:
+                several = evaluate_tasks(config, tasks, best["params"], seed)
+                run.objective, run.auc = several.objective, several.auc
+                run.per_task, run.semantics = several.per_task, several.semantics
+            else:
+                (task,) = tasks.values()
+                result = run_algorithm(
+                    task, config.algorithm, best["params"], seed, config.ground_truth
+                )
+                outcome = score_outcome(
+                    config, task, result.scores, result.rocs, best["params"], task.test
+                )
+                run.objective, run.auc, run.roc = outcome.objective, outcome.auc, outcome.roc
+                run.faithfulness, run.semantics = outcome.faithfulness, result.scores.semantics
         except Exception as error:  # recorded, and the other seeds still run
             run.state, run.fail_reason = "FAIL", failure_reason(error)
         run.seconds = round(time.perf_counter() - start, 4)

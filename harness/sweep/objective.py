@@ -30,7 +30,13 @@ OnRecord = Callable[[TrialRecord, StudyConfig], None]
 
 
 class TrialRunner:
-    """The objective of a study, holding the task loaded once per worker.
+    """The objective of a study, holding its task(s) loaded once per worker.
+
+    A study over several tasks (``task: [a, b]`` or a suite) runs every trial on each
+    task with the same parameters and seed; its objective is the mean (or, with
+    ``aggregate: worst``, the worst) of the per-task objectives, its record's AUC the
+    per-ground-truth mean, and ``per_task`` keeps every task's numbers. Such trials
+    report no intermediate values (nothing to prune on across tasks).
 
     Args:
         config: The study.
@@ -50,15 +56,23 @@ class TrialRunner:
         self.records_file = records_file
         self.on_epoch = on_epoch
         self.on_record = on_record
-        self._task = None
+        self._tasks: dict[str, Any] | None = None
+
+    @property
+    def tasks(self) -> dict[str, Any]:
+        """Task name -> the loaded task, every task of the study."""
+        if self._tasks is None:
+            from harness.tasks import load
+
+            options = self.config.task_options
+            self._tasks = {name: load(name, **options) for name in self.config.task_names()}
+        return self._tasks
 
     @property
     def task(self):
-        if self._task is None:
-            from harness.tasks import load
-
-            self._task = load(self.config.task, **self.config.task_options)
-        return self._task
+        """The study's one task (batch mode and single-task studies)."""
+        (task,) = self.tasks.values()
+        return task
 
     def settings(self, trial) -> tuple[dict[str, Any], int, int | None]:
         """The trial's parameters (fixed and suggested), its seed and the trial it retries.
@@ -114,7 +128,7 @@ class TrialRunner:
             trial=trial.number,
             state="RUNNING",
             algorithm=config.algorithm,
-            task=config.task,
+            task=config.task_label,
             ground_truth=config.ground_truth,
             params=_jsonable(params),
             seed=seed,
@@ -153,11 +167,14 @@ class TrialRunner:
     ) -> float | list[float]:
         from harness.runner import evaluate_scores, run_algorithm
 
-        config, task = self.config, self.task
-        record.device = str(task.patchable.device)
-        record.n_edges_total = task.patchable.n_edges
+        config = self.config
         if isinstance(precomputed, BaseException):
             raise precomputed
+        if len(self.tasks) > 1:
+            return self._evaluate_tasks(params, seed, record)
+        task = self.task
+        record.device = str(task.patchable.device)
+        record.n_edges_total = task.patchable.n_edges
         if precomputed is not None:
             scores, rocs = precomputed, evaluate_scores(task, precomputed)
         else:
@@ -172,6 +189,98 @@ class TrialRunner:
             record.circuit_edges = sorted(scores.circuit)
         record.faithfulness = outcome.faithfulness
         return outcome.objective
+
+    def _evaluate_tasks(self, params, seed, record: TrialRecord) -> float | list[float]:
+        result = evaluate_tasks(self.config, self.tasks, params, seed)
+        record.per_task, record.auc = result.per_task, result.auc
+        record.circuit_size, record.semantics = result.circuit_size, result.semantics
+        record.n_edges_total = sum(t.patchable.n_edges for t in self.tasks.values())
+        record.device = str(next(iter(self.tasks.values())).patchable.device)
+        return result.objective
+
+
+@dataclass
+class TasksOutcome:
+    """One setting run on every task of a multi-task study.
+
+    Attributes:
+        objective: The aggregate (mean or worst) of the per-task objectives.
+        auc: Ground truth -> convention -> mean AUC over tasks.
+        per_task: Task -> its AUC, faithfulness, objective and circuit size.
+        circuit_size: Total circuit size, or None if an algorithm gives no circuit.
+        semantics: The mask semantics the algorithm used.
+    """
+
+    objective: float | list[float]
+    auc: dict[str, dict[str, float]]
+    per_task: dict[str, dict[str, Any]]
+    circuit_size: int | None
+    semantics: str | None
+
+
+def evaluate_tasks(config: StudyConfig, tasks: dict[str, Any], params, seed) -> TasksOutcome:
+    """Run ``params`` with ``seed`` on every task and aggregate as the study says."""
+    from harness.runner import run_algorithm
+
+    outcomes: dict[str, Outcome] = {}
+    sizes: dict[str, int | None] = {}
+    semantics = None
+    for name, task in tasks.items():
+        run = run_algorithm(task, config.algorithm, params, seed, config.ground_truth)
+        outcomes[name] = score_outcome(config, task, run.scores, run.rocs, params, task.test)
+        sizes[name] = None if run.scores.circuit is None else len(run.scores.circuit)
+        semantics = run.scores.semantics
+    per_task = {
+        name: {
+            "auc": o.auc,
+            "faithfulness": o.faithfulness,
+            "objective": o.objective,
+            "circuit_size": sizes[name],
+        }
+        for name, o in outcomes.items()
+    }
+    known = [size for size in sizes.values() if size is not None]
+    multi = config.objective.multi
+    firsts = [o.objective[0] if multi else o.objective for o in outcomes.values()]
+    if config.aggregate == "mean":
+        first = sum(firsts) / len(firsts)
+    else:  # the worst task
+        first = min(firsts) if config.objective.metric == "roc_auc" else max(firsts)
+    objective = [first, float(sum(o.objective[1] for o in outcomes.values()))] if multi else first
+    return TasksOutcome(
+        objective=objective,
+        auc=mean_auc(tasks, outcomes),
+        per_task=per_task,
+        circuit_size=sum(known) if len(known) == len(sizes) else None,
+        semantics=semantics,
+    )
+
+
+def mean_auc(tasks: dict[str, Any], outcomes: dict[str, Outcome]) -> dict[str, dict[str, float]]:
+    """Per ground truth and convention, the mean AUC over tasks, for the ground-truth
+    names every task answers to (its own or an alias, e.g. ``zero`` for ``acdc-zero``)."""
+    names: set[str] | None = None
+    for task in tasks.values():
+        answers = set(task.circuits) | set(task.aliases)
+        names = answers if names is None else names & answers
+    groups: dict[tuple[str, ...], list[str]] = {}  # names that mean the same circuits
+    for name in sorted(names or ()):
+        resolved = tuple(task.aliases.get(name, name) for task in tasks.values())
+        groups.setdefault(resolved, []).append(name)
+    chosen = [  # one name per group: one every task has under that name, else the first
+        next((n for n in group if all(n in t.circuits for t in tasks.values())), group[0])
+        for group in groups.values()
+    ]
+    out: dict[str, dict[str, float]] = {}
+    for name in chosen:
+        per_task = [
+            outcomes[slug].auc.get(task.aliases.get(name, name), {}) for slug, task in tasks.items()
+        ]
+        for convention in per_task[0]:
+            values = [auc[convention] for auc in per_task if convention in auc]
+            if len(values) == len(per_task):
+                out.setdefault(name, {})[convention] = sum(values) / len(values)
+    return out
 
 
 @dataclass
@@ -193,11 +302,11 @@ class Outcome:
     objective: float | list[float]
 
 
-def score_outcome(config: StudyConfig, task, scores, rocs, params, batches) -> Outcome:
-    """Score one run as a trial of ``config`` is scored, faithfulness on ``batches``.
-
-    The study's trials use the task's test batches; held-out runs name theirs.
-    """
+def score_outcome(
+    config: StudyConfig, task, scores, rocs, params, batches, split: str = "test"
+) -> Outcome:
+    """Score one run as a trial of ``config`` is scored, faithfulness on ``batches``
+    (the task's ``split``, which the faithfulness entry names)."""
     auc: dict[str, dict[str, float]] = {}
     roc: dict[str, dict[str, list[float]]] = {}
     for name, curve in rocs.items():
@@ -211,13 +320,12 @@ def score_outcome(config: StudyConfig, task, scores, rocs, params, batches) -> O
     faith = circuit_faithfulness(task.patchable, batches, scores.top(k), ablation)
     # a single numerical output has KL 0 whatever the circuit: use MSE there
     measure = "mse" if task.train[0].is_regression else "kl_div"
-    faithfulness = {"n_edges": k, "ablation": ablation, **faith, "measure": measure}
+    faithfulness = {"n_edges": k, "ablation": ablation, **faith, "measure": measure, "split": split}
     ground_truth = config.ground_truth or task.default_ground_truth
-    first = (
-        auc[ground_truth][SCORE_TRAPEZOID]
-        if config.objective.metric == "roc_auc"
-        else faith[measure]
-    )
+    if config.objective.metric == "roc_auc":
+        first = auc[task.aliases.get(ground_truth, ground_truth)][SCORE_TRAPEZOID]
+    else:
+        first = faith[measure]
     if config.objective.multi:
         size = len(scores.circuit) if scores.circuit is not None else k
         return Outcome(auc, roc, faithfulness, [first, float(size)])

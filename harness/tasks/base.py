@@ -102,6 +102,7 @@ class TaskSpec:
     needs_weights: bool
     description: str
     numerical_output: bool = False
+    ground_truth_aliases: tuple[str, ...] = ()  # other names its ground truths answer to
 
 
 _REGISTRY: dict[str, TaskSpec] = {}

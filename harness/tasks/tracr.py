@@ -361,6 +361,7 @@ register(
         label="tracr reverse",
         loader=load_reverse,
         ground_truths=tuple(GROUND_TRUTH_ABLATIONS),
+        ground_truth_aliases=tuple(ALIASES),
         needs_weights=False,
         description="tracr-compiled sequence reversal over {1,2,3} (77 edges; categorical)",
     )
@@ -371,6 +372,7 @@ register(
         label="tracr proportion",
         loader=load_proportion,
         ground_truths=tuple(GROUND_TRUTH_ABLATIONS),
+        ground_truth_aliases=tuple(ALIASES),
         needs_weights=False,
         description="tracr-compiled fraction of 'x' so far over {w,x,y,z} (23 edges; numerical)",
         numerical_output=True,
