@@ -178,6 +178,14 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--runs-dir", type=Path, help="records root (default runs/)")
     compare.add_argument("--report-dir", type=Path, default=Path("reports"))
     compare.add_argument("--no-progress", action="store_true")
+    transfer = commands.add_parser(
+        "transfer", help="tune SP on train tasks, score it on test tasks (a kind: transfer config)"
+    )
+    transfer.add_argument("study", type=Path, metavar="CONFIG")
+    transfer.add_argument("--set", action="append", metavar="KEY=VALUE", dest="overrides")
+    transfer.add_argument("--runs-dir", type=Path, help="records root (default runs/)")
+    transfer.add_argument("--report-dir", type=Path, default=Path("reports"))
+    transfer.add_argument("--no-progress", action="store_true")
     report = commands.add_parser("report", help="tables and figures from studies' records")
     report.add_argument(
         "studies", nargs="+", metavar="STUDY", help="a study or comparison YAML, or a study name"
@@ -380,6 +388,31 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_transfer(args: argparse.Namespace) -> int:
+    from harness.reporting.report import load_source, method_runs
+    from harness.reporting.transfer_table import transfer_markdown
+    from harness.study import RUNS_DIR
+    from harness.transfer import load_transfer_config, preflight_transfer, run_transfer
+
+    config = load_transfer_config(args.study, parse_assignments(args.overrides))
+    preflight_transfer(config)
+    runs_dir = args.runs_dir or RUNS_DIR
+    out = args.report_dir / config.name
+    writable_dir(out, "--report-dir")
+    writable_dir(runs_dir / config.name, "the runs directory")
+    records = run_transfer(config, runs_dir, progress=not args.no_progress)
+    source = load_source(str(args.study), runs_dir)
+    markdown = transfer_markdown(config, method_runs([source]), config.bootstrap_samples)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "transfer.md").write_text(markdown)
+    print(markdown)
+    for r in records:
+        if r["state"] == "FAIL":
+            print(f"FAILED {r['method']} on {r['task']} (seed {r['seed']}): {r['fail_reason']}")
+    print(f"table: {out / 'transfer.md'}; records: {runs_dir / config.name / 'transfer.jsonl'}")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from harness.reporting.report import build_report, load_source
     from harness.study import RUNS_DIR
@@ -555,6 +588,8 @@ def _main(argv: list[str] | None) -> int:
             return _cmd_status(args)
         if args.command == "compare":
             return _cmd_compare(args)
+        if args.command == "transfer":
+            return _cmd_transfer(args)
         if args.command == "validate":
             return _cmd_validate(args)
         if args.command == "report":

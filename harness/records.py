@@ -101,6 +101,8 @@ class TrialRecord:
     retry_of: int | None = None
     semantics: str | None = None
     per_task: dict[str, Any] = field(default_factory=dict)  # multi-task studies: each task's
+    method: str | None = None  # a transfer's method (sp-transfer...), else the algorithm
+    fold: int | None = None  # a k-fold transfer's fold
     record_version: int = RECORD_VERSION
 
     def to_json(self) -> str:
@@ -122,7 +124,8 @@ def method_label(record: dict[str, Any]) -> str:
     mode = record.get("semantics")
     if mode is None and record.get("params", {}).get("tree_optimisation") is True:
         mode = "tree"
-    return f"{record['algorithm']} ({mode})" if mode else str(record["algorithm"])
+    name = record.get("method") or record["algorithm"]
+    return f"{name} ({mode})" if mode else str(name)
 
 
 def append_record(path: Path | str, record: TrialRecord, if_absent: bool = False) -> bool:

@@ -106,12 +106,15 @@ def load_source(spec: str, runs_dir: Path) -> Source:
         name = config.name
     else:
         name = spec
-    records_path = runs_dir / name / "trials.jsonl"
+    kind = getattr(config, "kind", None)
+    records_path = runs_dir / name / ("transfer.jsonl" if kind == "transfer" else "trials.jsonl")
+    if config is None and (runs_dir / name / "transfer.jsonl").exists():
+        kind, records_path = "transfer", runs_dir / name / "transfer.jsonl"
     check_records_file(records_path)
     records = read_records(records_path)
     if not records:
         raise ValueError(f"no records for {name!r}: {records_path} is missing or empty")
-    comparison = getattr(config, "kind", None) == "compare" or (
+    comparison = kind in ("compare", "transfer") or (
         config is None and _looks_like_comparison(records)
     )
     if comparison:
@@ -135,6 +138,10 @@ def _load_config(path: Path):
         from harness.compare import load_compare_config
 
         return load_compare_config(path)
+    if isinstance(data, dict) and data.get("kind") == "transfer":
+        from harness.transfer import load_transfer_config
+
+        return load_transfer_config(path)
     from harness.config import load_config
 
     return load_config(path)
