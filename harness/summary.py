@@ -44,6 +44,7 @@ def summary_markdown(
             *[f"- `{k}`: {_fmt(v)}" for k, v in sorted(best["params"].items())],
         ]
     lines += _heldout_section(heldout or [])
+    lines += _agreement_section(complete)
     gts = list(complete[0]["auc"]) if complete else []
     measure = next((r["faithfulness"].get("measure", "kl_div") for r in complete), "kl_div")
     k = next((r["faithfulness"].get("n_edges") for r in complete), "k")
@@ -88,6 +89,59 @@ def _heldout_section(heldout: list[dict[str, Any]]) -> list[str]:
         chosen = summary.selection_auc.get(gt)
         chosen_cell = "–" if chosen is None else f"{chosen:.4f}"
         out.append(f"| AUC `{gt}` ({SCORE_TRAPEZOID}) | {chosen_cell} | {format_interval(value)} |")
+    return out
+
+
+def objective_auc_agreement(records: list[dict[str, Any]]) -> dict[str, tuple[float, int]]:
+    """Per ground truth, Spearman's rank correlation between the trials' (first) objective
+    and their AUC (score-trapezoid), and the number of trials: whether an objective that
+    needs no ground truth picks the circuits a ground truth would. Ties share ranks.
+
+    Example:
+        >>> rows = [{"state": "COMPLETE", "objective": o, "auc": {"g": {"score-trapezoid": a}}}
+        ...         for o, a in ((0.1, 0.9), (0.2, 0.8), (0.3, 0.5))]
+        >>> objective_auc_agreement(rows)
+        {'g': (-1.0, 3)}
+    """
+    import pandas as pd
+
+    def first(value: Any) -> float | None:
+        value = value[0] if isinstance(value, list) and value else value
+        return float(value) if isinstance(value, (int, float)) and value == value else None
+
+    out: dict[str, tuple[float, int]] = {}
+    complete = [r for r in records if r.get("state") == "COMPLETE"]
+    ground_truths = list(dict.fromkeys(gt for r in complete for gt in r.get("auc", {})))
+    for gt in ground_truths:
+        pairs = [
+            (first(r.get("objective")), r["auc"].get(gt, {}).get(SCORE_TRAPEZOID)) for r in complete
+        ]
+        pairs = [(o, a) for o, a in pairs if o is not None and a is not None]
+        if len(pairs) < 3:
+            continue
+        frame = pd.DataFrame(pairs, columns=["objective", "auc"])
+        rho = frame["objective"].rank().corr(frame["auc"].rank())
+        if rho == rho:  # constant columns have no correlation
+            out[gt] = (round(float(rho), 6), len(pairs))
+    return out
+
+
+def _agreement_section(complete: list[dict[str, Any]]) -> list[str]:
+    agreement = objective_auc_agreement(complete)
+    if not agreement:
+        return []
+    out = [
+        "",
+        "## Objective against AUC",
+        "",
+        "Spearman's rank correlation, over complete trials, between the objective and the AUC "
+        f"({SCORE_TRAPEZOID}) against each ground truth (+1: the objective ranks trials as the "
+        "AUC does; for an objective to minimise, −1 is the agreeing sign):",
+        "",
+        "| ground truth | ρ | trials |",
+        "|---|---|---|",
+    ]
+    out += [f"| `{gt}` | {rho:+.3f} | {n} |" for gt, (rho, n) in agreement.items()]
     return out
 
 
