@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 from harness.tasks.base import Task, TaskSpec, get_task_spec, load, register, task_specs
+from harness.tasks.suites import SUITES, suite_tasks
 
 
 def _register_builtin() -> None:
@@ -17,4 +18,13 @@ def _register_builtin() -> None:
     import harness.tasks.tracr as _tracr  # noqa: F401
 
 
-__all__ = ["Task", "TaskSpec", "get_task_spec", "load", "register", "task_specs"]
+__all__ = [
+    "SUITES",
+    "Task",
+    "TaskSpec",
+    "get_task_spec",
+    "load",
+    "register",
+    "suite_tasks",
+    "task_specs",
+]

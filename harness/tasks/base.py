@@ -28,6 +28,8 @@ class Task:
         model: The ``HookedTransformer``.
         train: Batches SP and the baselines learn from.
         test: Held-out batches for faithfulness.
+        validation: Batches to tune hyperparameters on, never sharing a clean prompt
+            with ``test`` (empty for tasks without one: the GPT-2 tasks).
         circuits: Ground-truth name -> official edge names.
         default_ground_truth: The ground truth used when none is named.
         faithfulness_target: The SP faithfulness target that suits the task's output
@@ -48,6 +50,7 @@ class Task:
     separate_qkv: bool = True
     info: dict[str, Any] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    validation: tuple[PromptBatch, ...] = ()
 
     @property
     def ground_truths(self) -> tuple[str, ...]:
@@ -93,6 +96,9 @@ class TaskSpec:
         description: One line for ``harness ls tasks``.
         numerical_output: The model's output is one number (regression), not a
             distribution over tokens: KL is degenerate and answer-based metrics undefined.
+        summary: ``() -> dict`` with ``layers``, ``heads``, ``edges``, ``circuits``
+            (ground truth -> edge count) read without loading the task, for
+            ``harness ls tasks``; ``None`` where unknown before loading.
     """
 
     slug: str
@@ -102,6 +108,7 @@ class TaskSpec:
     needs_weights: bool
     description: str
     numerical_output: bool = False
+    summary: Callable[[], dict[str, Any]] | None = None
 
 
 _REGISTRY: dict[str, TaskSpec] = {}
