@@ -23,7 +23,13 @@ from harness.tasks.tracr import (
     make_splits,
     necessary_alone_counts,
 )
-from harness.tasks.tracr_compile import PACKAGED_DIR, load_compiled, packaged_path, read_payload
+from harness.tasks.tracr_compile import (
+    PACKAGED_DIR,
+    load_compiled,
+    packaged_path,
+    packaged_summary,
+    read_payload,
+)
 
 SUITE = suite_tasks("tracr-suite")
 PROGRAMS = [slug.removeprefix("tracr-") for slug in SUITE]
@@ -115,7 +121,14 @@ def test_ablating_everything_outside_a_circuit_keeps_the_output(tasks, slug, abl
         assert torch.equal(ablated.argmax(-1), clean.argmax(-1))
 
 
-@pytest.mark.parametrize("program", PROGRAMS)
+# re-deriving the programs of more than 100 edges takes 5-40 s each: slow
+DERIVATION_CASES = [
+    pytest.param(p, marks=pytest.mark.slow) if packaged_summary(p)["edges"] > 100 else p
+    for p in PROGRAMS
+]
+
+
+@pytest.mark.parametrize("program", DERIVATION_CASES)
 def test_committed_circuits_equal_the_derivation(program):
     """The circuits shipped with the weights are what the derivation gives on them now
     (no JAX: the derivation reads the weights), necessary-alone counts included."""
