@@ -219,9 +219,8 @@ def make_splits(
             f"n_validation must be in 0..{n_inputs - n} for tracr-{compiled.program} with "
             f"n_examples {n} (it never overlaps the test prompts), got {n_val}"
         )
-    size = max(n, n_val) if batch_size is None else int(batch_size)
-    if size < 1:
-        raise ValueError(f"batch_size must be positive, got {size}")
+    if batch_size is not None and int(batch_size) < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
     generator = torch.Generator().manual_seed(int(seed))
     order = torch.randperm(n_inputs, generator=generator)
     offsets = torch.randint(1, n_inputs, (2 * n,), generator=generator)
@@ -233,10 +232,10 @@ def make_splits(
     parts = {"train": (0, n), "test": (n, 2 * n), "validation": (2 * n, 2 * n + n_val)}
     splits = {}
     for split, (first, stop) in parts.items():
-        batch_size_here = size if batch_size is not None else max(stop - first, 1)
+        size = int(batch_size) if batch_size is not None else max(stop - first, 1)
         batches = []
-        for i, start in enumerate(range(first, stop, batch_size_here)):
-            index = slice(start, min(start + batch_size_here, stop))
+        for i, start in enumerate(range(first, stop, size)):
+            index = slice(start, min(start + size, stop))
             clean = inputs[clean_index[index]]  # [batch, pos]
             corrupt = inputs[corrupt_index[index]]  # [batch, pos]
             answers = expected_outputs(compiled, clean)  # [batch, n_out]

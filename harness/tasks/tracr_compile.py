@@ -1,9 +1,12 @@
 """Compile RASP programs with tracr and convert them to transformer_lens models.
 
 tracr (``tracr-pypi``, with JAX) is imported only to compile. The converted weights are
-cached on disk as plain tensors, so a later load needs neither tracr nor JAX:
-:func:`load_compiled` reads ``<cache_dir>/tracr-<program>-tracr-pypi-<version>.pt``,
-and compiles and writes it only when it is missing. Where tracr-pypi is not installed
+stored as plain tensors, so a load needs neither tracr nor JAX: by default
+:func:`load_compiled` reads the file shipped in the package
+(``harness/tasks/tracr_weights/tracr-<program>.pt.gz``, written by ``harness tasks
+build``, with the derived circuits); given a ``cache_dir`` it reads
+``<cache_dir>/tracr-<program>-tracr-pypi-<version>.pt``, and compiles and writes it only
+when it is missing. Where tracr-pypi is not installed
 (a GPU machine given only the cache), the cache of the pinned version is read.
 
 Conversion (tracr's compiled model has no LayerNorm and bidirectional attention):
