@@ -18,6 +18,7 @@ from harness.cli import main
 from harness.tasks import suite_tasks
 from harness.tasks.base import check_task_options, get_task_spec
 from harness.tasks.tracr import (
+    all_inputs,
     circuits_payload,
     derive_program_circuits,
     make_splits,
@@ -185,8 +186,10 @@ def test_splits_are_disjoint_where_it_matters(tasks, slug):
     assert sizes["train"] == sizes["test"] == len(train) and sizes["validation"] == len(validation)
     if slug not in ("tracr-reverse", "tracr-proportion"):
         assert not train & validation and sizes == {"train": 64, "validation": 64, "test": 64}
+    valid = {tuple(r) for r in all_inputs(load_compiled(slug.removeprefix("tracr-"))).tolist()}
     for batch in task.train + task.validation + task.test:
         assert not (batch.clean == batch.corrupt).all(-1).any()  # never the clean prompt
+        assert {tuple(r) for r in batch.corrupt.tolist()} <= valid  # e.g. distinct values
 
 
 def test_validation_of_reverse_and_proportion():
