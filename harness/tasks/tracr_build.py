@@ -52,7 +52,9 @@ def resolve_programs(names: list[str] | None) -> list[str]:
         program = name.removeprefix("tracr-")
         if program not in programs:
             known = [f"tracr-{p}" for p in programs]
-            hint = did_you_mean(name if name.startswith("tracr-") else f"tracr-{name}", known)
+            # compared without the shared prefix, which makes every name look close
+            close = did_you_mean(program, programs)
+            hint = close.replace("mean '", "mean 'tracr-", 1)
             raise ValueError(f"unknown tracr program {name!r} (known: {', '.join(known)}){hint}")
         resolved.append(program)
     return resolved
