@@ -224,6 +224,25 @@ def test_split_options():
     assert sum(b.size for b in task.validation) == 10
 
 
+def test_bad_split_sizes_are_refused_before_anything_runs(tmp_path, capsys):
+    """A study whose task_options ask for sizes the inputs cannot give stops in one line,
+    exit 2, before a trial runs (it used to run and record every trial as FAIL)."""
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "version: 1\nname: bad-sizes\ntask: tracr-hist\n"
+        "task_options: {device: cpu, n_validation: 999}\nground_truth: resample\n"
+        "algorithm: random\nsearch_space: {}\nn_trials: 1\nwandb: {mode: disabled}\n"
+    )
+    for command in (["validate", str(config)], ["run", str(config), "--runs-dir", str(tmp_path)]):
+        assert main(command) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "task_options: n_validation must be in 0..179" in err
+    assert not (tmp_path / "bad-sizes").exists()
+    for options in ({"n_examples": 0}, {"n_examples": 2.5}, {"batch_size": 0}):
+        with pytest.raises(ValueError, match="task_options: (n_examples|batch_size)"):
+            check_task_options(get_task_spec("tracr-reverse"), options)
+
+
 def test_ls_tasks_lists_the_suite(capsys):
     assert main(["ls", "tasks"]) == 0
     out = capsys.readouterr().out

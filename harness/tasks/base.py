@@ -99,6 +99,8 @@ class TaskSpec:
         summary: ``() -> dict`` with ``layers``, ``heads``, ``edges``, ``circuits``
             (ground truth -> edge count) read without loading the task, for
             ``harness ls tasks``; ``None`` where unknown before loading.
+        check_options: ``(options) -> None``: a one-line ValueError for option values
+            the task cannot take (sizes its data cannot give), checked before loading.
     """
 
     slug: str
@@ -109,6 +111,7 @@ class TaskSpec:
     description: str
     numerical_output: bool = False
     summary: Callable[[], dict[str, Any]] | None = None
+    check_options: Callable[[dict[str, Any]], None] | None = None
 
 
 _REGISTRY: dict[str, TaskSpec] = {}
@@ -181,6 +184,11 @@ def check_task_options(
                     f"{where}: task {spec.slug!r} takes no option {name!r} "
                     f"(it takes: {', '.join(parameters)}){hint}"
                 )
+    if spec.check_options is not None:
+        try:
+            spec.check_options(options)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
     if options.get("device") is not None:
         from harness.device import resolve_device
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import numbers
 import os
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -203,24 +204,7 @@ def make_splits(
     """
     inputs = all_inputs(compiled)  # [n_inputs, pos]
     n_inputs = inputs.shape[0]
-    legacy = compiled.program in _DEFAULT_EXAMPLES
-    default = _DEFAULT_EXAMPLES.get(compiled.program, SUITE_DEFAULT_EXAMPLES)
-    n = default if n_examples is None else int(n_examples)
-    if not 0 < 2 * n <= n_inputs:
-        raise ValueError(
-            f"n_examples must be in 1..{n_inputs // 2} for tracr-{compiled.program} "
-            f"(train and test split {n_inputs} distinct inputs), got {n}"
-        )
-    if n_validation is None:
-        n_validation = n if legacy else min(SUITE_DEFAULT_VALIDATION, n_inputs - 2 * n)
-    n_val = int(n_validation)
-    if not 0 <= n_val <= n_inputs - n:
-        raise ValueError(
-            f"n_validation must be in 0..{n_inputs - n} for tracr-{compiled.program} with "
-            f"n_examples {n} (it never overlaps the test prompts), got {n_val}"
-        )
-    if batch_size is not None and int(batch_size) < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    n, n_val = split_sizes(compiled.program, n_inputs, n_examples, n_validation, batch_size)
     generator = torch.Generator().manual_seed(int(seed))
     order = torch.randperm(n_inputs, generator=generator)
     offsets = torch.randint(1, n_inputs, (2 * n,), generator=generator)
@@ -244,6 +228,72 @@ def make_splits(
             batches.append(PromptBatch.create(key, clean, corrupt, answers, wrong, positions))
         splits[split] = tuple(batches)
     return Splits(splits["train"], splits["validation"], splits["test"])
+
+
+def split_sizes(
+    program: str,
+    n_inputs: int,
+    n_examples: Any = None,
+    n_validation: Any = None,
+    batch_size: Any = None,
+) -> tuple[int, int]:
+    """``(n_examples, n_validation)`` with defaults filled in, or a one-line ValueError
+    for sizes the program's ``n_inputs`` valid inputs cannot give.
+
+    Example:
+        >>> split_sizes("hist", 243), split_sizes("reverse", 243)
+        ((64, 64), (121, 121))
+        >>> split_sizes("hist", 243, n_validation=200)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: n_validation must be in 0..179 for tracr-hist with n_examples 64 ..., got 200
+    """
+    legacy = program in _DEFAULT_EXAMPLES
+    n = _DEFAULT_EXAMPLES.get(program, SUITE_DEFAULT_EXAMPLES) if n_examples is None else n_examples
+    if not _is_int(n) or not 0 < 2 * n <= n_inputs:
+        raise ValueError(
+            f"n_examples must be in 1..{n_inputs // 2} for tracr-{program} "
+            f"(train and test split {n_inputs} distinct inputs), got {n!r}"
+        )
+    if n_validation is None:
+        n_validation = n if legacy else min(SUITE_DEFAULT_VALIDATION, n_inputs - 2 * n)
+    if not _is_int(n_validation) or not 0 <= n_validation <= n_inputs - n:
+        raise ValueError(
+            f"n_validation must be in 0..{n_inputs - n} for tracr-{program} with "
+            f"n_examples {n} (it never overlaps the test prompts), got {n_validation!r}"
+        )
+    if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(n), int(n_validation)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def count_inputs(program: str) -> int:
+    """How many valid inputs a program has (without building them where it can).
+
+    Example:
+        >>> count_inputs("reverse"), count_inputs("sort-unique")
+        (243, 360)
+    """
+    spec = all_programs()[program]
+    if spec.inputs is not None:
+        return len(spec.inputs())
+    return len(spec.vocab) ** spec.max_seq_len
+
+
+def check_options(program: str, options: dict[str, Any]) -> None:
+    """A one-line ValueError for split sizes the program cannot give, before loading
+    (``harness.tasks.base.check_task_options`` calls it for every tracr task)."""
+    split_sizes(
+        program,
+        count_inputs(program),
+        options.get("n_examples"),
+        options.get("n_validation"),
+        options.get("batch_size"),
+    )
 
 
 def make_batches(
@@ -550,6 +600,7 @@ def _register_suite() -> None:
                 description=f"tracr-compiled {what}",
                 numerical_output=spec.numerical,
                 summary=lambda name=name: packaged_summary(name),
+                check_options=lambda options, name=name: check_options(name, options),
             )
         )
 
