@@ -125,6 +125,21 @@ def _parser() -> argparse.ArgumentParser:
     ls.add_argument("what", choices=["studies", "tasks", "algorithms"])
     ls.add_argument("--studies-dir", type=Path, default=Path("studies"))
 
+    tasks = commands.add_parser("tasks", help="build or check the tracr weights in the package")
+    tasks_commands = tasks.add_subparsers(dest="tasks_command", required=True)
+    build = tasks_commands.add_parser(
+        "build", help="recompile tracr programs from RASP and write their weights and circuits"
+    )
+    build.add_argument("names", nargs="*", help="tasks or programs (default: the tracr suite)")
+    build.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 if a recompiled program differs from its file",
+    )
+    build.add_argument("--dir", type=Path, help="weights directory (default: the package's)")
+    table = tasks_commands.add_parser("table", help="a Markdown table of the shipped tracr tasks")
+    table.add_argument("names", nargs="*", help="tasks or programs (default: the tracr suite)")
+
     def study_options(command: argparse.ArgumentParser, storage_required: bool = False) -> None:
         command.add_argument("study", type=Path, help="a study YAML file")
         command.add_argument(
@@ -498,10 +513,49 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         return 0
     from harness.tasks import task_specs
 
-    print(f"{'task':<18} {'ground truths':<24} {'runs here':<10} description")
+    header = ("task", "layers", "heads", "edges", "ground truths (edges)", "runs here")
+    print(f"{header[0]:<24} {header[1]:>6} {header[2]:>5} {header[3]:>6}  {header[4]:<28} "
+          f"{header[5]:<13} description")  # fmt: skip
     for spec in task_specs().values():
+        summary = spec.summary() if spec.summary is not None else {}
+        sizes = summary.get("circuits", {})  # tracr files name acdc-zero "zero"
+        counts = [
+            sizes.get(name, sizes.get(name.removeprefix("acdc-"))) for name in spec.ground_truths
+        ]
+        truths = ", ".join(
+            name if n is None else f"{name} ({n})"
+            for name, n in zip(spec.ground_truths, counts, strict=True)
+        )
+        cells = [str(summary.get(key, "-")) for key in ("layers", "heads", "edges")]
         here = "needs weights" if spec.needs_weights else "yes"
-        print(f"{spec.slug:<18} {', '.join(spec.ground_truths):<24} {here:<10} {spec.description}")
+        print(f"{spec.slug:<24} {cells[0]:>6} {cells[1]:>5} {cells[2]:>6}  {truths:<28} "
+              f"{here:<13} {spec.description}")  # fmt: skip
+    return 0
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from harness.tasks.tracr_build import build_files, check_files, resolve_programs, suite_table
+
+    programs = resolve_programs(args.names)  # bad names: one line, exit 2, before compiling
+    if args.tasks_command == "table":
+        print(suite_table(programs))
+        return 0
+    if args.dir is not None and not args.check:
+        writable_dir(args.dir, "--dir")
+    if args.check:
+        differences = check_files(programs, args.dir)
+        if differences:
+            listed = "; ".join(f"tracr-{p}: {what}" for p, what in differences.items())
+            print(
+                f"harness: tracr weights differ from a fresh compile ({len(differences)} of "
+                f"{len(programs)}): {listed}",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{len(programs)} tracr weight files identical to a fresh compile")
+        return 0
+    for path in build_files(programs, args.dir):
+        print(f"wrote {path} ({path.stat().st_size / 1024:.1f} KB)")
     return 0
 
 
@@ -582,6 +636,8 @@ def _main(argv: list[str] | None) -> int:
             return _cmd_ls(args)
         if args.command == "score":
             return _cmd_score(args)
+        if args.command == "tasks":
+            return _cmd_tasks(args)
         if args.command in ("run", "worker"):
             return _cmd_run(args, worker=args.command == "worker")
         if args.command == "status":

@@ -9,7 +9,7 @@ Example:
 from __future__ import annotations
 
 from harness.tasks.base import Task, TaskSpec, get_task_spec, load, register, task_specs
-from harness.tasks.suites import expand_tasks, suite_names, suite_tasks
+from harness.tasks.suites import SUITES, expand_tasks, suite_names, suite_tasks
 
 
 def _register_builtin() -> None:
@@ -19,6 +19,7 @@ def _register_builtin() -> None:
 
 
 __all__ = [
+    "SUITES",
     "Task",
     "TaskSpec",
     "expand_tasks",

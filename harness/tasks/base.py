@@ -28,6 +28,8 @@ class Task:
         model: The ``HookedTransformer``.
         train: Batches SP and the baselines learn from.
         test: Held-out batches for faithfulness.
+        validation: Batches to tune hyperparameters on, never sharing a clean prompt
+            with ``test`` (empty for tasks without one: the GPT-2 tasks).
         circuits: Ground-truth name -> official edge names.
         default_ground_truth: The ground truth used when none is named.
         faithfulness_target: The SP faithfulness target that suits the task's output
@@ -48,6 +50,7 @@ class Task:
     separate_qkv: bool = True
     info: dict[str, Any] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
+    validation: tuple[PromptBatch, ...] = ()
 
     @property
     def ground_truths(self) -> tuple[str, ...]:
@@ -93,6 +96,11 @@ class TaskSpec:
         description: One line for ``harness ls tasks``.
         numerical_output: The model's output is one number (regression), not a
             distribution over tokens: KL is degenerate and answer-based metrics undefined.
+        summary: ``() -> dict`` with ``layers``, ``heads``, ``edges``, ``circuits``
+            (ground truth -> edge count) read without loading the task, for
+            ``harness ls tasks``; ``None`` where unknown before loading.
+        check_options: ``(options) -> None``: a one-line ValueError for option values
+            the task cannot take (sizes its data cannot give), checked before loading.
     """
 
     slug: str
@@ -103,6 +111,8 @@ class TaskSpec:
     description: str
     numerical_output: bool = False
     ground_truth_aliases: tuple[str, ...] = ()  # other names its ground truths answer to
+    summary: Callable[[], dict[str, Any]] | None = None
+    check_options: Callable[[dict[str, Any]], None] | None = None
 
 
 _REGISTRY: dict[str, TaskSpec] = {}
@@ -175,6 +185,11 @@ def check_task_options(
                     f"{where}: task {spec.slug!r} takes no option {name!r} "
                     f"(it takes: {', '.join(parameters)}){hint}"
                 )
+    if spec.check_options is not None:
+        try:
+            spec.check_options(options)
+        except ValueError as error:
+            raise ValueError(f"{where}: {error}") from None
     if options.get("device") is not None:
         from harness.device import resolve_device
 

@@ -198,9 +198,33 @@ def load_docstring(
     )  # fmt: skip
 
 
+def _summary(task: str, layers: int, heads: int, attn_only: bool = False) -> dict:
+    """Layers, heads, edges and circuit sizes for ``harness ls tasks``, without weights.
+
+    Example:
+        >>> _summary("docstring", 4, 8, attn_only=True)["edges"]
+        1281
+    """
+    from transformer_lens import HookedTransformerConfig
+
+    from harness.graph import EdgeGraph
+    from harness.tasks.circuits import official_circuits
+
+    cfg = HookedTransformerConfig(
+        n_layers=layers, n_heads=heads, d_model=heads, d_head=1, n_ctx=2, d_vocab=2,
+        attn_only=attn_only, act_fn="relu",
+    )  # fmt: skip
+    circuits = {name: len(edges) for name, edges in official_circuits(task).items()}
+    return {
+        "layers": layers, "heads": heads, "edges": EdgeGraph.from_config(cfg).n_edges,
+        "circuits": circuits,
+    }  # fmt: skip
+
+
 register(
     TaskSpec(
         slug="ioi",
+        summary=lambda: _summary("ioi", 12, 12, attn_only=False),
         label="IOI",
         loader=load_ioi,
         ground_truths=VARIANTS,
@@ -211,6 +235,7 @@ register(
 register(
     TaskSpec(
         slug="greaterthan",
+        summary=lambda: _summary("greaterthan", 12, 12, attn_only=False),
         label="Greater-Than",
         loader=load_greaterthan,
         ground_truths=VARIANTS,
@@ -221,6 +246,7 @@ register(
 register(
     TaskSpec(
         slug="docstring",
+        summary=lambda: _summary("docstring", 4, 8, attn_only=True),
         label="Docstring",
         loader=load_docstring,
         ground_truths=VARIANTS,

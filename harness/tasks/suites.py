@@ -1,26 +1,23 @@
-"""Named suites of tasks: one name in a config for many tasks.
+"""Named suites of tasks: one name in a config for many tasks (``tasks: tracr-suite``).
 
-``tracr-suite`` is every compiled tracr task (they run anywhere, offline, with exact
-ground truth).
+``tracr-suite`` is every compiled tracr program of :mod:`harness.tasks.tracr_programs`
+(they run anywhere, offline, with exact ground truth).
 
 Example:
-    >>> suite_tasks("tracr-suite")[:2]
-    ['tracr-reverse', 'tracr-proportion']
+    >>> tasks = suite_tasks("tracr-suite")
+    >>> len(tasks) >= 20, tasks[:2]
+    (True, ['tracr-reverse', 'tracr-proportion'])
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from harness.hints import did_you_mean
 from harness.tasks.base import task_specs
+from harness.tasks.tracr_programs import SUITE
 
-
-def _tracr_tasks() -> list[str]:
-    return [slug for slug in task_specs() if slug.startswith("tracr-")]
-
-
-SUITES: dict[str, Callable[[], list[str]]] = {"tracr-suite": _tracr_tasks}
+SUITES: dict[str, tuple[str, ...]] = {
+    "tracr-suite": tuple(f"tracr-{program}" for program in SUITE),
+}
 
 
 def suite_names() -> list[str]:
@@ -34,18 +31,30 @@ def suite_names() -> list[str]:
 
 
 def suite_tasks(name: str) -> list[str]:
-    """The tasks of a named suite, in registry order.
+    """The task slugs of a named suite, in a fixed order; a one-line ValueError (with a
+    did-you-mean) for an unknown name.
 
     Example:
-        >>> suite_tasks("tracr-suit")
+        >>> suite_tasks("tracr-suit")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ValueError: unknown suite 'tracr-suit' (known: tracr-suite); did you mean 'tracr-suite'?
     """
     if name not in SUITES:
-        hint = did_you_mean(name, SUITES)
-        raise ValueError(f"unknown suite {name!r} (known: {', '.join(SUITES)}){hint}")
-    return SUITES[name]()
+        raise ValueError(
+            f"unknown suite {name!r} (known: {', '.join(SUITES)}){did_you_mean(name, SUITES)}"
+        )
+    return list(SUITES[name])
+
+
+def is_suite(name: str) -> bool:
+    """Whether ``name`` names a suite (not a task).
+
+    Example:
+        >>> is_suite("tracr-suite"), is_suite("tracr-reverse")
+        (True, False)
+    """
+    return name in SUITES
 
 
 def expand_tasks(names: list[str]) -> list[str]:

@@ -1,9 +1,12 @@
 """Compile RASP programs with tracr and convert them to transformer_lens models.
 
 tracr (``tracr-pypi``, with JAX) is imported only to compile. The converted weights are
-cached on disk as plain tensors, so a later load needs neither tracr nor JAX:
-:func:`load_compiled` reads ``<cache_dir>/tracr-<program>-tracr-pypi-<version>.pt``,
-and compiles and writes it only when it is missing. Where tracr-pypi is not installed
+stored as plain tensors, so a load needs neither tracr nor JAX: by default
+:func:`load_compiled` reads the file shipped in the package
+(``harness/tasks/tracr_weights/tracr-<program>.pt.gz``, written by ``harness tasks
+build``, with the derived circuits); given a ``cache_dir`` it reads
+``<cache_dir>/tracr-<program>-tracr-pypi-<version>.pt``, and compiles and writes it only
+when it is missing. Where tracr-pypi is not installed
 (a GPU machine given only the cache), the cache of the pinned version is read.
 
 Conversion (tracr's compiled model has no LayerNorm and bidirectional attention):
@@ -22,7 +25,9 @@ Conversion (tracr's compiled model has no LayerNorm and bidirectional attention)
 
 from __future__ import annotations
 
+import gzip
 import importlib.metadata
+import io
 import os
 import tempfile
 from collections.abc import Callable
@@ -33,6 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor
+
+from harness.hints import did_you_mean
 
 CACHE_ENV = "HARNESS_CACHE_DIR"
 CACHE_FORMAT = 1
@@ -52,6 +59,15 @@ class TracrProgram:
         numerical: Whether the output is one number (else a categorical value).
         source: The program, as text, for records.
         build: Returns the RASP output SOp (imports tracr).
+        reference: What the program computes, in plain Python: input values -> one
+            output per input position (``None`` where the program defines none). Written
+            independently of RASP; the tests check the compiled model against it.
+        inputs: Every valid input, for programs that need constrained inputs (default:
+            every sequence of ``max_seq_len`` values from ``vocab``).
+        output_positions: The input positions (1-based, after BOS) the task reads
+            (default: every one).
+        corrupt: How a corrupt prompt is made from a clean one (documentation).
+        description: One line for ``harness ls tasks``.
     """
 
     name: str
@@ -61,6 +77,11 @@ class TracrProgram:
     numerical: bool
     source: tuple[str, ...]
     build: Callable[[], Any]
+    reference: Callable[[tuple[Any, ...]], list[Any]] | None = None
+    inputs: Callable[[], list[tuple[Any, ...]]] | None = None
+    output_positions: tuple[int, ...] | None = None
+    corrupt: str = "another valid input of the same length, drawn uniformly"
+    description: str = ""
 
 
 def _build_reverse() -> Any:
@@ -119,6 +140,9 @@ class CompiledTracr:
         output_encoding: Output value -> output class id (categorical), ``None`` if numerical.
         residual_labels: tracr's labels of the residual dimensions.
         output_labels: The labels the unembedding reads, one per output class.
+        derived: The ground truths derived from these weights (plain data, see
+            :func:`harness.tasks.tracr.circuits_payload`) where the file ships them
+            (the package's files do), else ``None`` (derived at load).
     """
 
     program: str
@@ -129,6 +153,7 @@ class CompiledTracr:
     output_encoding: dict[Any, int] | None
     residual_labels: tuple[str, ...]
     output_labels: tuple[str, ...]
+    derived: dict[str, Any] | None = None
 
     def encode(self, values: list[Any]) -> list[int]:
         """Token ids of ``[BOS, *values]``.
@@ -153,7 +178,7 @@ class CompiledTracr:
 
     def payload(self) -> dict[str, Any]:
         """Plain data for ``torch.save`` (loadable with ``weights_only=True``)."""
-        return {
+        payload = {
             "format": CACHE_FORMAT,
             "program": self.program,
             "tracr_version": self.tracr_version,
@@ -163,6 +188,9 @@ class CompiledTracr:
             "residual_labels": list(self.residual_labels),
             "output_labels": list(self.output_labels),
         }
+        if self.derived is not None:
+            payload["derived"] = self.derived
+        return payload
 
     @classmethod
     def from_payload(cls, payload: dict[str, Any]) -> CompiledTracr:
@@ -175,6 +203,7 @@ class CompiledTracr:
             output_encoding=payload["encodings"]["output"],
             residual_labels=tuple(payload["residual_labels"]),
             output_labels=tuple(payload["output_labels"]),
+            derived=payload.get("derived"),
         )
 
 
@@ -217,6 +246,72 @@ def cache_path(program: str, cache_dir: str | os.PathLike | None = None) -> Path
         cache_dir = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "circuit-harness"
     version = _installed_tracr_version() or PINNED_TRACR_VERSION
     return Path(cache_dir) / f"tracr-{program}-tracr-pypi-{version}.pt"
+
+
+PACKAGED_DIR = Path(__file__).resolve().parent / "tracr_weights"
+
+
+def packaged_path(program: str, directory: str | os.PathLike | None = None) -> Path:
+    """The weights (and derived circuits) of ``program`` shipped in the package.
+
+    Example:
+        >>> packaged_path("reverse").relative_to(PACKAGED_DIR.parent).as_posix()
+        'tracr_weights/tracr-reverse.pt.gz'
+    """
+    return Path(directory or PACKAGED_DIR) / f"tracr-{program}.pt.gz"
+
+
+def read_payload(path: str | os.PathLike) -> dict[str, Any]:
+    """A weights file's plain data (``torch.load`` with ``weights_only=True``; files
+    ending in ``.gz`` are gzip-compressed: tracr's weights are mostly zeros, 10-90x)."""
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "rb") as handle:
+            return torch.load(io.BytesIO(handle.read()), map_location="cpu", weights_only=True)
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def write_payload(payload: dict[str, Any], path: str | os.PathLike) -> None:
+    """Write ``payload`` atomically (concurrent readers never see half a file); gzip
+    with a fixed timestamp when ``path`` ends in ``.gz`` (same payload, same bytes)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    data = buffer.getvalue()
+    if path.name.endswith(".gz"):
+        data = gzip.compress(data, compresslevel=9, mtime=0)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
+        handle.write(data)
+    os.chmod(handle.name, 0o644)
+    os.replace(handle.name, path)
+
+
+def packaged_summary(program: str) -> dict[str, Any]:
+    """Layers, heads, edges and circuit sizes of a shipped program, read from its file
+    (no model is built).
+
+    Example:
+        >>> packaged_summary("reverse")["edges"], packaged_summary("reverse")["circuits"]
+        (77, {'resample': 2, 'zero': 10})
+    """
+    from transformer_lens import HookedTransformerConfig
+
+    from harness.graph import EdgeGraph
+
+    path = packaged_path(program)
+    if not path.exists():
+        return {}
+    payload = read_payload(path)
+    config = payload["config"]
+    derived = payload.get("derived") or {}
+    graph = EdgeGraph.from_config(HookedTransformerConfig(**config))
+    return {
+        "layers": config["n_layers"],
+        "heads": config["n_heads"],
+        "edges": graph.n_edges,
+        "circuits": {name: len(derived[name]) for name in ("resample", "zero") if name in derived},
+        "necessary_alone": derived.get("necessary_alone", {}),
+    }
 
 
 def build_program(name: str) -> Any:
@@ -346,7 +441,9 @@ def compile_program(name: str) -> CompiledTracr:
 
 
 def load_compiled(name: str, cache_dir: str | os.PathLike | None = None) -> CompiledTracr:
-    """The converted weights of a program: from the cache, or compiled and cached.
+    """The converted weights of a program: with ``cache_dir`` ``None``, those shipped in
+    the package (with their derived circuits: nothing compiles, JAX is never imported);
+    otherwise (or for a program the package lacks) from the cache, or compiled and cached.
 
     Example:
         >>> import tempfile
@@ -356,25 +453,28 @@ def load_compiled(name: str, cache_dir: str | os.PathLike | None = None) -> Comp
         >>> again.config["d_model"], again.residual_labels == first.residual_labels
         (41, True)
     """
+    _program(name)  # unknown names: one line, with a did-you-mean
+    if cache_dir is None and packaged_path(name).exists():
+        return CompiledTracr.from_payload(read_payload(packaged_path(name)))
     path = cache_path(name, cache_dir)
     if path.exists():
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = read_payload(path)
         if payload.get("format") == CACHE_FORMAT:
             return CompiledTracr.from_payload(payload)
     tracr_version()  # where tracr-pypi is missing: one line saying what to install
     compiled = compile_program(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".tmp", delete=False) as handle:
-        torch.save(compiled.payload(), handle)
-    os.chmod(handle.name, 0o644)
-    os.replace(handle.name, path)  # atomic: concurrent loaders never read half a file
+    write_payload(compiled.payload(), path)
     return compiled
 
 
 def _program(name: str) -> TracrProgram:
-    if name not in PROGRAMS:
-        raise ValueError(f"unknown tracr program {name!r} (known: {', '.join(PROGRAMS)})")
-    return PROGRAMS[name]
+    from harness.tasks.tracr_programs import all_programs
+
+    programs = all_programs()
+    if name not in programs:
+        hint = did_you_mean(name, programs)
+        raise ValueError(f"unknown tracr program {name!r} (known: {', '.join(programs)}){hint}")
+    return programs[name]
 
 
 def _pin_label_ids(output: Any, first_id: int) -> None:

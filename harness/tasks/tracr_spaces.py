@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.tasks.tracr_compile import BOS, PROGRAMS, build_program
+from harness.tasks.tracr_compile import BOS, build_program
+from harness.tasks.tracr_programs import all_programs
 
 
 def _names(space: Any) -> frozenset[str]:
@@ -45,7 +46,7 @@ def tracr_block_spaces(
     from tracr.craft import bases, transformers
     from tracr.rasp import rasp
 
-    program = PROGRAMS[name]
+    program = all_programs()[name]
     extracted = rasp_to_graph.extract_rasp_graph(build_program(name))
     basis_inference.infer_bases(
         extracted.graph, extracted.sink, set(program.vocab), program.max_seq_len
