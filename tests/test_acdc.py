@@ -154,7 +154,7 @@ def test_default_thresholds():
         ({"thresholds": [-1]}, "got -1"),
         ({"thresholds": [float("nan")]}, "got nan"),
         ({"thresholds": ["0.1"]}, "got '0.1'"),
-        ({"metric": "l2"}, "metric 'l2' is not one of kl_div, mse, logit_diff"),
+        ({"metric": "l2"}, "metric 'l2' is not one of auto, kl_div, mse, logit_diff"),
         ({"ablation": "noise"}, "ablation 'noise' is not one of resample, mean, zero"),
     ],
 )
@@ -170,4 +170,16 @@ def test_bad_data(planted, tracr):
     with pytest.raises(ValueError, match="'logit_diff' needs wrong answers"):
         acdc(task.patchable, task.train, metric="logit_diff")
     with pytest.raises(ValueError, match="'kl_div' is always 0 on the numerical output"):
-        acdc(task.patchable, task.train)
+        acdc(task.patchable, task.train, metric="kl_div")
+
+
+def test_auto_metric_is_kl_for_tokens_and_mse_for_a_number():
+    """The default picks the metric the output can give; the scores equal the named one's."""
+    from harness.tasks import load
+
+    for task_name, metric in (("tracr-reverse", "kl_div"), ("tracr-proportion", "mse")):
+        task = load(task_name, device="cpu", n_examples=16)
+        auto = acdc(task.patchable, task.train, thresholds=[1e-3, 1e-1])
+        named = acdc(task.patchable, task.train, thresholds=[1e-3, 1e-1], metric=metric)
+        assert torch.equal(auto.scores, named.scores)
+        assert auto.history["metric"] == named.history["metric"]

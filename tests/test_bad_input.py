@@ -619,7 +619,7 @@ def tracr_task():
         ("sp", {"learning_rate": "banana"}, "learning_rate must be a finite number > 0"),
         ("sp", {"epochs": 0}, "epochs must be an integer >= 1, got 0"),
         ("sp", {"regularize_lambda": float("nan")}, "regularize_lambda must be a finite number"),
-        ("acdc", {"metric": "l2"}, "metric must be one of 'kl_div', 'mse', 'logit_diff'"),
+        ("acdc", {"metric": "l2"}, "metric must be one of 'auto', 'kl_div', 'mse', 'logit_diff'"),
         ("eap", {"ablation": None}, "ablation must be one of"),
     ],
 )

@@ -29,7 +29,7 @@ from harness.graph import RESID_END, EdgeGraph, Node
 from harness.patching import PatchableModel
 from harness.prune_scores import PruneScores
 
-ACDC_METRICS = ("kl_div", "mse", "logit_diff")
+ACDC_METRICS = ("auto", "kl_div", "mse", "logit_diff")
 
 
 def default_thresholds() -> tuple[float, ...]:
@@ -73,7 +73,7 @@ def acdc_prune_scores(
     official_edges: Iterable[str] | None = None,
     thresholds: Sequence[float] | Tensor | None = None,
     ablation: str = "resample",
-    metric: str = "kl_div",
+    metric: str = "auto",
     *,
     seed: int = 0,
 ) -> PruneScores:
@@ -88,9 +88,10 @@ def acdc_prune_scores(
         thresholds: Positive values of τ, one ACDC run each (default
             :func:`default_thresholds`).
         ablation: What removed edges carry: ``resample``, ``mean`` or ``zero``.
-        metric: ``kl_div`` (default; refused for numerical outputs, where it is always
-            0), ``mse`` (numerical outputs, or the ACDC paper's ``l2``) or ``logit_diff``;
-            see :func:`circuit_metric`.
+        metric: ``auto`` (default: ``kl_div`` for a distribution over tokens, ``mse`` for
+            a numerical output), ``kl_div`` (refused for numerical outputs, where it is
+            always 0), ``mse`` (numerical outputs, or the ACDC paper's ``l2``) or
+            ``logit_diff``; see :func:`circuit_metric`.
         seed: Accepted and unused: ACDC is deterministic.
 
     Returns:
@@ -116,6 +117,8 @@ def acdc_prune_scores(
     batches = [b.to(patchable.device) for b in dataloader]
     if not batches:
         raise ValueError("dataloader is empty: ACDC needs at least one batch")
+    if metric == "auto":
+        metric = "mse" if all(b.is_regression for b in batches) else "kl_div"
     for b in batches:
         if metric == "logit_diff" and (b.is_regression or b.wrong_answers.shape[-1] == 0):
             raise ValueError(
