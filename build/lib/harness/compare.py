@@ -1,0 +1,402 @@
+"""Methods compared side by side: tasks × ground truths × ablations × seeds.
+
+A comparison config (``kind: compare``) names the methods and their parameters. Every
+(method, task, ablation, seed) run is one :class:`~harness.records.TrialRecord`, so a
+comparison resumes like a study: runs already recorded are not repeated.
+
+Two AUCs per run and ground truth, each named by its convention:
+
+- ``score-trapezoid`` from the method's one ranking of all edges;
+- ``sweep-pessimistic`` from a sweep of circuits, one per run of the sweep: ACDC's
+  threshold sweep, or SP's λ sweep (``sweep: {regularize_lambda: [...]}``; each λ trains
+  SP once and contributes its final circuit). Methods without a sweep have none.
+
+Tables give the mean over seeds with a 95% percentile-bootstrap interval, and wall time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from harness.config import CONFIG_VERSION, _Strict
+from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, faithfulness_curve, sweep_roc
+from harness.records import (
+    TrialRecord,
+    append_record,
+    git_commit,
+    method_label,
+    package_versions,
+    read_records,
+    thin_curve,
+)
+
+# The ACDC paper (Conmy et al. 2023), edge-level ROC AUC on tracr against its own
+# zero-ablation circuits, sweep-based with the pessimistic staircase.
+PAPER_AUC = {
+    ("tracr-reverse", "zero", "acdc"): 1.000,
+    ("tracr-proportion", "zero", "acdc"): 1.000,
+    ("tracr-reverse", "zero", "sp"): 0.801,
+    ("tracr-proportion", "zero", "sp"): 0.829,
+    ("tracr-reverse", "resample", "acdc"): 0.200,
+    ("tracr-proportion", "resample", "acdc"): 0.679,
+    ("tracr-reverse", "resample", "sp"): 0.193,
+    ("tracr-proportion", "resample", "sp"): 0.525,
+}
+PAPER_GROUND_TRUTH = "acdc-zero"
+
+
+class MethodConfig(_Strict):
+    """How one method runs in a comparison.
+
+    Attributes:
+        params: Fixed parameters (a ``{task: {...}}`` mapping under ``per_task`` overrides
+            them for one task).
+        per_task: Task -> parameters that override ``params`` on that task.
+        sweep: One parameter and its values, run once each for the sweep-based ROC
+            (SP's λ sweep); ACDC sweeps thresholds internally.
+        from_study: Take the parameters of the best trial of this study (``{task}`` is
+            replaced by the task's name), read from its records.
+    """
+
+    params: dict[str, Any] = Field(default_factory=dict)
+    per_task: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    sweep: dict[str, list[Any]] = Field(default_factory=dict)
+    from_study: str | None = None
+
+    @model_validator(mode="after")
+    def _one_sweep(self) -> MethodConfig:
+        if len(self.sweep) > 1:
+            raise ValueError("a method sweeps at most one parameter")
+        for name, values in self.sweep.items():
+            if not values:
+                raise ValueError(f"the sweep over {name!r} is empty")
+        return self
+
+
+class CompareConfig(_Strict):
+    """A comparison of methods across tasks, ground truths, ablations and seeds."""
+
+    version: int = CONFIG_VERSION
+    kind: str = Field(pattern="^compare$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    tasks: list[str] = Field(min_length=1)  # task names and named suites (``tracr-suite``)
+    task_options: dict[str, Any] = Field(default_factory=dict)
+    ablations: list[str] = Field(default_factory=lambda: ["resample"], min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    methods: dict[str, MethodConfig] = Field(min_length=1)
+    bootstrap_samples: int = Field(default=10000, ge=100)
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = None) -> CompareConfig:
+    """Read and validate a comparison YAML (one-line ValueError on problems)."""
+    from harness.config import _set_dotted, validate_model
+    from harness.yamlio import read_yaml_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"comparison config {str(path)!r} does not exist")
+    data = read_yaml_file(path) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a comparison config is a mapping of keys")
+    if "kind" not in data and ("task" in data or "search_space" in data):
+        raise ValueError(f"{path}: a study config, not a comparison: run `harness run {path}`")
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value)
+    config = validate_model(CompareConfig, data, str(path))
+    from harness.tasks import expand_tasks
+
+    return config.model_copy(update={"tasks": expand_tasks(config.tasks)})
+
+
+def preflight_compare(config: CompareConfig) -> None:
+    """Names and parameters against the registries, before anything runs."""
+    from harness.ablation import check_ablation
+    from harness.algorithms import get_algorithm
+    from harness.algorithms.params import check_seed, check_value
+    from harness.runner import check_parameters
+    from harness.tasks import get_task_spec
+    from harness.tasks.base import check_metric_supported, check_task_options
+
+    specs = [get_task_spec(task) for task in config.tasks]
+    for task_spec in specs:
+        check_task_options(task_spec, config.task_options)
+    for ablation in config.ablations:
+        check_ablation(ablation)
+    for seed in config.seeds:
+        check_seed(seed, "seeds")
+    for slug, method in config.methods.items():
+        spec = get_algorithm(slug)
+        where = f"methods.{slug}: "
+        thresholds = method.params.get("thresholds")
+        if isinstance(thresholds, list):  # a single number, or a bad type: checked below
+            if not thresholds:
+                raise ValueError(f"method {slug!r}: the threshold sweep is empty")
+            bad = [t for t in thresholds if not isinstance(t, (int, float)) or t <= 0]
+            if bad:
+                raise ValueError(f"method {slug!r}: thresholds must be positive, got {bad[0]!r}")
+        check_parameters(spec, method.params, where=where)
+        check_parameters(spec, method.sweep, values=False, where=where)
+        for name, values in method.sweep.items():
+            for value in values:
+                check_value(slug, name, value, f"{where}sweep: ")
+        for task, params in method.per_task.items():
+            if task not in config.tasks:
+                raise ValueError(f"method {slug!r} has parameters for {task!r}, not a task here")
+            check_parameters(spec, params, where=where)
+        for task_spec in specs:
+            params = {**method.params, **method.per_task.get(task_spec.slug, {})}
+            check_metric_supported(task_spec, params)
+
+
+def _runs(config: CompareConfig) -> Iterator[tuple[str, str, str, int]]:
+    for task in config.tasks:
+        for ablation in config.ablations:
+            for slug in config.methods:
+                for seed in config.seeds:
+                    yield slug, task, ablation, seed
+
+
+def _key(record: dict[str, Any]) -> tuple[str, str, str, int]:
+    return record["algorithm"], record["task"], record["params"].get("ablation"), record["seed"]
+
+
+def run_compare(
+    config: CompareConfig, runs_dir: Path, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Run every missing (method, task, ablation, seed) and return all records."""
+    from tqdm.auto import tqdm
+
+    from harness.record_lines import check_records_file
+    from harness.tasks import load
+
+    path = runs_dir / config.name / "trials.jsonl"
+    check_records_file(path)
+    done = {_key(r) for r in read_records(path) if r["state"] == "COMPLETE"}
+    todo = [run for run in _runs(config) if run not in done]
+    tasks: dict[str, Any] = {}
+    next_number = len(read_records(path))
+    for slug, task_name, ablation, seed in tqdm(todo, desc=config.name, disable=not progress):
+        if task_name not in tasks:
+            tasks[task_name] = load(task_name, **config.task_options)
+        record = _run_one(config, tasks[task_name], slug, ablation, seed, next_number, runs_dir)
+        append_record(path, record)
+        next_number += 1
+    return read_records(path)
+
+
+def _method_params(config: CompareConfig, slug: str, task, ablation: str, runs_dir: Path):
+    method = config.methods[slug]
+    params: dict[str, Any] = {}
+    if method.from_study:
+        params.update(best_params(method.from_study.format(task=task.slug), runs_dir))
+    params.update(method.params)
+    params.update(method.per_task.get(task.slug, {}))
+    from harness.algorithms import get_algorithm
+    from harness.runner import algorithm_parameters
+
+    if "ablation" in algorithm_parameters(get_algorithm(slug)):
+        params["ablation"] = ablation
+    return params
+
+
+def best_params(study: str, runs_dir: Path) -> dict[str, Any]:
+    """The parameters of the best COMPLETE trial of a study, from its records."""
+    records = [
+        r for r in read_records(runs_dir / study / "trials.jsonl") if r["state"] == "COMPLETE"
+    ]
+    if not records:
+        raise ValueError(
+            f"study {study!r} has no complete trials under {runs_dir} to take SP's parameters from"
+        )
+    objective = [r for r in records if isinstance(r.get("objective"), (int, float))]
+    if not objective:
+        raise ValueError(f"study {study!r} has no single-objective trials to rank")
+    best = max(objective, key=lambda r: r["objective"])
+    return {k: v for k, v in best["params"].items() if k != "ablation"}
+
+
+def _run_one(config, task, slug, ablation, seed, number, runs_dir) -> TrialRecord:
+    from harness.runner import run_algorithm
+
+    params = _method_params(config, slug, task, ablation, runs_dir)
+    record = TrialRecord(  # the ablation is recorded for every method, to group the table
+        study=config.name,
+        trial=number,
+        state="RUNNING",
+        algorithm=slug,
+        task=task.slug,
+        ground_truth=None,
+        params={**params, "ablation": ablation},
+        seed=seed,
+        versions=package_versions(),
+        git_commit=git_commit(),
+        n_edges_total=task.patchable.n_edges,
+        device=str(task.patchable.device),
+    )
+    start = time.perf_counter()
+    try:
+        run = run_algorithm(task, slug, params, seed)
+        circuits = list(getattr(run.scores, "sweep", ()) or ())
+        for name, values in config.methods[slug].sweep.items():
+            circuits += _sweep_circuits(task, slug, params, name, values, seed)
+        record.history = {k: v for k, v in run.scores.history.items() if v}
+        record.semantics = run.scores.semantics
+        for gt, roc in run.rocs.items():
+            record.auc[gt] = {SCORE_TRAPEZOID: roc.auc}
+            record.roc[gt] = thin_curve(list(roc.fpr), list(roc.tpr))
+            if circuits:
+                swept_roc = sweep_roc(
+                    [c for _, c in circuits], task.official_edges(gt), run.scores.edge_names
+                )
+                record.auc[gt][SWEEP_PESSIMISTIC] = swept_roc.auc
+                record.sweep_roc[gt] = {"fpr": list(swept_roc.fpr), "tpr": list(swept_roc.tpr)}
+        if circuits:
+            record.sweep = [{"value": v, "n_edges": len(c)} for v, c in circuits]
+        if run.scores.circuit is not None:
+            record.circuit_size = len(run.scores.circuit)
+        record.faithfulness_curve = faithfulness_curve(
+            task.patchable, task.test, run.scores, edge_counts(task.patchable.n_edges), ablation
+        )
+        record.state = "COMPLETE"
+    except Exception as error:
+        from harness.sweep.trials import failure_reason
+
+        record.state = "FAIL"
+        record.fail_reason = failure_reason(error)
+    record.seconds = round(time.perf_counter() - start, 4)
+    return record
+
+
+def edge_counts(n_edges: int, per_decade: int = 6) -> list[int]:
+    """Log-spaced circuit sizes from 1 to ``n_edges`` (0 and ``n_edges`` included).
+
+    Example:
+        >>> edge_counts(23)
+        [0, 1, 2, 3, 5, 7, 11, 16, 23]
+    """
+    import numpy as np
+
+    decades = np.log10(n_edges)
+    points = np.unique(
+        np.round(10 ** np.linspace(0, decades, max(2, int(decades * per_decade) + 1)))
+    )
+    return sorted({0, n_edges, *(int(p) for p in points if 1 <= p <= n_edges)})
+
+
+def _sweep_circuits(task, slug, params, name, values, seed) -> list[tuple[Any, frozenset[str]]]:
+    """One circuit per swept value; SP's per-trial settings train in one batched pass."""
+    from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
+    from harness.runner import run_algorithm
+    from harness.study import _BATCH_SHARED
+
+    batchable = (
+        slug == "sp"
+        and name in PER_TRIAL
+        and all(k in PER_TRIAL or k in _BATCH_SHARED for k in params)
+    )
+    if not batchable:
+        runs = [run_algorithm(task, slug, {**params, name: v}, seed).scores for v in values]
+    else:
+        shared = {k: v for k, v in params.items() if k in _BATCH_SHARED}
+        shared.setdefault("faithfulness_target", task.faithfulness_target)
+        per_trial = {k: v for k, v in params.items() if k in PER_TRIAL}
+        trials = [{**per_trial, "seed": seed, name: value} for value in values]
+        runs = subnetwork_probing_batched(task.patchable, task.train, trials, **shared)
+    return [(v, s.circuit) for v, s in zip(values, runs, strict=True) if s.circuit is not None]
+
+
+def bootstrap_interval(values: list[float], samples: int, seed: int = 0) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the mean.
+
+    Example:
+        >>> bootstrap_interval([1.0, 1.0, 1.0], 1000)
+        (1.0, 1.0)
+    """
+    import numpy as np
+
+    data = np.asarray(values, dtype=float)
+    if len(data) < 2:
+        return float(data.mean()), float(data.mean())
+    rng = np.random.default_rng(seed)
+    means = rng.choice(data, size=(samples, len(data)), replace=True).mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def comparison_table(records: list[dict[str, Any]], samples: int = 10000):
+    """One row per task × ground truth × ablation × method (a pandas DataFrame)."""
+    import pandas as pd
+
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in records:
+        if r["state"] != "COMPLETE":
+            continue
+        for gt in r["auc"]:
+            ablation = r["params"].get("ablation", "–")
+            key = (r["task"], gt, ablation, method_label(r), r["algorithm"])
+            groups.setdefault(key, []).append(r)
+    rows = []
+    for (task, gt, ablation, method, algorithm), runs in sorted(groups.items()):
+        row: dict[str, Any] = {
+            "task": task,
+            "ground truth": gt,
+            "ablation": ablation,
+            "method": method,
+            "seeds": len(runs),
+        }
+        for convention in (SCORE_TRAPEZOID, SWEEP_PESSIMISTIC):
+            values = [r["auc"][gt][convention] for r in runs if convention in r["auc"][gt]]
+            if values:
+                low, high = bootstrap_interval(values, samples)
+                row[f"AUC {convention}"] = sum(values) / len(values)
+                row[f"CI {convention}"] = (low, high)
+            else:
+                row[f"AUC {convention}"] = None
+                row[f"CI {convention}"] = None
+        row["seconds"] = sum(r["seconds"] for r in runs) / len(runs)
+        paper = PAPER_AUC.get((task, ablation, algorithm)) if gt == PAPER_GROUND_TRUTH else None
+        row["paper AUC (sweep-pessimistic)"] = paper
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def comparison_markdown(name: str, table) -> str:
+    """The table as Markdown, conventions named in the header."""
+    lines = [
+        f"# Comparison {name}",
+        "",
+        "AUC conventions: **score-trapezoid** (one ranking of all edges by |score|, ties "
+        "together, trapezoid rule) and **sweep-pessimistic** (the ACDC paper's: one circuit per "
+        "sweep run — ACDC thresholds, SP λ values — dominated points dropped, "
+        "Σ (1 − FPR_i)(TPR_i − TPR_{i−1})). Mean over seeds [95% bootstrap interval]. "
+        "Paper: Conmy et al. 2023 against their zero-ablation tracr circuits (`acdc-zero`).",
+        "",
+        "| task | ground truth | ablation | method | seeds | AUC score-trapezoid | "
+        "AUC sweep-pessimistic | paper (sweep) | seconds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for _, row in table.iterrows():
+        cells = []
+        for convention in (SCORE_TRAPEZOID, SWEEP_PESSIMISTIC):
+            mean, ci = row[f"AUC {convention}"], row[f"CI {convention}"]
+            cells.append(
+                "–" if mean is None or mean != mean else f"{mean:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+            )
+        paper = row["paper AUC (sweep-pessimistic)"]
+        paper_cell = "–" if paper is None or paper != paper else f"{paper:.3f}"
+        lines.append(
+            f"| {row['task']} | {row['ground truth']} | {row['ablation']} | {row['method']} | "
+            f"{row['seeds']} | {cells[0]} | {cells[1]} | {paper_cell} | {row['seconds']:.2f} |"
+        )
+    return "\n".join(lines) + "\n"

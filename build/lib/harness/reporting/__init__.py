@@ -1,0 +1,1 @@
+"""Reporting: tables, figures and their static export, built from records alone."""

@@ -1,0 +1,78 @@
+"""Storage URLs: refused when they would lose a study, and never printed with a password."""
+
+from __future__ import annotations
+
+import re
+
+_USERINFO_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s'\"?#@:/]*):[^\s'\"?#]*@")
+_QUERY_PASSWORD = re.compile(r"(?i)\b((?:ssl)?password|passwd|pwd)=[^&\s'\"]*")
+
+
+def mask_password(text: str) -> str:
+    """A storage URL, or a message quoting one, with every password replaced by ``***``:
+    the userinfo's (up to the last ``@``, so a raw ``@`` in it leaks nothing) and
+    ``password=`` settings in a query or a connection string.
+
+    Example:
+        >>> mask_password("postgresql://user:secret@db:5432/optuna")
+        'postgresql://user:***@db:5432/optuna'
+        >>> mask_password("postgresql://u:p@ss@db/optuna?sslmode=require&password=x")
+        'postgresql://u:***@db/optuna?sslmode=require&password=***'
+    """
+    return _QUERY_PASSWORD.sub(r"\1=***", _USERINFO_PASSWORD.sub(r"\1:***@", text))
+
+
+def secrets_of(url: str) -> list[str]:
+    """The passwords a URL carries, raw and percent-decoded (to mask them in messages).
+
+    Example:
+        >>> secrets_of("postgresql://u:p%40ss@h/db")
+        ['p%40ss', 'p@ss']
+    """
+    from urllib.parse import unquote
+
+    found = [m.group(0).split(":", 2)[-1][:-1] for m in _USERINFO_PASSWORD.finditer(url)]
+    found += [m.group(0).split("=", 1)[1] for m in _QUERY_PASSWORD.finditer(url)]
+    found += [unquote(s) for s in found]
+    return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+
+def hide_secrets(message: str, url: str) -> str:
+    """``message`` with every password of ``url`` (raw or decoded) replaced by ``***``.
+
+    Example:
+        >>> hide_secrets("auth failed for s3cret", "postgresql://u:s3cret@h/db")
+        'auth failed for ***'
+    """
+    for secret in secrets_of(url):
+        message = message.replace(secret, "***")
+    return mask_password(message)
+
+
+def check_storage_url(url: str) -> None:
+    """Refuse, in one line, storage URLs that would lose the study or leak a password.
+
+    Example:
+        >>> check_storage_url("sqlite:///")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: storage 'sqlite:///' is an in-memory database: the study would be lost...
+    """
+    shown = mask_password(url)
+    path = url.split("?", 1)[0]
+    if path in ("sqlite:", "sqlite:/", "sqlite://", "sqlite:///") or path.endswith(":memory:"):
+        raise ValueError(
+            f"storage {shown!r} is an in-memory database: the study would be lost when this "
+            "process ends; give a file, e.g. sqlite:///runs/NAME/study.db"
+        )
+    if "://" not in url:
+        raise ValueError(
+            f"storage {shown!r} is not a URL (sqlite:///FILE, journal:///FILE or "
+            "postgresql://USER@HOST/DB)"
+        )
+    network = not url.startswith(("sqlite:", "journal:"))  # file paths may hold an '@'
+    if network and url.split("://", 1)[1].split("?", 1)[0].count("@") > 1:
+        raise ValueError(
+            f"storage {shown!r} has a raw '@' in its user name or password: "
+            "percent-encode it as %40"
+        )

@@ -1,0 +1,609 @@
+"""The tracr tasks: compiled RASP programs with exact, derived ground truth.
+
+The suite (``harness.tasks.suite_tasks("tracr-suite")``, programs in
+:mod:`harness.tasks.tracr_programs`) holds ``tracr-reverse`` (reverse a sequence over
+``{1, 2, 3}``; 4 layers x 1 head, 77 edges), ``tracr-proportion`` (the fraction of
+``"x"`` so far; one numerical output, 2 layers x 1 head, 23 edges) and 23 more programs:
+tracr's library with chosen arguments and programs written from published task
+descriptions, 1 to 8 layers, up to 4 heads per layer, categorical and numerical outputs.
+
+Models are loaded from the files shipped in the package (``harness/tasks/tracr_weights``,
+written by ``harness tasks build``, which recompiles from RASP): loading compiles nothing
+and never imports JAX. With ``cache_dir`` a task is compiled into and read from that cache
+instead (see :mod:`harness.tasks.tracr_compile`). Every prompt is ``BOS`` plus the
+program's full length (clean and corrupt always have the same length); the task reads
+every position after ``BOS`` unless the program says otherwise. Splits: train, validation
+and test (:func:`make_splits`). Each task has two ground truths, derived from the compiled
+model and the task's data by :mod:`harness.tasks.derive` (nothing typed in; the package's
+files carry them, and the tests re-derive them):
+
+- ``resample`` (default): for resample ablation with same-length pairs (reverse 2 edges,
+  proportion 3: auto-circuit's official sets). Length and positions are the same in both
+  prompts of a pair, so only the token-carrying path is needed.
+- ``zero``: for zero ablation, the program's information flow. On reverse and proportion
+  it is named ``acdc-zero`` (10 and 5 edges: the ACDC paper's official sets), with
+  ``zero`` as an alias; records and reports keep ``acdc-zero`` there.
+
+Example:
+    >>> from harness.tasks import load
+    >>> task = load("tracr-reverse", device="cpu")
+    >>> task.patchable.n_edges, sorted(task.official_edges())
+    (77, ['A3.0->Resid End', 'Resid Start->A3.0.V'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import numbers
+import os
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from harness.data import PromptBatch
+from harness.device import resolve_device
+from harness.patching import PatchableModel
+from harness.tasks.base import Task, TaskSpec, register
+from harness.tasks.derive import (
+    DerivationData,
+    DerivedCircuits,
+    derive_circuits,
+    float64_model,
+    necessary_alone,
+    one_thread,
+)
+from harness.tasks.tracr_compile import (
+    BOS,
+    CompiledTracr,
+    TracrProgram,
+    cache_path,
+    load_compiled,
+    packaged_path,
+    packaged_summary,
+)
+from harness.tasks.tracr_programs import all_programs
+
+_AUTO_CIRCUIT = "UFO-101/auto-circuit@98db58c auto_circuit/metrics/official_circuits/circuits/tracr"
+_ACDC = "ArthurConmy/Automatic-Circuit-Discovery@a9a7857 (big-rerun) acdc/tracr_task/utils.py"
+
+# ground truth -> the ablation it is for; every one is derived (harness.tasks.derive)
+GROUND_TRUTH_ABLATIONS = {"resample": "resample", "acdc-zero": "zero"}
+ALIASES = {"zero": "acdc-zero"}  # the derivation's name; records keep the official one
+# The official circuits the derivation reproduces (tests check the sets are equal).
+OFFICIAL_SOURCES: dict[str, dict[str, str]] = {
+    "reverse": {
+        "resample": f"{_AUTO_CIRCUIT}/reverse_official.py::tracr_reverse_true_edges",
+        "acdc-zero": f"{_ACDC}::get_tracr_reverse_edges (ACDC run, zero ablation, commit e612e50)",
+    },
+    "proportion": {
+        "resample": f"{_AUTO_CIRCUIT}/xproportion_official.py::tracr_xproportion_official_edges",
+        "acdc-zero": (
+            f"{_ACDC}::get_tracr_proportion_edges (ACDC run, zero ablation, commit e612e50)"
+        ),
+    },
+}
+DERIVATION_SEED = 0  # the derivation runs on the default splits of this seed
+
+_DEFAULT_EXAMPLES = {"reverse": 121, "proportion": 512}  # per split, as auto-circuit
+SUITE_DEFAULT_EXAMPLES = 64  # train and test prompts of the other suite programs
+SUITE_DEFAULT_VALIDATION = 64  # their validation prompts (reverse, proportion: n_examples)
+
+
+class Splits(NamedTuple):
+    """A task's batches: ``train`` to learn from, ``validation`` to tune on, ``test`` to
+    report (``validation`` never shares a clean prompt with ``test``)."""
+
+    train: tuple[PromptBatch, ...]
+    validation: tuple[PromptBatch, ...]
+    test: tuple[PromptBatch, ...]
+
+
+def _program_of(compiled: CompiledTracr) -> TracrProgram:
+    return all_programs()[compiled.program]
+
+
+def all_inputs(compiled: CompiledTracr) -> Tensor:
+    """Every valid full-length prompt, ``[n_inputs, 1 + max_seq_len]`` token ids (every
+    sequence over the vocabulary, or the program's own ``inputs``), in a fixed order.
+
+    Example:
+        >>> from harness.tasks.tracr_compile import load_compiled
+        >>> tuple(all_inputs(load_compiled("reverse")).shape)
+        (243, 6)
+    """
+    program = _program_of(compiled)
+    if program.inputs is not None:
+        rows = program.inputs()
+    else:
+        rows = itertools.product(program.vocab, repeat=program.max_seq_len)
+    return torch.tensor([compiled.encode(list(row)) for row in rows])  # [n_inputs, pos]
+
+
+def output_positions(compiled: CompiledTracr) -> tuple[int, ...]:
+    """The positions a task reads (every position after BOS unless the program says).
+
+    Example:
+        >>> from harness.tasks.tracr_compile import load_compiled
+        >>> output_positions(load_compiled("shift-2"))
+        (3, 4, 5)
+    """
+    program = _program_of(compiled)
+    return program.output_positions or tuple(range(1, program.max_seq_len + 1))
+
+
+def expected_outputs(compiled: CompiledTracr, tokens: Tensor) -> Tensor:
+    """What the program computes at the task's output positions, from its plain-Python
+    reference: class ids ``[batch, n_out]`` long (categorical) or values ``[batch, n_out]``
+    float (numerical).
+
+    Example:
+        >>> from harness.tasks.tracr_compile import load_compiled
+        >>> compiled = load_compiled("proportion")
+        >>> tokens = torch.tensor([compiled.encode(["x", "w", "w", "x"])])
+        >>> expected_outputs(compiled, tokens)
+        tensor([[1.0000, 0.5000, 0.3333, 0.5000]])
+    """
+    body = tokens[:, 1:]  # [batch, n_in]
+    if compiled.program == "proportion":  # as before the suite (bit-identical answers)
+        is_x = (body == compiled.input_encoding["x"]).float()
+        steps = torch.arange(1, body.shape[1] + 1, dtype=torch.float32)
+        return is_x.cumsum(1) / steps
+    program = _program_of(compiled)
+    assert program.reference is not None
+    decode = {token: value for value, token in compiled.input_encoding.items()}
+    positions = output_positions(compiled)
+    rows = []
+    for row in body.tolist():
+        out = program.reference(tuple(decode[t] for t in row))
+        rows.append([out[p - 1] for p in positions])
+    if program.numerical:
+        return torch.tensor(rows, dtype=torch.float32)  # [batch, n_out]
+    assert compiled.output_encoding is not None
+    classes = [[compiled.output_encoding[value] for value in row] for row in rows]
+    return torch.tensor(classes, dtype=torch.long)  # [batch, n_out]
+
+
+def make_splits(
+    compiled: CompiledTracr,
+    seed: int = 0,
+    n_examples: int | None = None,
+    n_validation: int | None = None,
+    batch_size: int | None = None,
+) -> Splits:
+    """Seeded train, validation and test batches of clean/corrupt pairs.
+
+    Clean prompts: a seeded permutation of :func:`all_inputs`; train takes the first
+    ``n_examples``, test the next ``n_examples``, validation the next ``n_validation``
+    (so train and test do not depend on ``n_validation``). Where the inputs run out
+    (tracr-reverse and tracr-proportion at their default sizes: 243 and 1024 inputs,
+    121 and 512 per split), validation continues with the train inputs: it never shares
+    a clean prompt with test. Corrupt prompt (every split): another valid input of the
+    same length, drawn uniformly (never the clean input itself).
+
+    Categorical tasks get ``answers`` ``[batch, n_out, 1]`` (the class the program
+    outputs) and ``wrong_answers`` ``[batch, n_out, n_classes - 1]`` (every other class);
+    numerical ones float ``answers`` ``[batch, n_out]``.
+
+    Args:
+        compiled: The program's converted model.
+        seed: Seeds the split and the corrupt draws.
+        n_examples: Train and test prompts each (default 121 for reverse, 512 for
+            proportion, 64 for the other programs).
+        n_validation: Validation prompts (default ``n_examples`` for reverse and
+            proportion, 64 for the others; 0 for none).
+        batch_size: Prompts per batch (default: one batch per split).
+
+    Example:
+        >>> from harness.tasks.tracr_compile import load_compiled
+        >>> splits = make_splits(load_compiled("reverse"), n_examples=10, n_validation=3)
+        >>> [b.size for b in splits.train], splits.validation[0].size
+        ([10], 3)
+    """
+    inputs = all_inputs(compiled)  # [n_inputs, pos]
+    n_inputs = inputs.shape[0]
+    n, n_val = split_sizes(compiled.program, n_inputs, n_examples, n_validation, batch_size)
+    generator = torch.Generator().manual_seed(int(seed))
+    order = torch.randperm(n_inputs, generator=generator)
+    offsets = torch.randint(1, n_inputs, (2 * n,), generator=generator)
+    pool = torch.cat([order[2 * n :], order[:n]])  # validation: unused inputs, then train
+    validation_offsets = torch.randint(1, n_inputs, (n_val,), generator=generator)
+    clean_index = torch.cat([order[: 2 * n], pool[:n_val]])
+    corrupt_index = (clean_index + torch.cat([offsets, validation_offsets])) % n_inputs
+    positions = output_positions(compiled)
+    parts = {"train": (0, n), "test": (n, 2 * n), "validation": (2 * n, 2 * n + n_val)}
+    splits = {}
+    for split, (first, stop) in parts.items():
+        size = int(batch_size) if batch_size is not None else max(stop - first, 1)
+        batches = []
+        for i, start in enumerate(range(first, stop, size)):
+            index = slice(start, min(start + size, stop))
+            clean = inputs[clean_index[index]]  # [batch, pos]
+            corrupt = inputs[corrupt_index[index]]  # [batch, pos]
+            answers = expected_outputs(compiled, clean)  # [batch, n_out]
+            wrong = None if answers.is_floating_point() else _other_classes(answers, compiled)
+            key = f"tracr-{compiled.program}/seed{seed}/{split}/{i}"
+            batches.append(PromptBatch.create(key, clean, corrupt, answers, wrong, positions))
+        splits[split] = tuple(batches)
+    return Splits(splits["train"], splits["validation"], splits["test"])
+
+
+def split_sizes(
+    program: str,
+    n_inputs: int,
+    n_examples: Any = None,
+    n_validation: Any = None,
+    batch_size: Any = None,
+) -> tuple[int, int]:
+    """``(n_examples, n_validation)`` with defaults filled in, or a one-line ValueError
+    for sizes the program's ``n_inputs`` valid inputs cannot give.
+
+    Example:
+        >>> split_sizes("hist", 243), split_sizes("reverse", 243)
+        ((64, 64), (121, 121))
+        >>> split_sizes("hist", 243, n_validation=200)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: n_validation must be in 0..179 for tracr-hist with n_examples 64 ..., got 200
+    """
+    legacy = program in _DEFAULT_EXAMPLES
+    n = _DEFAULT_EXAMPLES.get(program, SUITE_DEFAULT_EXAMPLES) if n_examples is None else n_examples
+    if not _is_int(n) or not 0 < 2 * n <= n_inputs:
+        raise ValueError(
+            f"n_examples must be in 1..{n_inputs // 2} for tracr-{program} "
+            f"(train and test split {n_inputs} distinct inputs), got {n!r}"
+        )
+    if n_validation is None:
+        n_validation = n if legacy else min(SUITE_DEFAULT_VALIDATION, n_inputs - 2 * n)
+    if not _is_int(n_validation) or not 0 <= n_validation <= n_inputs - n:
+        raise ValueError(
+            f"n_validation must be in 0..{n_inputs - n} for tracr-{program} with "
+            f"n_examples {n} (it never overlaps the test prompts), got {n_validation!r}"
+        )
+    if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(n), int(n_validation)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def count_inputs(program: str) -> int:
+    """How many valid inputs a program has (without building them where it can).
+
+    Example:
+        >>> count_inputs("reverse"), count_inputs("sort-unique")
+        (243, 360)
+    """
+    spec = all_programs()[program]
+    if spec.inputs is not None:
+        return len(spec.inputs())
+    return len(spec.vocab) ** spec.max_seq_len
+
+
+def check_options(program: str, options: dict[str, Any]) -> None:
+    """A one-line ValueError for split sizes the program cannot give, before loading
+    (``harness.tasks.base.check_task_options`` calls it for every tracr task)."""
+    split_sizes(
+        program,
+        count_inputs(program),
+        options.get("n_examples"),
+        options.get("n_validation"),
+        options.get("batch_size"),
+    )
+
+
+def make_batches(
+    compiled: CompiledTracr,
+    seed: int = 0,
+    n_examples: int | None = None,
+    batch_size: int | None = None,
+) -> tuple[tuple[PromptBatch, ...], tuple[PromptBatch, ...]]:
+    """The train and test batches of :func:`make_splits` (the same prompts).
+
+    Example:
+        >>> from harness.tasks.tracr_compile import load_compiled
+        >>> train, test = make_batches(load_compiled("reverse"), n_examples=10, batch_size=4)
+        >>> [b.size for b in train], tuple(train[0].wrong_answers.shape)
+        ([4, 4, 2], (4, 5, 2))
+    """
+    splits = make_splits(compiled, seed, n_examples, 0, batch_size)
+    return splits.train, splits.test
+
+
+def _other_classes(answers: Tensor, compiled: CompiledTracr) -> Tensor:
+    """``[batch, n_out] -> [batch, n_out, n_classes - 1]``: every class but the answer."""
+    n_classes = len(compiled.output_labels)
+    classes = torch.arange(n_classes).expand(*answers.shape, n_classes)  # [batch, n_out, cls]
+    keep = classes != answers[..., None]
+    return classes[keep].reshape(*answers.shape, n_classes - 1)
+
+
+_DERIVED: dict[tuple[str, str, str], DerivedCircuits] = {}
+
+
+def _fingerprint(compiled: CompiledTracr) -> str:
+    """A hash of the weights (a few KB): the memo never serves other weights' circuits."""
+    digest = hashlib.sha256()
+    for name in sorted(compiled.state_dict):
+        digest.update(name.encode())
+        digest.update(compiled.state_dict[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def derivation_batches(compiled: CompiledTracr) -> tuple[PromptBatch, ...]:
+    """The prompts the ground truths are derived on: every split's default prompts of
+    seed :data:`DERIVATION_SEED` (reverse and proportion: train and test, as before the
+    suite), whatever seed or sizes a user loads the task with.
+
+    Example:
+        >>> from harness.tasks.tracr_compile import load_compiled
+        >>> sum(b.size for b in derivation_batches(load_compiled("hist")))
+        192
+    """
+    splits = make_splits(compiled, DERIVATION_SEED)
+    if compiled.program in _DEFAULT_EXAMPLES:
+        return splits.train + splits.test
+    return splits.train + splits.validation + splits.test
+
+
+def derive_program_circuits(compiled: CompiledTracr) -> DerivedCircuits:
+    """Run :func:`harness.tasks.derive.derive_circuits` on :func:`derivation_batches`
+    (never reads the circuits shipped with the weights; ``harness tasks build`` does)."""
+    return derive_circuits(
+        compiled.to_model("cpu"),
+        DerivationData.from_batches(derivation_batches(compiled)),
+        compiled.residual_labels,
+    )
+
+
+def derived_circuits(compiled: CompiledTracr) -> DerivedCircuits:
+    """The ground truths of a compiled program: those shipped with its weights
+    (``compiled.derived``, written by ``harness tasks build``), else derived from its
+    weights and data by :func:`derive_program_circuits`. Memoised per process.
+
+    Example:
+        >>> from harness.tasks.tracr_compile import load_compiled
+        >>> derived = derived_circuits(load_compiled("proportion"))
+        >>> len(derived.structural), len(derived.zero), len(derived.resample)
+        (5, 5, 3)
+    """
+    if compiled.derived is not None:
+        return circuits_from_payload(compiled.derived)
+    key = (compiled.program, compiled.tracr_version, _fingerprint(compiled))
+    if key not in _DERIVED:
+        _DERIVED[key] = derive_program_circuits(compiled)
+    return _DERIVED[key]
+
+
+def circuits_payload(derived: DerivedCircuits) -> dict[str, Any]:
+    """Plain data of derived circuits, for the weights file (sorted: byte-stable).
+
+    Example:
+        >>> from harness.tasks.tracr_compile import load_compiled
+        >>> payload = circuits_payload(derived_circuits(load_compiled("proportion")))
+        >>> circuits_from_payload(payload) == derived_circuits(load_compiled("proportion"))
+        True
+    """
+    return {
+        "structural": {edge: list(labels) for edge, labels in derived.structural.items()},
+        "zero": sorted(derived.zero),
+        "resample": sorted(derived.resample),
+        "tol": derived.tol,
+        "resample_start": derived.resample_start,
+    }
+
+
+def circuits_from_payload(payload: dict[str, Any]) -> DerivedCircuits:
+    return DerivedCircuits(
+        structural={edge: tuple(labels) for edge, labels in payload["structural"].items()},
+        zero=frozenset(payload["zero"]),
+        resample=frozenset(payload["resample"]),
+        tol=float(payload["tol"]),
+        resample_start=payload["resample_start"],
+    )
+
+
+def ground_truth_names(program: str) -> dict[str, str]:
+    """Ground-truth name -> its ablation, default first: ``acdc-zero`` on reverse and
+    proportion (the ACDC paper's name, ``zero`` an alias), ``zero`` elsewhere.
+
+    Example:
+        >>> ground_truth_names("hist")
+        {'resample': 'resample', 'zero': 'zero'}
+    """
+    if program in OFFICIAL_SOURCES:
+        return dict(GROUND_TRUTH_ABLATIONS)
+    return {"resample": "resample", "zero": "zero"}
+
+
+def ground_truth_circuits(
+    derived: DerivedCircuits, program: str = "reverse"
+) -> dict[str, frozenset[str]]:
+    """Ground-truth name -> edges (default first).
+
+    Example:
+        >>> from harness.tasks.tracr_compile import load_compiled
+        >>> truths = ground_truth_circuits(derived_circuits(load_compiled("proportion")))
+        >>> {name: len(edges) for name, edges in truths.items()}
+        {'resample': 3, 'acdc-zero': 5}
+    """
+    by_ablation = {"resample": derived.resample, "zero": derived.zero}
+    return {name: by_ablation[a] for name, a in ground_truth_names(program).items()}
+
+
+def necessary_alone_counts(
+    compiled: CompiledTracr, batches: tuple[PromptBatch, ...] | None = None
+) -> dict[str, int]:
+    """Per ground truth, how many of its edges change the output when ablated alone
+    (with the ground truth's ablation, float64) on ``batches`` (default: the data the
+    circuits are derived on).
+
+    Example:
+        >>> from harness.tasks.tracr_compile import load_compiled
+        >>> necessary_alone_counts(load_compiled("proportion"))
+        {'resample': 3, 'zero': 5}
+    """
+    derived = derived_circuits(compiled)
+    if batches is None:
+        batches = derivation_batches(compiled)
+    data = DerivationData.from_batches(batches)
+    patchable = PatchableModel.wrap(float64_model(compiled.to_model("cpu")))
+    counts = {}
+    with one_thread():
+        for name, circuit in (("resample", derived.resample), ("zero", derived.zero)):
+            changes = necessary_alone(patchable, circuit, data, name, derived.tol)
+            counts[name] = sum(change > derived.tol for change in changes.values())
+    return counts
+
+
+def _official(program: str, ground_truth: str) -> str | None:
+    return OFFICIAL_SOURCES.get(program, {}).get(ground_truth)
+
+
+def load_tracr_task(
+    program: str,
+    seed: int = 0,
+    n_examples: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "auto",
+    cache_dir: str | os.PathLike | None = None,
+    n_validation: int | None = None,
+) -> Task:
+    """A tracr task: the converted model, seeded batches and both ground truths.
+
+    Args:
+        program: A program of :func:`harness.tasks.tracr_programs.all_programs`.
+        seed: Seeds the splits and the corrupt prompts.
+        n_examples: Train and test prompts each (default 121 for reverse, 512 for
+            proportion, 64 for the other programs).
+        batch_size: Prompts per batch (default: one batch per split).
+        device: Where the model and batches live (``"auto"``: CUDA when present).
+        cache_dir: A cache of converted weights to read, or compile into (default: the
+            weights shipped in the package, ``harness/tasks/tracr_weights``).
+        n_validation: Validation prompts (see :func:`make_splits`).
+
+    Example:
+        >>> task = load_tracr_task("proportion", n_examples=8, device="cpu")
+        >>> task.faithfulness_target, tuple(task.train[0].answers.shape), len(task.validation)
+        ('mse', (8, 5), 1)
+    """
+    spec = all_programs()[program]
+    compiled = load_compiled(program, cache_dir)
+    target = resolve_device(device)
+    model = compiled.to_model(target)
+    splits = make_splits(compiled, seed, n_examples, n_validation, batch_size)
+    derived = derived_circuits(compiled)
+    circuits = ground_truth_circuits(derived, program)
+    ablations = ground_truth_names(program)
+    source = (
+        "shipped with the weights (harness tasks build)"
+        if compiled.derived is not None
+        else "derived at load"
+    )
+    info: dict[str, Any] = {
+        "program": list(spec.source),
+        "vocab": list(spec.vocab),
+        "max_seq_len": spec.max_seq_len,
+        "compiler_bos": BOS,
+        "tracr": f"tracr-pypi {compiled.tracr_version}",
+        "weights_cache": str(
+            cache_path(program, cache_dir) if cache_dir is not None else packaged_path(program)
+        ),
+        "output_labels": list(compiled.output_labels),
+        "output_positions": list(splits.train[0].output_positions),
+        "dataset": (
+            f"clean: distinct full-length inputs, disjoint train/test draws, validation "
+            f"never in test (seed {seed}); corrupt: {spec.corrupt}"
+        ),
+        "splits": {
+            name: sum(b.size for b in batches) for name, batches in splits._asdict().items()
+        },
+        "ground_truths": {
+            name: {
+                "ablation": ablations[name],
+                "n_edges": len(edges),
+                "source": (
+                    f"derived by harness.tasks.derive (tol {derived.tol:g}, seed "
+                    f"{DERIVATION_SEED} default splits; {source})"
+                    + (f"; official: {official}" if (official := _official(program, name)) else "")
+                ),
+            }
+            for name, edges in circuits.items()
+        },
+        "derivation": {
+            "structural_edges": len(derived.structural),
+            "tol": derived.tol,
+            "resample_start": derived.resample_start,
+            "data": f"seed {DERIVATION_SEED}, default splits",
+        },
+    }
+    return Task(
+        slug=f"tracr-{program}",
+        model=model,
+        train=tuple(b.to(target) for b in splits.train),
+        test=tuple(b.to(target) for b in splits.test),
+        validation=tuple(b.to(target) for b in splits.validation),
+        circuits=circuits,
+        default_ground_truth="resample",
+        faithfulness_target="mse" if spec.numerical else "kl_div",
+        info=info,
+        aliases=dict(ALIASES) if program in OFFICIAL_SOURCES else {},
+    )
+
+
+def _loader(program: str) -> Callable[..., Task]:
+    def load(
+        seed: int = 0,
+        n_examples: int | None = None,
+        batch_size: int | None = None,
+        device: str | torch.device = "auto",
+        cache_dir: str | os.PathLike | None = None,
+        n_validation: int | None = None,
+    ) -> Task:
+        return load_tracr_task(
+            program, seed, n_examples, batch_size, device, cache_dir, n_validation
+        )
+
+    load.__name__ = load.__qualname__ = f"load_{program.replace('-', '_')}"
+    load.__doc__ = f"``tracr-{program}``; options as :func:`load_tracr_task`."
+    return load
+
+
+load_reverse = _loader("reverse")
+load_proportion = _loader("proportion")
+
+_EDGES = {"reverse": 77, "proportion": 23}
+_KIND = {True: "numerical", False: "categorical"}
+
+
+def _register_suite() -> None:
+    for name, spec in all_programs().items():
+        what = {
+            "reverse": "sequence reversal over {1,2,3} (77 edges; categorical)",
+            "proportion": "fraction of 'x' so far over {w,x,y,z} (23 edges; numerical)",
+        }.get(name, f"{spec.description} ({_KIND[spec.numerical]})")
+        register(
+            TaskSpec(
+                slug=f"tracr-{name}",
+                label=f"tracr {name}",
+                loader=load_reverse
+                if name == "reverse"
+                else load_proportion
+                if name == "proportion"
+                else _loader(name),
+                ground_truths=tuple(ground_truth_names(name)),
+                ground_truth_aliases=tuple(ALIASES) if name in OFFICIAL_SOURCES else (),
+                needs_weights=False,
+                description=f"tracr-compiled {what}",
+                numerical_output=spec.numerical,
+                summary=lambda name=name: packaged_summary(name),
+                check_options=lambda options, name=name: check_options(name, options),
+            )
+        )
+
+
+_register_suite()

@@ -1,0 +1,279 @@
+"""Cross-task transfer: tune SP on some tasks, score it on others.
+
+The question a researcher has on a task without a known circuit is "which SP settings
+should I use here?". A transfer config (``kind: transfer``) answers it the honest way:
+
+1. **Search** on ``train_tasks`` only: a multi-task study (``<name>-search``, with every
+   fault-tolerance property of a study) whose objective is the mean (or worst) over the
+   train tasks — by default a faithfulness objective, which needs no ground truth.
+2. **Score** on ``test_tasks`` (disjoint from the train tasks), over ``seeds``, against
+   the ground truth made for the ablation: ``sp-default`` (SP with the reference's
+   default hyperparameters, under the transfer's fixed ``params`` and ablation),
+   ``sp-transfer`` (the best train settings), the baselines (``acdc``, ``eap``,
+   ``random``...), and with ``oracle: true`` also ``sp-oracle`` (the same search run on
+   that test task alone, against its ground truth: the ceiling).
+
+With ``folds: k`` the train/test split is k-fold over the listed tasks: fold i's tasks
+are the test tasks and the others the train tasks, each fold with its own search.
+
+Every scored run is one :class:`~harness.records.TrialRecord` in
+``runs/<name>/transfer.jsonl`` (``method`` names it; ``fold``, seed and split in it), so a
+transfer resumes like a comparison and ``harness report`` tabulates it like a suite
+comparison (per test task and method, and the suite mean).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from harness.config import (
+    CONFIG_VERSION,
+    Distribution,
+    Heldout,
+    Objective,
+    Pruner,
+    Sampler,
+    StudyConfig,
+    Wandb,
+    _Strict,
+)
+from harness.records import TrialRecord, append_record, git_commit, package_versions, read_records
+
+TRANSFER_FILE = "transfer.jsonl"
+SP_METHODS = ("sp-default", "sp-transfer", "sp-oracle")
+
+
+class TransferConfig(_Strict):
+    """Tune on train tasks, score on disjoint test tasks (see the module docstring)."""
+
+    version: int = CONFIG_VERSION
+    kind: str = Field(pattern="^transfer$")
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    description: str = ""
+    train_tasks: list[str] = Field(default_factory=list)
+    test_tasks: list[str] = Field(default_factory=list)
+    folds: int | None = Field(default=None, ge=2)
+    task_options: dict[str, Any] = Field(default_factory=dict)
+    ablation: str = "resample"
+    params: dict[str, Any] = Field(default_factory=dict)  # SP's fixed parameters
+    search_space: dict[str, Distribution] = Field(min_length=1)
+    objective: Objective = Objective(metric="faithfulness")
+    aggregate: Literal["mean", "worst"] = "mean"
+    n_trials: int = Field(default=20, ge=1)
+    sampler: Sampler = Sampler()
+    pruner: Pruner = Pruner(type="none")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    baselines: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {"acdc": {}, "eap": {}, "random": {}}
+    )
+    oracle: bool = False
+    bootstrap_samples: int = Field(default=10000, ge=100)
+
+    @field_validator("train_tasks", "test_tasks", mode="before")
+    @classmethod
+    def _one_name_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _split(self) -> TransferConfig:
+        if self.folds is None and (not self.train_tasks or not self.test_tasks):
+            raise ValueError("give train_tasks and test_tasks, or tasks to split with folds")
+        if self.folds is not None and self.test_tasks:
+            raise ValueError("with folds, list the tasks under train_tasks only")
+        return self
+
+
+def load_transfer_config(path: Path | str, overrides: dict[str, Any] | None = None):
+    """Read and validate a transfer YAML; suites expanded; one-line ValueError."""
+    from harness.config import _set_dotted, validate_model
+    from harness.tasks import expand_tasks
+    from harness.yamlio import read_yaml_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"transfer config {str(path)!r} does not exist")
+    data = read_yaml_file(path) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a transfer config is a mapping of keys")
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value)
+    config = validate_model(TransferConfig, data, str(path))
+    train, test = expand_tasks(config.train_tasks), expand_tasks(config.test_tasks)
+    shared = sorted(set(train) & set(test))
+    if shared:
+        raise ValueError(f"{path}: {shared[0]!r} is both a train and a test task")
+    if config.folds is not None and config.folds > len(train):
+        raise ValueError(f"{path}: {config.folds} folds need at least {config.folds} tasks")
+    return config.model_copy(update={"train_tasks": train, "test_tasks": test})
+
+
+def splits(config: TransferConfig) -> list[tuple[int | None, list[str], list[str]]]:
+    """(fold, train tasks, test tasks) of every split: one, or ``folds`` of them (tasks
+    dealt to folds in their listed order: task i goes to fold i mod k).
+
+    Example:
+        >>> config = TransferConfig(kind="transfer", name="t", train_tasks=list("abcd"),
+        ...     folds=2, search_space={"epochs": {"type": "int", "low": 1, "high": 2}})
+        >>> splits(config)
+        [(0, ['b', 'd'], ['a', 'c']), (1, ['a', 'c'], ['b', 'd'])]
+    """
+    if config.folds is None:
+        return [(None, list(config.train_tasks), list(config.test_tasks))]
+    out = []
+    for fold in range(config.folds):
+        test = [t for i, t in enumerate(config.train_tasks) if i % config.folds == fold]
+        train = [t for t in config.train_tasks if t not in test]
+        out.append((fold, train, test))
+    return out
+
+
+def search_config(
+    config: TransferConfig, name: str, tasks: list[str], ground_truth: str | None = None
+) -> StudyConfig:
+    """The study that searches SP's settings on ``tasks`` (the transfer's search, or an
+    oracle's on one test task, then with ``roc_auc`` against ``ground_truth``)."""
+    objective = config.objective
+    if ground_truth is not None:
+        objective = Objective(metric="roc_auc", k=config.objective.k)
+    return StudyConfig(
+        name=name,
+        task=tasks if len(tasks) > 1 else tasks[0],
+        task_options=config.task_options,
+        aggregate=config.aggregate,
+        ground_truth=ground_truth or _ground_truth(config),
+        algorithm="sp",
+        params={**config.params, "ablation": config.ablation},
+        search_space=config.search_space,
+        objective=objective,
+        sampler=config.sampler,
+        pruner=config.pruner,
+        n_trials=config.n_trials,
+        seed=config.seed,
+        wandb=Wandb(mode="disabled"),
+        heldout=Heldout(seeds=0),  # scored on the test tasks instead
+    )
+
+
+def _ground_truth(config: TransferConfig) -> str:
+    return "zero" if config.ablation == "zero" else "resample"
+
+
+def preflight_transfer(config: TransferConfig) -> None:
+    """Names and parameters against the registries, before anything runs."""
+    from harness.ablation import check_ablation
+    from harness.algorithms import get_algorithm
+    from harness.algorithms.params import check_seed
+    from harness.runner import check_parameters
+    from harness.study import preflight
+
+    check_ablation(config.ablation)
+    for seed in config.seeds:
+        check_seed(seed, "seeds")
+    for _, train, test in splits(config):
+        preflight(search_config(config, f"{config.name}-search", train))
+        for task in test:
+            preflight(search_config(config, f"{config.name}-check", [task]))
+    for slug, params in config.baselines.items():
+        check_parameters(get_algorithm(slug), params, where=f"baselines.{slug}: ")
+
+
+def run_transfer(
+    config: TransferConfig, runs_dir: Path, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Search on the train tasks, then score every method on every test task and seed
+    not yet recorded; return every line of ``transfer.jsonl``."""
+    from harness.study import records_path, run_study
+    from harness.sweep.heldout import selected_trial
+
+    path = runs_dir / config.name / TRANSFER_FILE
+    from harness.record_lines import check_records_file
+
+    check_records_file(path)
+    for fold, train, test in splits(config):
+        suffix = "" if fold is None else f"-fold{fold}"
+        search = search_config(config, f"{config.name}-search{suffix}", train)
+        run_study(search, runs_dir=runs_dir, progress=progress)
+        best = selected_trial(search, read_records(records_path(search, runs_dir)))
+        transferred = None if best is None else best["params"]
+        for task_name in test:
+            methods: dict[str, tuple[str, dict[str, Any] | None]] = {
+                "sp-default": ("sp", {**config.params, "ablation": config.ablation}),
+                "sp-transfer": ("sp", transferred),
+            }
+            if config.oracle:
+                oracle = search_config(
+                    config, f"{config.name}-oracle-{task_name}", [task_name], _ground_truth(config)
+                )
+                run_study(oracle, runs_dir=runs_dir, progress=progress)
+                chosen = selected_trial(oracle, read_records(records_path(oracle, runs_dir)))
+                methods["sp-oracle"] = ("sp", None if chosen is None else chosen["params"])
+            for slug, params in config.baselines.items():
+                methods[slug] = (slug, params)
+            _score_task(config, path, fold, task_name, methods)
+    return read_records(path)
+
+
+def _score_task(config, path: Path, fold, task_name: str, methods) -> None:
+    from harness.algorithms import get_algorithm
+    from harness.runner import algorithm_parameters
+    from harness.tasks import load
+
+    done = {
+        (r["task"], r["method"], r["seed"]) for r in read_records(path) if r["state"] == "COMPLETE"
+    }
+    task = None
+    for method, (slug, params) in methods.items():
+        for seed in config.seeds:
+            if (task_name, method, seed) in done:
+                continue
+            task = task or load(task_name, **config.task_options)
+            run_params = dict(params or {})
+            if "ablation" in algorithm_parameters(get_algorithm(slug)):
+                run_params["ablation"] = config.ablation
+            record = _score_one(config, task, method, slug, run_params, seed, fold, params)
+            record.trial = len(read_records(path))
+            append_record(path, record)
+
+
+def _score_one(config, task, method, slug, params, seed, fold, chosen) -> TrialRecord:
+    from harness.runner import run_algorithm
+    from harness.sweep.objective import score_outcome
+    from harness.sweep.trials import failure_reason
+
+    record = TrialRecord(
+        study=config.name,
+        trial=0,
+        state="RUNNING",
+        algorithm=slug,
+        task=task.slug,
+        ground_truth=None,
+        params={**params, "ablation": config.ablation},
+        seed=seed,
+        versions=package_versions(),
+        git_commit=git_commit(),
+        n_edges_total=task.patchable.n_edges,
+        device=str(task.patchable.device),
+        method=method,
+        fold=fold,
+    )
+    start = time.perf_counter()
+    try:
+        if chosen is None:
+            raise ValueError(f"{method}: its search finished no trial to take settings from")
+        run = run_algorithm(task, slug, params, seed)
+        study = search_config(config, config.name, [task.slug])
+        outcome = score_outcome(study, task, run.scores, run.rocs, params, task.test)
+        record.auc, record.roc = outcome.auc, outcome.roc
+        record.faithfulness, record.semantics = outcome.faithfulness, run.scores.semantics
+        if run.scores.circuit is not None:
+            record.circuit_size = len(run.scores.circuit)
+        record.state = "COMPLETE"
+    except Exception as error:  # recorded; the other runs go on
+        record.state, record.fail_reason = "FAIL", failure_reason(error)
+    record.seconds = round(time.perf_counter() - start, 4)
+    return record
