@@ -36,8 +36,10 @@ browser: $(VENV)/.installed
 			"or set BROWSER_PATH" >&2; \
 	fi
 
+# One pytest worker per core (test files stay whole on a worker, so module fixtures build once).
+JOBS ?= auto
 test: install
-	$(PY) -m pytest -q -m "not cuda" --timeout 900
+	$(PY) -m pytest -q -m "not cuda" --timeout 900 -n $(JOBS) --dist loadfile
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not cuda"
