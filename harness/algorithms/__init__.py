@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.algorithms.acdc import acdc_prune_scores
+from harness.algorithms.eap_ig import eap_ig_prune_scores
 from harness.algorithms.edge_attribution import eap_prune_scores
+from harness.algorithms.edge_pruning import edge_pruning_prune_scores
 from harness.algorithms.oracle import oracle_prune_scores
 from harness.algorithms.params import PARAMETERS, Param, check_values
 from harness.algorithms.random_scores import random_prune_scores
@@ -55,6 +57,8 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         AlgorithmSpec("sp", "Subnetwork Probing", subnetwork_probing_prune_scores),
         AlgorithmSpec("acdc", "ACDC", acdc_prune_scores),
         AlgorithmSpec("eap", "Edge Attribution Patching", eap_prune_scores),
+        AlgorithmSpec("eap-ig", "EAP with integrated gradients", eap_ig_prune_scores),
+        AlgorithmSpec("edge-pruning", "Edge Pruning", edge_pruning_prune_scores),
         AlgorithmSpec("random", "Random", random_prune_scores),
         AlgorithmSpec("oracle", "Oracle (ground truth)", oracle_prune_scores),
     )
@@ -81,7 +85,9 @@ __all__ = [
     "ALGORITHMS",
     "AlgorithmSpec",
     "acdc_prune_scores",
+    "eap_ig_prune_scores",
     "eap_prune_scores",
+    "edge_pruning_prune_scores",
     "get_algorithm",
     "oracle_prune_scores",
     "random_prune_scores",

@@ -177,6 +177,12 @@ def _eap_metrics() -> tuple[str, ...]:
     return EAP_METRICS
 
 
+def _eap_ig_variants() -> tuple[str, ...]:
+    from harness.algorithms.eap_ig import EAP_IG_VARIANTS
+
+    return EAP_IG_VARIANTS
+
+
 _ABLATION = Param("choice", choices=_ablations)
 _SP: dict[str, Param] = {
     "learning_rate": Param("float", low=0, low_open=True),
@@ -203,6 +209,22 @@ PARAMETERS: dict[str, dict[str, Param]] = {
         "metric": Param("choice", choices=_acdc_metrics),
     },
     "eap": {"ablation": _ABLATION, "metric": Param("choice", choices=_eap_metrics)},
+    "eap-ig": {
+        "steps": Param("int", low=1),
+        "variant": Param("choice", choices=_eap_ig_variants),
+        "ablation": _ABLATION,
+        "metric": Param("choice", choices=_eap_metrics),
+    },
+    "edge-pruning": {
+        "target_sparsity": Param("float", low=0, high=1, high_open=True),
+        "learning_rate": Param("float", low=0, low_open=True),
+        "lagrangian_lr": Param("float", low=0, low_open=True),
+        "epochs": Param("int", low=1),
+        "warmup_fraction": Param("float", low=0, high=1),
+        "init_log_alpha": Param("float"),
+        "faithfulness_target": Param("choice", choices=_faithfulness_targets),
+        "ablation": _ABLATION,
+    },
     "random": {},
     "oracle": {},
 }
