@@ -19,6 +19,7 @@ from harness.algorithms.params import PARAMETERS, Param, check_values
 from harness.algorithms.random_scores import random_prune_scores
 from harness.algorithms.subnetwork_probing import subnetwork_probing_prune_scores
 from harness.hints import did_you_mean
+from harness.mib_circuits import import_prune_scores
 from harness.prune_scores import PruneScores
 
 
@@ -61,6 +62,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         AlgorithmSpec("edge-pruning", "Edge Pruning", edge_pruning_prune_scores),
         AlgorithmSpec("random", "Random", random_prune_scores),
         AlgorithmSpec("oracle", "Oracle (ground truth)", oracle_prune_scores),
+        AlgorithmSpec("import", "Imported (MIB circuit file)", import_prune_scores),
     )
 }
 
@@ -89,6 +91,7 @@ __all__ = [
     "eap_prune_scores",
     "edge_pruning_prune_scores",
     "get_algorithm",
+    "import_prune_scores",
     "oracle_prune_scores",
     "random_prune_scores",
     "subnetwork_probing_prune_scores",
