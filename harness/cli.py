@@ -475,10 +475,10 @@ def _cmd_score(args: argparse.Namespace) -> int:
     check_parameters(get_algorithm(algo), params, where="--param ")
     check_metric_supported(task_spec, params)
     check_seed(args.seed, "--seed")
-    for flag, path in (("--out", args.out), ("--mib-out", args.mib_out)):
+    for flag, path, kind in (("--out", args.out, "CSV"), ("--mib-out", args.mib_out, "JSON")):
         if path:
             if path.is_dir():
-                raise UsageError(f"{flag} {str(path)!r} is a directory: give a file name")
+                raise UsageError(f"{flag} {str(path)!r} is a directory: give a {kind} file name")
             writable_dir(path.parent, flag)
     task = load(args.task, **_task_options(args))
     result = run_algorithm(task, algo, params, args.seed, args.ground_truth)

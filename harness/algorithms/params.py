@@ -231,7 +231,7 @@ PARAMETERS: dict[str, dict[str, Param]] = {
     },
     "random": {},
     "oracle": {},
-    "import": {"path": Param("path")},
+    "import": {"path": Param("path", optional=True)},
 }
 """Per algorithm slug, its hyperparameters' specs. SP's batched path
 (:mod:`harness.algorithms.sp_batched`) takes the same names as SP, plus ``seed``."""
