@@ -14,6 +14,7 @@ from typing import Any
 from harness.config import StudyConfig
 from harness.interrupts import interruptible, uninterruptible
 from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, circuit_faithfulness, sweep_roc
+from harness.mib_metrics import mib_metrics
 from harness.records import (
     TrialRecord,
     append_record,
@@ -78,7 +79,7 @@ class TrialRunner:
         import optuna
 
         config = self.config
-        maximize = config.objective.metric == "roc_auc"
+        maximize = config.objective.maximize
 
         def report(epoch: int, loss: float, faithfulness: float) -> None:
             history["epoch_loss"].append(loss)
@@ -184,11 +185,13 @@ class TrialRunner:
         # a single numerical output has KL 0 whatever the circuit: use MSE there
         measure = "mse" if task.train[0].is_regression else "kl_div"
         record.faithfulness["measure"] = measure
-        first = (
-            record.auc[ground_truth][SCORE_TRAPEZOID]
-            if config.objective.metric == "roc_auc"
-            else faith[measure]
-        )
+        mib = mib_metrics(task.patchable, task.test, scores, ablation)
+        record.mib = mib.as_record()
+        first = {
+            "roc_auc": lambda: record.auc[ground_truth][SCORE_TRAPEZOID],
+            "cpr": lambda: mib.cpr,
+            "cmd": lambda: mib.cmd,
+        }.get(config.objective.metric, lambda: faith[measure])()
         if config.objective.multi:
             size = record.circuit_size if record.circuit_size is not None else k
             return [first, float(size)]

@@ -73,3 +73,32 @@ def test_perfect_ranking_recovers_everything_and_fractions_are_mibs(planted):
     assert result.cpr_curve.faithfulness[-5:] == (1.0,) * 5
     assert result.ablation == "zero"
     assert result.as_record()["cmd_ranking"] == "absolute"
+
+
+@pytest.mark.parametrize(("metric", "direction"), [("cpr", "MAXIMIZE"), ("cmd", "MINIMIZE")])
+def test_cpr_and_cmd_are_study_objectives_and_records_carry_them(tmp_path, metric, direction):
+    from harness.config import load_config
+    from harness.records import read_records
+    from harness.study import load_or_create_study, run_study
+    from tests.test_study import write_study
+
+    config = load_config(
+        write_study(
+            tmp_path,
+            name=f"mib-{metric}",
+            n_trials=1,
+            ground_truth=None,
+            objective={"metric": metric},
+            pruner={"type": "none"},
+        )
+    )
+    outcome = run_study(config, runs_dir=tmp_path / "runs", progress=False)
+    records = read_records(outcome.records_path)
+    assert len(records) == 1 and all(r["state"] == "COMPLETE" for r in records)
+    for r in records:
+        mib = r["mib"]
+        assert mib["cpr_ranking"] == "signed" and mib["cmd_ranking"] == "absolute"
+        assert r["objective"] == mib[metric]
+        assert len(mib["cpr_faithfulness"]) == 10
+    study = load_or_create_study(config, config.storage_url(tmp_path / "runs"))
+    assert [d.name for d in study.directions] == [direction]
