@@ -166,6 +166,8 @@ class TrialRunner:
         else:
             run = run_algorithm(task, config.algorithm, params, seed, config.ground_truth, report)
             scores, rocs = run.scores, run.rocs
+            record.peak_memory_mb = run.peak_memory_mb
+            record.peak_memory_kind = run.peak_memory_kind
         record.history.update({k: v for k, v in scores.history.items() if v})
         record.semantics = scores.semantics
         for name, roc in rocs.items():

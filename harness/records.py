@@ -67,6 +67,9 @@ class TrialRecord:
         n_edges_total: Edges in the model's graph.
         history: Per-epoch loss and faithfulness (and per-step curves for SP).
         seconds: Wall time of the trial.
+        peak_memory_mb: Peak memory of the algorithm's run in MiB, where measured, and
+            ``peak_memory_kind`` what was measured (``cuda_max_allocated`` or
+            ``process_max_rss``; see :class:`harness.runner.RunResult`).
         device: Where it ran.
         fail_reason: Why a FAIL trial failed (one line).
         versions: Package versions.
@@ -98,6 +101,8 @@ class TrialRecord:
     n_edges_total: int | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    peak_memory_mb: float | None = None
+    peak_memory_kind: str | None = None
     device: str = "cpu"
     fail_reason: str | None = None
     versions: dict[str, str] = field(default_factory=dict)

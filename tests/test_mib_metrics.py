@@ -100,5 +100,6 @@ def test_cpr_and_cmd_are_study_objectives_and_records_carry_them(tmp_path, metri
         assert mib["cpr_ranking"] == "signed" and mib["cmd_ranking"] == "absolute"
         assert r["objective"] == mib[metric]
         assert len(mib["cpr_faithfulness"]) == 10
+        assert r["peak_memory_mb"] > 0 and r["peak_memory_kind"] == "process_max_rss"
     study = load_or_create_study(config, config.storage_url(tmp_path / "runs"))
     assert [d.name for d in study.directions] == [direction]

@@ -85,9 +85,9 @@ def edge_pruning_prune_scores(
 
     Example:
         >>> from harness.planted import planted_circuit
-        >>> planted = planted_circuit()
+        >>> planted = planted_circuit(n_batches=1, batch_size=16)
         >>> scores = edge_pruning_prune_scores(planted.patchable, planted.batches,
-        ...                                    epochs=30, target_sparsity=0.9, progress=False)
+        ...                                    epochs=40, target_sparsity=0.9, progress=False)
         >>> len(set(scores.top(8)) & set(planted.edges)) >= 6
         True
     """
