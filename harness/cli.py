@@ -213,13 +213,17 @@ def _parser() -> argparse.ArgumentParser:
 
     score = commands.add_parser("score", help="run one algorithm once on a task and score it")
     score.add_argument("--task", required=True)
-    score.add_argument("--algo", required=True)
+    score.add_argument("--algo", help="the algorithm (not needed with --mib-in)")
     score.add_argument("--ground-truth", default=None, help="the circuit the oracle returns")
     score.add_argument("--param", action="append", metavar="KEY=VALUE", help="hyperparameter")
     score.add_argument("--seed", type=int, default=0)
     score.add_argument("--out", type=Path, help="write edge,score rows to this CSV file")
     score.add_argument("--device", default="auto")
     score.add_argument("--model-path", default=None, help="local weights (GPT-2 tasks)")
+    score.add_argument("--mib-out", type=Path, help="write the scores as an MIB circuit JSON file")
+    score.add_argument(
+        "--mib-in", type=Path, help="score an MIB circuit JSON file (the `import` algorithm)"
+    )
     return parser
 
 
@@ -567,32 +571,76 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from harness.tasks.base import check_metric_supported, check_task_options
 
     params = parse_assignments(args.param)
+    algo = _score_algorithm(args, params)
     # everything the user typed is checked before the task loads (seconds) or runs
     task_spec = get_task_spec(args.task)
     check_task_options(task_spec, _task_options(args), "--device")
-    check_parameters(get_algorithm(args.algo), params, where="--param ")
+    check_parameters(get_algorithm(algo), params, where="--param ")
     check_metric_supported(task_spec, params)
     check_seed(args.seed, "--seed")
-    if args.out:
-        if args.out.is_dir():
-            raise UsageError(f"--out {str(args.out)!r} is a directory: give a CSV file name")
-        writable_dir(args.out.parent, "--out")
+    for flag, path, kind in (("--out", args.out, "CSV"), ("--mib-out", args.mib_out, "JSON")):
+        if path:
+            if path.is_dir():
+                raise UsageError(f"{flag} {str(path)!r} is a directory: give a {kind} file name")
+            writable_dir(path.parent, flag)
     task = load(args.task, **_task_options(args))
-    result = run_algorithm(task, args.algo, params, args.seed, args.ground_truth)
+    result = run_algorithm(task, algo, params, args.seed, args.ground_truth)
     shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
-    print(f"{args.algo} on {args.task} ({shown}; seed {args.seed}): {result.seconds:.2f} s")
+    memory = (
+        f", peak memory {result.peak_memory_mb:.0f} MiB ({result.peak_memory_kind})"
+        if result.peak_memory_mb is not None
+        else ""
+    )
+    print(f"{algo} on {args.task} ({shown}; seed {args.seed}): {result.seconds:.2f} s{memory}")
     if result.scores.semantics is not None:
         print(f"mode: {result.scores.semantics}")
     print(f"{'ground truth':<14} {'edges':>6} {'AUC (score-trapezoid)':>22}")
     for name, roc in result.rocs.items():
         print(f"{name:<14} {len(task.official_edges(name)):>6} {roc.auc:>22.4f}")
+    _print_mib_metrics(task, algo, params, result.scores)
     if args.out:
         with args.out.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["edge", "score"])
             writer.writerows(result.scores.as_dict().items())
         print(f"scores written to {args.out}")
+    if args.mib_out:
+        from harness.mib_circuits import write_mib_circuit
+
+        write_mib_circuit(args.mib_out, task.patchable, result.scores)
+        print(f"MIB circuit written to {args.mib_out}")
     return 0
+
+
+def _score_algorithm(args: argparse.Namespace, params: dict[str, Any]) -> str:
+    """The algorithm ``score`` runs: ``--algo``, or ``import`` for ``--mib-in`` (whose file
+    is read and checked here, before the task loads)."""
+    if args.mib_in is None:
+        if args.algo is None:
+            raise UsageError("give --algo ALGORITHM, or --mib-in FILE to score an MIB circuit")
+        return args.algo
+    if args.algo not in (None, "import"):
+        raise UsageError(f"--mib-in scores a file: give no --algo (got {args.algo!r})")
+    if "path" in params:
+        raise UsageError("give the MIB file once: --mib-in FILE, not also --param path=...")
+    from harness.mib_circuits import load_mib_file
+
+    load_mib_file(args.mib_in)
+    params["path"] = str(args.mib_in)
+    return "import"
+
+
+def _print_mib_metrics(task, algo: str, params: dict[str, Any], scores) -> None:
+    from harness.mib_metrics import mib_metrics
+    from harness.sweep.objective import default_ablation
+
+    ablation = params.get("ablation") or default_ablation(algo)
+    mib = mib_metrics(task.patchable, task.test, scores, ablation)
+    print(
+        f"MIB (test batches, {ablation} ablation, m = {mib.measure}): "
+        f"CPR {mib.cpr:.4f} (edges ranked by signed score, higher is better), "
+        f"CMD {mib.cmd:.4f} (ranked by |score|, lower is better)"
+    )
 
 
 def _halting_errors() -> tuple[type[Exception], ...]:

@@ -88,14 +88,26 @@ class Objective(_Strict):
     ``roc_auc``: score-based AUC against the study's ground truth (maximise).
     ``faithfulness``: the KL divergence of the top-``k`` circuit to the full model on the
     test batches (MSE for tasks with a numerical output; minimise), which needs no ground
-    truth. ``circuit_size`` may be added
+    truth. ``cpr`` (maximise) and ``cmd`` (minimise): MIB's areas of faithfulness over
+    circuit sizes on the test batches (:mod:`harness.mib_metrics`; edges ranked by signed
+    and by absolute score), which need no ground truth either. ``circuit_size`` may be added
     as a second objective (``multi: true``): the number of edges in the circuit at the
     threshold of the deterministic masks, giving a Pareto front.
     """
 
-    metric: Literal["roc_auc", "faithfulness"] = "roc_auc"
+    metric: Literal["roc_auc", "faithfulness", "cpr", "cmd"] = "roc_auc"
     k: int = Field(default=10, ge=1)
     multi: bool = False
+
+    @property
+    def maximize(self) -> bool:
+        """Whether the first objective is maximised (``roc_auc``, ``cpr``).
+
+        Example:
+            >>> Objective(metric="cmd").maximize, Objective(metric="cpr").maximize
+            (False, True)
+        """
+        return self.metric in ("roc_auc", "cpr")
 
 
 class Sampler(_Strict):

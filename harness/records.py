@@ -60,9 +60,16 @@ class TrialRecord:
         sweep_roc: Ground truth -> the sweep-based ROC points (pessimistic convention).
         faithfulness_curve: Faithfulness of the top-k edges for a range of k (test batches,
             the run's ablation): ``[{"n_edges": k, "kl_div": ..., "mse": ...}, ...]``.
+        mib: MIB's metrics (test batches, the run's ablation), each named with its
+            ranking: ``{"cpr": ..., "cpr_ranking": "signed", "cmd": ...,
+            "cmd_ranking": "absolute", "measure": ..., ...}`` (see
+            :meth:`harness.mib_metrics.MibResult.as_record`); empty if not computed.
         n_edges_total: Edges in the model's graph.
         history: Per-epoch loss and faithfulness (and per-step curves for SP).
         seconds: Wall time of the trial.
+        peak_memory_mb: Peak memory of the algorithm's run in MiB, where measured, and
+            ``peak_memory_kind`` what was measured (``cuda_max_allocated`` or
+            ``process_max_rss``; see :class:`harness.runner.RunResult`).
         device: Where it ran.
         fail_reason: Why a FAIL trial failed (one line).
         versions: Package versions.
@@ -90,9 +97,12 @@ class TrialRecord:
     sweep: list[dict[str, Any]] | None = None
     sweep_roc: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     faithfulness_curve: list[dict[str, float]] = field(default_factory=list)
+    mib: dict[str, Any] = field(default_factory=dict)
     n_edges_total: int | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    peak_memory_mb: float | None = None
+    peak_memory_kind: str | None = None
     device: str = "cpu"
     fail_reason: str | None = None
     versions: dict[str, str] = field(default_factory=dict)

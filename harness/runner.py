@@ -70,11 +70,17 @@ class RunResult:
         scores: The per-edge scores.
         seconds: Wall time of the algorithm (data preparation included).
         rocs: Score-based ROC curve against each ground truth of the task.
+        peak_memory_mb: Peak memory while it ran, in MiB (see ``peak_memory_kind``).
+        peak_memory_kind: ``cuda_max_allocated`` (the run's own peak on the GPU) or
+            ``process_max_rss`` (the process's resident-set high-water mark so far: an
+            upper bound of the run's own on the CPU).
     """
 
     scores: PruneScores
     seconds: float
     rocs: dict[str, RocCurve]
+    peak_memory_mb: float | None = None
+    peak_memory_kind: str | None = None
 
     @property
     def aucs(self) -> dict[str, float]:
@@ -117,10 +123,38 @@ def run_algorithm(
     if "progress" in signature:
         extra["progress"] = False
     official = task.official_edges(ground_truth)
+    device = task.patchable.device
+    _reset_peak_memory(device)
     start = time.perf_counter()
     scores = spec.function(task.patchable, task.train, official, **params, **extra)
     seconds = time.perf_counter() - start
-    return RunResult(scores, seconds, evaluate_scores(task, scores))
+    peak, kind = peak_memory(device)
+    return RunResult(scores, seconds, evaluate_scores(task, scores), peak, kind)
+
+
+def _reset_peak_memory(device) -> None:
+    import torch
+
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory(device) -> tuple[float, str]:
+    """``(MiB, kind)``: CUDA's peak allocation since the last reset on a GPU, else the
+    process's maximum resident set size.
+
+    Example:
+        >>> mib, kind = peak_memory("cpu")
+        >>> mib > 0, kind
+        (True, 'process_max_rss')
+    """
+    import torch
+
+    if torch.device(device).type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_max_rss"
 
 
 def evaluate_scores(task: Task, scores: PruneScores) -> dict[str, RocCurve]:

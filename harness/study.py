@@ -156,7 +156,7 @@ def create_pruner(config: StudyConfig):
 
 
 def directions(config: StudyConfig) -> list[str]:
-    first = "maximize" if config.objective.metric == "roc_auc" else "minimize"
+    first = "maximize" if config.objective.maximize else "minimize"
     return [first, "minimize"] if config.objective.multi else [first]
 
 

@@ -296,7 +296,7 @@ def _best(config: StudyConfig, records: list[dict[str, Any]]) -> dict[str, Any] 
     done = [r for r in records if r.get("state") == "COMPLETE" and r.get("objective") is not None]
     if not done:
         return None
-    maximise = config.objective.metric == "roc_auc"
+    maximise = config.objective.maximize
     return (max if maximise else min)(done, key=first)
 
 

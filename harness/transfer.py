@@ -270,6 +270,7 @@ def _score_one(config, task, method, slug, params, seed, fold, chosen) -> TrialR
         outcome = score_outcome(study, task, run.scores, run.rocs, params, task.test)
         record.auc, record.roc = outcome.auc, outcome.roc
         record.faithfulness, record.semantics = outcome.faithfulness, run.scores.semantics
+        record.mib = outcome.mib
         if run.scores.circuit is not None:
             record.circuit_size = len(run.scores.circuit)
         record.state = "COMPLETE"

@@ -443,8 +443,13 @@ ROWS += [
     # argparse: one line, not a usage block
     Row(
         "argparse-missing",
+        ["score"],
+        "harness: error: the following arguments are required: --task",
+    ),
+    Row(
+        "score-no-algorithm",
         ["score", "--task", "tracr-reverse"],
-        "harness: error: the following arguments are required: --algo",
+        "harness: error: give --algo ALGORITHM, or --mib-in FILE to score an MIB circuit",
     ),
     Row(
         "argparse-type",

@@ -11,12 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.algorithms.acdc import acdc_prune_scores
+from harness.algorithms.eap_ig import eap_ig_prune_scores
 from harness.algorithms.edge_attribution import eap_prune_scores
+from harness.algorithms.edge_pruning import edge_pruning_prune_scores
 from harness.algorithms.oracle import oracle_prune_scores
 from harness.algorithms.params import PARAMETERS, Param, check_values
 from harness.algorithms.random_scores import random_prune_scores
 from harness.algorithms.subnetwork_probing import subnetwork_probing_prune_scores
 from harness.hints import did_you_mean
+from harness.mib_circuits import import_prune_scores
 from harness.prune_scores import PruneScores
 
 
@@ -55,8 +58,11 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         AlgorithmSpec("sp", "Subnetwork Probing", subnetwork_probing_prune_scores),
         AlgorithmSpec("acdc", "ACDC", acdc_prune_scores),
         AlgorithmSpec("eap", "Edge Attribution Patching", eap_prune_scores),
+        AlgorithmSpec("eap-ig", "EAP with integrated gradients", eap_ig_prune_scores),
+        AlgorithmSpec("edge-pruning", "Edge Pruning", edge_pruning_prune_scores),
         AlgorithmSpec("random", "Random", random_prune_scores),
         AlgorithmSpec("oracle", "Oracle (ground truth)", oracle_prune_scores),
+        AlgorithmSpec("import", "Imported (MIB circuit file)", import_prune_scores),
     )
 }
 
@@ -81,8 +87,11 @@ __all__ = [
     "ALGORITHMS",
     "AlgorithmSpec",
     "acdc_prune_scores",
+    "eap_ig_prune_scores",
     "eap_prune_scores",
+    "edge_pruning_prune_scores",
     "get_algorithm",
+    "import_prune_scores",
     "oracle_prune_scores",
     "random_prune_scores",
     "subnetwork_probing_prune_scores",

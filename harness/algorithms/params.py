@@ -44,7 +44,7 @@ class Param:
 
     Attributes:
         kind: ``float``, ``int``, ``bool``, ``choice``, ``edges`` (a list of edge names),
-            ``thresholds`` (positive numbers, or one) or ``bool_or_path``.
+            ``thresholds`` (positive numbers, or one), ``bool_or_path`` or ``path``.
         low, high: Bounds of a number (``None``: unbounded).
         low_open, high_open: Whether the bound itself is excluded.
         choices: For ``choice``: returns the allowed values (read when checking, so
@@ -78,6 +78,8 @@ class Param:
             text = "a list of edge names"
         elif self.kind == "thresholds":
             text = "a finite number > 0 or a non-empty list of them"
+        elif self.kind == "path":
+            text = "a file path"
         else:
             text = "true, false or a file path"
         return f"{text} (or null)" if self.optional and self.kind != "choice" else text
@@ -119,6 +121,8 @@ class Param:
         if self.kind == "thresholds":
             values = value if isinstance(value, (list, tuple)) else [value]
             return bool(values) and all(_is_number(v, "float") and v > 0 for v in values)
+        if self.kind == "path":
+            return isinstance(value, str) and bool(value)
         return isinstance(value, (bool, str))  # bool_or_path
 
     def in_range(self, value: float) -> bool:
@@ -177,6 +181,12 @@ def _eap_metrics() -> tuple[str, ...]:
     return EAP_METRICS
 
 
+def _eap_ig_variants() -> tuple[str, ...]:
+    from harness.algorithms.eap_ig import EAP_IG_VARIANTS
+
+    return EAP_IG_VARIANTS
+
+
 _ABLATION = Param("choice", choices=_ablations)
 _SP: dict[str, Param] = {
     "learning_rate": Param("float", low=0, low_open=True),
@@ -203,8 +213,25 @@ PARAMETERS: dict[str, dict[str, Param]] = {
         "metric": Param("choice", choices=_acdc_metrics),
     },
     "eap": {"ablation": _ABLATION, "metric": Param("choice", choices=_eap_metrics)},
+    "eap-ig": {
+        "steps": Param("int", low=1),
+        "variant": Param("choice", choices=_eap_ig_variants),
+        "ablation": _ABLATION,
+        "metric": Param("choice", choices=_eap_metrics),
+    },
+    "edge-pruning": {
+        "target_sparsity": Param("float", low=0, high=1, high_open=True),
+        "learning_rate": Param("float", low=0, low_open=True),
+        "lagrangian_lr": Param("float", low=0, low_open=True),
+        "epochs": Param("int", low=1),
+        "warmup_fraction": Param("float", low=0, high=1),
+        "init_log_alpha": Param("float"),
+        "faithfulness_target": Param("choice", choices=_faithfulness_targets),
+        "ablation": _ABLATION,
+    },
     "random": {},
     "oracle": {},
+    "import": {"path": Param("path", optional=True)},
 }
 """Per algorithm slug, its hyperparameters' specs. SP's batched path
 (:mod:`harness.algorithms.sp_batched`) takes the same names as SP, plus ``seed``."""

@@ -163,6 +163,10 @@ def _study_source(name: str, records: list[dict[str, Any]], config) -> Source:
         log = _spread_params(records)
     if metric == "roc_auc":
         return Source(name, "study", records, gt, "maximize", f"AUC vs {gt}", log)
+    if metric == "cpr":
+        return Source(name, "study", records, gt, "maximize", "MIB CPR (signed ranking)", log)
+    if metric == "cmd":
+        return Source(name, "study", records, gt, "minimize", "MIB CMD (absolute ranking)", log)
     return Source(name, "study", records, gt, "minimize", "faithfulness (top-k)", log)
 
 

@@ -42,6 +42,7 @@ class HeldoutRun:
     auc: dict[str, dict[str, float]] = field(default_factory=dict)
     roc: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     faithfulness: dict[str, Any] = field(default_factory=dict)
+    mib: dict[str, Any] = field(default_factory=dict)
     semantics: str | None = None
     per_task: dict[str, Any] = field(default_factory=dict)  # multi-task studies
     seconds: float = 0.0
@@ -90,7 +91,7 @@ def selected_trial(config: StudyConfig, records: list[dict[str, Any]]) -> dict[s
     ]
     if not scored:
         return None
-    if config.objective.metric == "roc_auc":  # ties: the earliest trial, as Optuna
+    if config.objective.maximize:  # ties: the earliest trial, as Optuna
         return max(scored, key=lambda r: (r["objective"], -r["trial"]))
     return min(scored, key=lambda r: (r["objective"], r["trial"]))
 
@@ -146,6 +147,7 @@ def run_heldout(
                 )
                 run.objective, run.auc, run.roc = outcome.objective, outcome.auc, outcome.roc
                 run.faithfulness, run.semantics = outcome.faithfulness, result.scores.semantics
+                run.mib = outcome.mib
         except Exception as error:  # recorded, and the other seeds still run
             run.state, run.fail_reason = "FAIL", failure_reason(error)
         run.seconds = round(time.perf_counter() - start, 4)

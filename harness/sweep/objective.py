@@ -15,6 +15,7 @@ from typing import Any
 from harness.config import StudyConfig
 from harness.interrupts import interruptible, uninterruptible
 from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, circuit_faithfulness, sweep_roc
+from harness.mib_metrics import mib_metrics
 from harness.records import (
     TrialRecord,
     append_record,
@@ -92,7 +93,7 @@ class TrialRunner:
         import optuna
 
         config = self.config
-        maximize = config.objective.metric == "roc_auc"
+        maximize = config.objective.maximize
 
         def report(epoch: int, loss: float, faithfulness: float) -> None:
             history["epoch_loss"].append(loss)
@@ -180,6 +181,8 @@ class TrialRunner:
         else:
             run = run_algorithm(task, config.algorithm, params, seed, config.ground_truth, report)
             scores, rocs = run.scores, run.rocs
+            record.peak_memory_mb = run.peak_memory_mb
+            record.peak_memory_kind = run.peak_memory_kind
         record.history.update({k: v for k, v in scores.history.items() if v})
         record.semantics = scores.semantics
         outcome = score_outcome(config, task, scores, rocs, params, task.test)
@@ -187,7 +190,7 @@ class TrialRunner:
         if scores.circuit is not None:
             record.circuit_size = len(scores.circuit)
             record.circuit_edges = sorted(scores.circuit)
-        record.faithfulness = outcome.faithfulness
+        record.faithfulness, record.mib = outcome.faithfulness, outcome.mib
         return outcome.objective
 
     def _evaluate_tasks(self, params, seed, record: TrialRecord) -> float | list[float]:
@@ -235,6 +238,7 @@ def evaluate_tasks(config: StudyConfig, tasks: dict[str, Any], params, seed) -> 
             "auc": o.auc,
             "faithfulness": o.faithfulness,
             "objective": o.objective,
+            "mib": o.mib,
             "circuit_size": sizes[name],
         }
         for name, o in outcomes.items()
@@ -245,7 +249,7 @@ def evaluate_tasks(config: StudyConfig, tasks: dict[str, Any], params, seed) -> 
     if config.aggregate == "mean":
         first = sum(firsts) / len(firsts)
     else:  # the worst task
-        first = min(firsts) if config.objective.metric == "roc_auc" else max(firsts)
+        first = min(firsts) if config.objective.maximize else max(firsts)
     objective = [first, float(sum(o.objective[1] for o in outcomes.values()))] if multi else first
     return TasksOutcome(
         objective=objective,
@@ -300,6 +304,7 @@ class Outcome:
     roc: dict[str, dict[str, list[float]]]
     faithfulness: dict[str, Any]
     objective: float | list[float]
+    mib: dict[str, Any]
 
 
 def score_outcome(
@@ -321,15 +326,19 @@ def score_outcome(
     # a single numerical output has KL 0 whatever the circuit: use MSE there
     measure = "mse" if task.train[0].is_regression else "kl_div"
     faithfulness = {"n_edges": k, "ablation": ablation, **faith, "measure": measure, "split": split}
+    mib = mib_metrics(task.patchable, batches, scores, ablation)
     ground_truth = config.ground_truth or task.default_ground_truth
-    if config.objective.metric == "roc_auc":
+    metric = config.objective.metric
+    if metric == "roc_auc":
         first = auc[task.aliases.get(ground_truth, ground_truth)][SCORE_TRAPEZOID]
+    elif metric in ("cpr", "cmd"):
+        first = getattr(mib, metric)
     else:
         first = faith[measure]
     if config.objective.multi:
         size = len(scores.circuit) if scores.circuit is not None else k
-        return Outcome(auc, roc, faithfulness, [first, float(size)])
-    return Outcome(auc, roc, faithfulness, first)
+        return Outcome(auc, roc, faithfulness, [first, float(size)], mib.as_record())
+    return Outcome(auc, roc, faithfulness, first, mib.as_record())
 
 
 def default_ablation(algorithm: str) -> str:
