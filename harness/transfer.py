@@ -41,6 +41,7 @@ from harness.config import (
     Wandb,
     _Strict,
 )
+from harness.metrics import SCORE_TRAPEZOID
 from harness.records import TrialRecord, append_record, git_commit, package_versions, read_records
 
 TRANSFER_FILE = "transfer.jsonl"
@@ -268,7 +269,11 @@ def _score_one(config, task, method, slug, params, seed, fold, chosen) -> TrialR
         run = run_algorithm(task, slug, params, seed)
         study = search_config(config, config.name, [task.slug])
         outcome = score_outcome(study, task, run.scores, run.rocs, params, task.test)
-        record.auc, record.roc = outcome.auc, outcome.roc
+        # score-based AUC only: one circuit per run is no sweep (as in comparisons)
+        record.auc = {
+            gt: {SCORE_TRAPEZOID: auc[SCORE_TRAPEZOID]} for gt, auc in outcome.auc.items()
+        }
+        record.roc = outcome.roc
         record.faithfulness, record.semantics = outcome.faithfulness, run.scores.semantics
         record.mib = outcome.mib
         if run.scores.circuit is not None:

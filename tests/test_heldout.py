@@ -55,6 +55,8 @@ def test_the_best_trial_runs_again_on_unused_seeds(ran):
         assert line["selection_value"] == best["objective"]
         assert set(line["auc"]) == {"resample", "acdc-zero"}
         assert line["objective"] == line["auc"]["resample"]["score-trapezoid"]
+        assert line["faithfulness"]["split"] == "test"  # the search measured on validation
+    assert {r["faithfulness"]["split"] for r in ran["trials"]} == {"validation"}
 
 
 def test_a_heldout_line_equals_a_fresh_run_of_its_seed(ran):

@@ -114,13 +114,15 @@ def suite_interval(
     return round(mean, 12), round(low, 12), round(high, 12)
 
 
-def suite_frame(runs: Sequence[MethodRuns], samples: int = 10000):
+def suite_frame(
+    runs: Sequence[MethodRuns], samples: int = 10000, conventions: Sequence[str] = CONVENTIONS
+):
     """One row per method × ablation × convention: tasks, seeds, the suite mean and its
     interval, and the tasks below :data:`HEADROOM_AUC` (a pandas DataFrame)."""
     import pandas as pd
 
     rows = []
-    for convention in CONVENTIONS:
+    for convention in conventions:
         for (method, ablation), by_task in seed_values(runs, convention).items():
             mean, low, high = suite_interval(list(by_task.values()), samples)
             below = sorted(t for t, v in by_task.items() if sum(v) / len(v) < HEADROOM_AUC)
@@ -141,7 +143,9 @@ def suite_frame(runs: Sequence[MethodRuns], samples: int = 10000):
     return pd.DataFrame(rows)
 
 
-def task_frame(runs: Sequence[MethodRuns], samples: int = 10000):
+def task_frame(
+    runs: Sequence[MethodRuns], samples: int = 10000, conventions: Sequence[str] = CONVENTIONS
+):
     """One row per task × method × ablation × convention: seeds, mean over seeds and its
     95% bootstrap interval, against the ground truth matched to the ablation."""
     import pandas as pd
@@ -149,7 +153,7 @@ def task_frame(runs: Sequence[MethodRuns], samples: int = 10000):
     from harness.compare import bootstrap_interval
 
     rows = []
-    for convention in CONVENTIONS:
+    for convention in conventions:
         for (method, ablation), by_task in seed_values(runs, convention).items():
             for task, values in by_task.items():
                 low, high = bootstrap_interval(values, samples)
@@ -251,17 +255,19 @@ def _cell(mean: float, low: float, high: float, seeds: int) -> str:
     return f"{mean:.3f}" if seeds < 2 else f"{mean:.3f} [{low:.3f}, {high:.3f}]"
 
 
-def suite_tables(runs: Sequence[MethodRuns], samples: int = 10000) -> list[Table]:
+def suite_tables(
+    runs: Sequence[MethodRuns], samples: int = 10000, conventions: Sequence[str] = CONVENTIONS
+) -> list[Table]:
     """The suite's tables: one summary (a row per method, suite mean [interval] per
     ablation and convention, tasks below :data:`HEADROOM_AUC`), one per ablation and
     convention with a row per task and a column per method (best per row in bold, the
     suite mean last), and the tasks that separate the methods."""
     import pandas as pd
 
-    summary = suite_frame(runs, samples)
+    summary = suite_frame(runs, samples, conventions)
     if summary.empty:
         return []
-    tasks = task_frame(runs, samples)
+    tasks = task_frame(runs, samples, conventions)
     below = f"tasks below {HEADROOM_AUC}"
     methods = list(dict.fromkeys(summary["method"]))
     columns = list(dict.fromkeys(zip(summary["ablation"], summary["convention"], strict=True)))

@@ -134,7 +134,7 @@ def run_heldout(
         start = time.perf_counter()
         try:
             if len(tasks) > 1:
-                several = evaluate_tasks(config, tasks, best["params"], seed)
+                several = evaluate_tasks(config, tasks, best["params"], seed, final=True)
                 run.objective, run.auc = several.objective, several.auc
                 run.per_task, run.semantics = several.per_task, several.semantics
             else:

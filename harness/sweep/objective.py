@@ -185,7 +185,8 @@ class TrialRunner:
             record.peak_memory_kind = run.peak_memory_kind
         record.history.update({k: v for k, v in scores.history.items() if v})
         record.semantics = scores.semantics
-        outcome = score_outcome(config, task, scores, rocs, params, task.test)
+        batches, split = selection_batches(task)
+        outcome = score_outcome(config, task, scores, rocs, params, batches, split)
         record.auc, record.roc = outcome.auc, outcome.roc
         if scores.circuit is not None:
             record.circuit_size = len(scores.circuit)
@@ -221,8 +222,12 @@ class TasksOutcome:
     semantics: str | None
 
 
-def evaluate_tasks(config: StudyConfig, tasks: dict[str, Any], params, seed) -> TasksOutcome:
-    """Run ``params`` with ``seed`` on every task and aggregate as the study says."""
+def evaluate_tasks(
+    config: StudyConfig, tasks: dict[str, Any], params, seed, final: bool = False
+) -> TasksOutcome:
+    """Run ``params`` with ``seed`` on every task and aggregate as the study says:
+    faithfulness on each task's validation split while searching, on its test split for
+    a ``final`` (held-out) evaluation."""
     from harness.runner import run_algorithm
 
     outcomes: dict[str, Outcome] = {}
@@ -230,7 +235,8 @@ def evaluate_tasks(config: StudyConfig, tasks: dict[str, Any], params, seed) -> 
     semantics = None
     for name, task in tasks.items():
         run = run_algorithm(task, config.algorithm, params, seed, config.ground_truth)
-        outcomes[name] = score_outcome(config, task, run.scores, run.rocs, params, task.test)
+        batches, split = (task.test, "test") if final else selection_batches(task)
+        outcomes[name] = score_outcome(config, task, run.scores, run.rocs, params, batches, split)
         sizes[name] = None if run.scores.circuit is None else len(run.scores.circuit)
         semantics = run.scores.semantics
     per_task = {
@@ -339,6 +345,21 @@ def score_outcome(
         size = len(scores.circuit) if scores.circuit is not None else k
         return Outcome(auc, roc, faithfulness, [first, float(size)], mib.as_record())
     return Outcome(auc, roc, faithfulness, first, mib.as_record())
+
+
+def selection_batches(task) -> tuple[tuple, str]:
+    """The batches a search measures faithfulness on, and their split's name: the task's
+    validation split where it has one (the test split stays for held-out numbers), else
+    its test split.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> selection_batches(SimpleNamespace(validation=("v",), test=("t",)))
+        (('v',), 'validation')
+    """
+    if task.validation:
+        return task.validation, "validation"
+    return task.test, "test"
 
 
 def default_ablation(algorithm: str) -> str:
