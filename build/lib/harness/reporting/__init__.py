@@ -1,1 +1,0 @@
-"""Reporting: tables, figures and their static export, built from records alone."""
