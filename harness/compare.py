@@ -25,6 +25,7 @@ from pydantic import Field, field_validator, model_validator
 
 from harness.config import CONFIG_VERSION, _Strict
 from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, faithfulness_curve, sweep_roc
+from harness.mib_metrics import mib_metrics
 from harness.records import (
     TrialRecord,
     append_record,
@@ -268,6 +269,8 @@ def _run_one(config, task, slug, ablation, seed, number, runs_dir) -> TrialRecor
         record.faithfulness_curve = faithfulness_curve(
             task.patchable, task.test, run.scores, edge_counts(task.patchable.n_edges), ablation
         )
+        record.mib = mib_metrics(task.patchable, task.test, run.scores, ablation).as_record()
+        record.peak_memory_mb, record.peak_memory_kind = run.peak_memory_mb, run.peak_memory_kind
         record.state = "COMPLETE"
     except Exception as error:
         from harness.sweep.trials import failure_reason
@@ -364,6 +367,9 @@ def comparison_table(records: list[dict[str, Any]], samples: int = 10000):
             else:
                 row[f"AUC {convention}"] = None
                 row[f"CI {convention}"] = None
+        for name in ("cpr", "cmd"):  # MIB's, signed / absolute ranking (not per ground truth)
+            values = [r["mib"][name] for r in runs if r.get("mib", {}).get(name) is not None]
+            row[name.upper()] = sum(values) / len(values) if values else None
         row["seconds"] = sum(r["seconds"] for r in runs) / len(runs)
         paper = PAPER_AUC.get((task, ablation, algorithm)) if gt == PAPER_GROUND_TRUTH else None
         row["paper AUC (sweep-pessimistic)"] = paper
@@ -380,11 +386,14 @@ def comparison_markdown(name: str, table) -> str:
         "together, trapezoid rule) and **sweep-pessimistic** (the ACDC paper's: one circuit per "
         "sweep run — ACDC thresholds, SP λ values — dominated points dropped, "
         "Σ (1 − FPR_i)(TPR_i − TPR_{i−1})). Mean over seeds [95% bootstrap interval]. "
-        "Paper: Conmy et al. 2023 against their zero-ablation tracr circuits (`acdc-zero`).",
+        "Paper: Conmy et al. 2023 against their zero-ablation tracr circuits (`acdc-zero`). "
+        "CPR and CMD: MIB's faithfulness areas over its ten circuit sizes (test batches, the "
+        "run's ablation), edges ranked by signed score for CPR and by |score| for CMD; mean "
+        "over seeds.",
         "",
         "| task | ground truth | ablation | method | seeds | AUC score-trapezoid | "
-        "AUC sweep-pessimistic | paper (sweep) | seconds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "AUC sweep-pessimistic | paper (sweep) | CPR (signed) | CMD (absolute) | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, row in table.iterrows():
         cells = []
@@ -395,8 +404,10 @@ def comparison_markdown(name: str, table) -> str:
             )
         paper = row["paper AUC (sweep-pessimistic)"]
         paper_cell = "–" if paper is None or paper != paper else f"{paper:.3f}"
+        mib = ["–" if v is None or v != v else f"{v:.3f}" for v in (row["CPR"], row["CMD"])]
         lines.append(
             f"| {row['task']} | {row['ground truth']} | {row['ablation']} | {row['method']} | "
-            f"{row['seeds']} | {cells[0]} | {cells[1]} | {paper_cell} | {row['seconds']:.2f} |"
+            f"{row['seeds']} | {cells[0]} | {cells[1]} | {paper_cell} | {mib[0]} | {mib[1]} | "
+            f"{row['seconds']:.2f} |"
         )
     return "\n".join(lines) + "\n"

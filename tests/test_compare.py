@@ -71,6 +71,10 @@ def test_compare_runs_resumes_and_tabulates(tmp_path):
     assert row["AUC score-trapezoid"] == pytest.approx(expected)
     low, high = row["CI score-trapezoid"]
     assert low <= expected <= high
+    zero_sp = [r for r in sp if r["params"]["ablation"] == "zero"]
+    assert all(r["mib"]["ablation"] == "zero" and r["mib"]["cpr_ranking"] == "signed" for r in sp)
+    assert row["CPR"] == pytest.approx(statistics.mean(r["mib"]["cpr"] for r in zero_sp))
+    assert row["CMD"] == pytest.approx(statistics.mean(r["mib"]["cmd"] for r in zero_sp))
 
 
 def test_compare_command_writes_the_table(tmp_path):
