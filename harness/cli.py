@@ -453,14 +453,20 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _is_comparison(path: Path) -> bool:
+def _config_kind(path: Path) -> str | None:
+    """A config's ``kind`` (``compare``, ``transfer``; None for a study or unreadable)."""
     from harness.yamlio import read_yaml_file
 
     try:
         data = read_yaml_file(path)
     except (OSError, ValueError):
-        return False  # the study loader reports the problem
-    return isinstance(data, dict) and data.get("kind") == "compare"
+        return None  # the study loader reports the problem
+    kind = data.get("kind") if isinstance(data, dict) else None
+    return kind if kind in ("compare", "transfer") else None
+
+
+def _is_comparison(path: Path) -> bool:
+    return _config_kind(path) == "compare"
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -475,6 +481,18 @@ def _cmd_validate(args: argparse.Namespace) -> int:
             f"{len(comparison.seeds)} seeds"
         )
         return 0
+    if _config_kind(args.study) == "transfer":
+        from harness.transfer import load_transfer_config, preflight_transfer
+
+        transfer = load_transfer_config(args.study, parse_assignments(args.overrides))
+        preflight_transfer(transfer)
+        split = f"{transfer.folds} folds" if transfer.folds else f"{len(transfer.test_tasks)} test"
+        print(
+            f"ok: transfer {transfer.name}: SP searched on {len(transfer.train_tasks)} train "
+            f"tasks ({transfer.n_trials} trials, objective {transfer.objective.metric}), "
+            f"{split} tasks, {len(transfer.seeds)} seeds"
+        )
+        return 0
     config = _load_study(args)
     searched = ", ".join(config.search_space) or "nothing"
     print(
@@ -483,6 +501,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         f"{config.n_trials} trials, sampler {config.sampler.type}, pruner {config.pruner.type}"
     )
     return 0
+
+
+def _tasks_cell(tasks: list[str]) -> str:
+    return ",".join(tasks) if len(tasks) <= 3 else f"{len(tasks)} tasks"
 
 
 def _cmd_ls(args: argparse.Namespace) -> int:
@@ -497,7 +519,14 @@ def _cmd_ls(args: argparse.Namespace) -> int:
             try:
                 if _is_comparison(path):
                     comparison = load_compare_config(path)
-                    rows.append((comparison.name, "compare", ",".join(comparison.tasks), path))
+                    rows.append((comparison.name, "compare", _tasks_cell(comparison.tasks), path))
+                    continue
+                if _config_kind(path) == "transfer":
+                    from harness.transfer import load_transfer_config
+
+                    transfer = load_transfer_config(path)
+                    tasks = _tasks_cell(transfer.train_tasks + transfer.test_tasks)
+                    rows.append((transfer.name, "transfer", tasks, path))
                     continue
                 config = load_config(path)
                 rows.append((config.name, config.algorithm, config.task_label, path))

@@ -235,7 +235,8 @@ def test_a_file_size_limit_stops_the_run_in_one_line_and_loses_nothing(tmp_path)
 
 DYING = """
 import os, sys, optuna
-from harness.study import load_or_create_study, suggest
+from harness.study import load_or_create_study
+from harness.sweep.trials import suggest
 from harness.config import load_config
 config = load_config(sys.argv[1])
 study = load_or_create_study(config, sys.argv[2])

@@ -56,6 +56,8 @@ def test_a_second_ctrl_c_while_one_is_held_raises_at_once():
 
 
 def test_the_previous_handler_comes_back():
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a terminal's state
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     before = signal.getsignal(signal.SIGINT)
     with catching_interrupts():
         assert signal.getsignal(signal.SIGINT) is not before

@@ -100,7 +100,15 @@ def start_run(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=new_session,
+        preexec_fn=terminal_signals,
     )
+
+
+def terminal_signals() -> None:
+    """In the child: Ctrl-C as a shell's child gets it (default action, not blocked),
+    whatever the test runner's process inherited or set."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_records(path: Path, count: int, timeout: float = 300) -> None:
