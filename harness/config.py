@@ -90,14 +90,17 @@ class Objective(_Strict):
     test batches (MSE for tasks with a numerical output; minimise), which needs no ground
     truth. ``cpr`` (maximise) and ``cmd`` (minimise): MIB's areas of faithfulness over
     circuit sizes on the test batches (:mod:`harness.mib_metrics`; edges ranked by signed
-    and by absolute score), which need no ground truth either. ``circuit_size`` may be added
+    and by absolute score), which need no ground truth either; ``min_size`` (minimise): the
+    smallest of MIB's circuit sizes (fraction of edges, absolute ranking) whose normalised
+    faithfulness reaches ``target`` (1.0 when none does). ``circuit_size`` may be added
     as a second objective (``multi: true``): the number of edges in the circuit at the
     threshold of the deterministic masks, giving a Pareto front.
     """
 
-    metric: Literal["roc_auc", "faithfulness", "cpr", "cmd"] = "roc_auc"
+    metric: Literal["roc_auc", "faithfulness", "cpr", "cmd", "min_size"] = "roc_auc"
     k: int = Field(default=10, ge=1)
     multi: bool = False
+    target: float = Field(default=0.9, gt=0.0, le=1.0)  # min_size's faithfulness target
 
     @property
     def maximize(self) -> bool:

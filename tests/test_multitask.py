@@ -102,3 +102,23 @@ def test_a_multitask_study_runs_from_the_command_line(tmp_path):
     result = harness(*run_args(path, tmp_path), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "study cli: 1 finished trials" in result.stdout
+
+
+def test_min_size_objective_is_the_smallest_faithful_fraction(tmp_path):
+    """The ground-truth-free objective 'smallest circuit that reaches a faithfulness target',
+    recomputed here from the record's own MIB curve (absolute ranking)."""
+    from harness.mib_metrics import MIB_FRACTIONS
+
+    path = write_study(
+        tmp_path,
+        name="small",
+        n_trials=2,
+        heldout={"seeds": 0},
+        objective={"metric": "min_size", "target": 0.8},
+        task_options={"device": "cpu", "n_examples": 16},
+    )
+    run_study(load_config(path), runs_dir=tmp_path / "runs", progress=False)
+    for record in read_records(tmp_path / "runs" / "small" / "trials.jsonl"):
+        curve = record["mib"]["cmd_faithfulness"]
+        reached = [p for p, f in zip(MIB_FRACTIONS, curve, strict=True) if f >= 0.8]
+        assert record["objective"] == (reached[0] if reached else 1.0)

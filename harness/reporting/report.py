@@ -167,6 +167,9 @@ def _study_source(name: str, records: list[dict[str, Any]], config) -> Source:
         return Source(name, "study", records, gt, "maximize", "MIB CPR (signed ranking)", log)
     if metric == "cmd":
         return Source(name, "study", records, gt, "minimize", "MIB CMD (absolute ranking)", log)
+    if metric == "min_size":
+        label = "smallest faithful circuit (fraction of edges)"
+        return Source(name, "study", records, gt, "minimize", label, log)
     return Source(name, "study", records, gt, "minimize", "faithfulness (top-k)", log)
 
 

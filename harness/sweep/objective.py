@@ -339,12 +339,32 @@ def score_outcome(
         first = auc[task.aliases.get(ground_truth, ground_truth)][SCORE_TRAPEZOID]
     elif metric in ("cpr", "cmd"):
         first = getattr(mib, metric)
+    elif metric == "min_size":
+        first = smallest_faithful_fraction(mib.cmd_curve.faithfulness, config.objective.target)
     else:
         first = faith[measure]
     if config.objective.multi:
         size = len(scores.circuit) if scores.circuit is not None else k
         return Outcome(auc, roc, faithfulness, [first, float(size)], mib.as_record())
     return Outcome(auc, roc, faithfulness, first, mib.as_record())
+
+
+def smallest_faithful_fraction(faithfulness: tuple[float, ...], target: float) -> float:
+    """The smallest of MIB's circuit sizes (fraction of edges) whose normalised
+    faithfulness reaches ``target``; 1.0 when none does (the whole model).
+
+    Example:
+        >>> from harness.mib_metrics import MIB_FRACTIONS
+        >>> curve = tuple(0.5 if p < 0.05 else 0.95 for p in MIB_FRACTIONS)
+        >>> smallest_faithful_fraction(curve, 0.9)
+        0.05
+    """
+    from harness.mib_metrics import MIB_FRACTIONS
+
+    for fraction, value in zip(MIB_FRACTIONS, faithfulness, strict=True):
+        if value >= target:
+            return float(fraction)
+    return 1.0
 
 
 def selection_batches(task) -> tuple[tuple, str]:
