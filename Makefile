@@ -9,7 +9,7 @@ EXTRAS ?= dev,postgres,export
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install browser test test-fast run demo lint bench clean
+.PHONY: install browser test test-slow test-all run demo lint bench clean
 
 install: $(VENV)/.installed browser
 
@@ -37,12 +37,18 @@ browser: $(VENV)/.installed
 	fi
 
 # One pytest worker per core (test files stay whole on a worker, so module fixtures build once).
+# `make test`: the suite (real runs of more than a few seconds are marked slow and left to
+# `make test-slow`, which CI runs too); `make test-all`: both.
 JOBS ?= auto
+PYTEST := $(PY) -m pytest -q --timeout 900 -n $(JOBS) --dist loadfile --durations=15
 test: install
-	$(PY) -m pytest -q -m "not cuda" --timeout 900 -n $(JOBS) --dist loadfile
+	$(PYTEST) -m "not slow and not cuda"
 
-test-fast: install
-	$(PY) -m pytest -q -m "not slow and not cuda"
+test-slow: install
+	$(PYTEST) -m "slow and not cuda"
+
+test-all: install
+	$(PYTEST) -m "not cuda"
 
 # The main job: tune SP without ground truth on half of the tracr suite and score it on the
 # other half against the reference's defaults, ACDC, EAP and random (minutes on 2 CPU cores).

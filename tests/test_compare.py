@@ -72,7 +72,8 @@ def test_compare_runs_resumes_and_tabulates(tmp_path):
     low, high = row["CI score-trapezoid"]
     assert low <= expected <= high
     zero_sp = [r for r in sp if r["params"]["ablation"] == "zero"]
-    assert all(r["mib"]["ablation"] == "zero" and r["mib"]["cpr_ranking"] == "signed" for r in sp)
+    assert all(r["mib"]["ablation"] == r["params"]["ablation"] for r in records)
+    assert all(r["mib"]["cpr_ranking"] == "signed" for r in records)
     assert row["CPR"] == pytest.approx(statistics.mean(r["mib"]["cpr"] for r in zero_sp))
     assert row["CMD"] == pytest.approx(statistics.mean(r["mib"]["cmd"] for r in zero_sp))
 

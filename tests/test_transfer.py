@@ -12,6 +12,8 @@ from harness.tasks import load
 from harness.transfer import load_transfer_config, search_config, splits
 from tests.test_study import harness
 
+pytestmark = pytest.mark.slow  # two searches and 8 scored runs in subprocesses
+
 TRANSFER = {
     "version": 1,
     "kind": "transfer",
