@@ -224,9 +224,9 @@ def _score_task(config, path: Path, fold, task_name: str, methods) -> None:
     from harness.runner import algorithm_parameters
     from harness.tasks import load
 
-    done = {
-        (r["task"], r["method"], r["seed"]) for r in read_records(path) if r["state"] == "COMPLETE"
-    }
+    records = read_records(path)
+    done = {(r["task"], r["method"], r["seed"]) for r in records if r["state"] == "COMPLETE"}
+    number = len(records)  # the next record's number (one writer per transfer)
     task = None
     for method, (slug, params) in methods.items():
         for seed in config.seeds:
@@ -237,8 +237,9 @@ def _score_task(config, path: Path, fold, task_name: str, methods) -> None:
             if "ablation" in algorithm_parameters(get_algorithm(slug)):
                 run_params["ablation"] = config.ablation
             record = _score_one(config, task, method, slug, run_params, seed, fold, params)
-            record.trial = len(read_records(path))
+            record.trial = number
             append_record(path, record)
+            number += 1
 
 
 def _score_one(config, task, method, slug, params, seed, fold, chosen) -> TrialRecord:

@@ -32,7 +32,7 @@ from typing import Any
 from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
 from harness.records import method_label
 from harness.reporting.figures import MethodRuns, record_auc
-from harness.reporting.suite import is_suite, suite_figures, suite_tables
+from harness.reporting.suite import spans_several_tasks, suite_figures, suite_tables, task_frame
 from harness.reporting.tables import Table
 
 CONVENTIONS = (SCORE_TRAPEZOID, SWEEP_PESSIMISTIC)
@@ -760,8 +760,9 @@ def build_report(sources: list[Source], out: Path, static: bool = True) -> Repor
     runs = method_runs(sources)
     samples = min((s.bootstrap_samples for s in sources), default=10000)
     frame = auc_frame(runs, samples)
-    suite = is_suite(runs)
-    tables = suite_tables(runs, samples) if suite else []
+    suite = spans_several_tasks(runs)
+    per_task = task_frame(runs, samples) if suite else None
+    tables = suite_tables(runs, samples, tasks=per_task) if suite else []
     tables += [t for t in auc_tables(frame) if not suite or len(t.frame.columns) <= WIDE_TABLE]
     best = best_params_table(sources)
     tables += [best] if best is not None else []
@@ -777,7 +778,8 @@ def build_report(sources: list[Source], out: Path, static: bool = True) -> Repor
     few_tasks = len({run.task for run in runs}) <= FEW_TASKS
     figures = comparison_figures(runs) if few_tasks else []
     if suite:
-        figures += [Figure(*parts) for parts in suite_figures(runs, samples)]
+        colours = {run.label: run.colour for run in runs}
+        figures += [Figure(*parts) for parts in suite_figures(per_task, colours)]
     for source in sources:
         if source.kind == "study":
             figures += study_figures(source)

@@ -48,7 +48,7 @@ def matched_ground_truth(record: dict[str, Any], ablation: str) -> str | None:
     return None
 
 
-def is_suite(runs: Sequence[MethodRuns]) -> bool:
+def spans_several_tasks(runs: Sequence[MethodRuns]) -> bool:
     """Whether the comparison runs span two or more tasks (so suite tables make sense)."""
     return len({run.task for run in runs if not _is_tuned(run.label)}) >= 2
 
@@ -256,7 +256,10 @@ def _cell(mean: float, low: float, high: float, seeds: int) -> str:
 
 
 def suite_tables(
-    runs: Sequence[MethodRuns], samples: int = 10000, conventions: Sequence[str] = CONVENTIONS
+    runs: Sequence[MethodRuns],
+    samples: int = 10000,
+    conventions: Sequence[str] = CONVENTIONS,
+    tasks=None,
 ) -> list[Table]:
     """The suite's tables: one summary (a row per method, suite mean [interval] per
     ablation and convention, tasks below :data:`HEADROOM_AUC`), one per ablation and
@@ -267,7 +270,8 @@ def suite_tables(
     summary = suite_frame(runs, samples, conventions)
     if summary.empty:
         return []
-    tasks = task_frame(runs, samples, conventions)
+    if tasks is None:  # a caller that also draws the figures passes the frame it built
+        tasks = task_frame(runs, samples, conventions)
     below = f"tasks below {HEADROOM_AUC}"
     methods = list(dict.fromkeys(summary["method"]))
     columns = list(dict.fromkeys(zip(summary["ablation"], summary["convention"], strict=True)))
@@ -338,12 +342,11 @@ def suite_tables(
     return tables
 
 
-def suite_figures(runs: Sequence[MethodRuns], samples: int = 10000) -> list[tuple[str, str, Any]]:
-    """(stem, caption, figure) of AUC per task per method, one per ablation and convention."""
-    tasks = task_frame(runs, samples)
+def suite_figures(tasks, colours: dict[str, str]) -> list[tuple[str, str, Any]]:
+    """(stem, caption, figure) of AUC per task per method, one per ablation and convention,
+    from :func:`task_frame`'s rows; ``colours``: method label -> colour."""
     if tasks.empty:
         return []
-    colours = {run.label: run.colour for run in runs}
     out = []
     for (ablation, convention), _ in tasks.groupby(["ablation", "convention"], sort=False):
         caption = (
