@@ -109,6 +109,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="torch CPU threads (default: torch's; 1 is fastest for tiny models on a busy machine)",
     )
+    parser.add_argument(
+        "--tasks-from",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a Python file that registers tasks (harness.tasks.register_tracr_program); "
+        "repeatable; also HARNESS_TASKS_FROM (paths separated by ':')",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="SP on a model with a planted circuit")
@@ -704,6 +712,10 @@ def _main(argv: list[str] | None) -> int:
 
         torch.set_num_threads(args.threads)
     try:
+        if args.tasks_from:
+            from harness.tasks.task_files import add_task_files
+
+            add_task_files(args.tasks_from)
         if args.command == "demo":
             from harness.demo import run_demo
 

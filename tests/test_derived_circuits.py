@@ -10,7 +10,6 @@ import pytest
 import torch
 
 import harness.tasks
-from harness.ablation import ablation_activations
 from harness.patching import PatchableModel
 from harness.tasks.derive import (
     DerivationData,
@@ -23,6 +22,7 @@ from harness.tasks.derive import (
 )
 from harness.tasks.tracr import necessary_alone_counts
 from harness.tasks.tracr_compile import load_compiled
+from tests.tracr_checks import clean_and_ablated_outputs
 
 PROGRAMS = ("reverse", "proportion")
 # The official sets, as the harness typed them in before the derivation (auto-circuit's
@@ -102,19 +102,6 @@ def _cache(tasks):
     return Path(tasks["reverse"].info["weights_cache"]).parent
 
 
-def _outputs(task, ablation, edges):
-    """Clean and ablated output logits on the test split, ``[n, n_out, d_vocab_out]`` each."""
-    patchable = task.patchable
-    clean, ablated = [], []
-    for batch in task.test:
-        with torch.no_grad():
-            clean.append(batch.output_logits(task.model(batch.clean)))
-            patch = ablation_activations(patchable, [batch], ablation)[batch.key]
-            logits = patchable.forward_patched(batch.clean, patch, patchable.edge_weights(edges))
-            ablated.append(batch.output_logits(logits))
-    return torch.cat(clean), torch.cat(ablated)
-
-
 @pytest.mark.parametrize("program", PROGRAMS)
 @pytest.mark.parametrize("ground_truth", ("zero", "resample"))
 def test_ablating_everything_outside_a_derived_circuit_keeps_the_output(
@@ -125,11 +112,12 @@ def test_ablating_everything_outside_a_derived_circuit_keeps_the_output(
     task = tasks[program]
     circuit = task.official_edges(ground_truth)
     outside = [e.name for e in task.patchable.edges if e.name not in circuit]
-    clean, ablated = _outputs(task, ground_truth, outside)
+    clean, ablated = clean_and_ablated_outputs(task, ground_truth, outside)
     assert (ablated - clean).abs().max() < 1e-5  # measured: <= 6e-7 (float32)
     if not task.test[0].is_regression:
         assert torch.equal(ablated.argmax(-1), clean.argmax(-1))
-    _, everything = _outputs(task, ground_truth, [e.name for e in task.patchable.edges])
+    every_edge = [e.name for e in task.patchable.edges]
+    _, everything = clean_and_ablated_outputs(task, ground_truth, every_edge)
     assert (everything - clean).abs().max() > 0.1
 
 

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 import harness.tasks
-from harness.ablation import ablation_activations
 from harness.cli import main
 from harness.tasks import suite_tasks
 from harness.tasks.base import check_task_options, get_task_spec
@@ -31,6 +30,7 @@ from harness.tasks.tracr_compile import (
     packaged_summary,
     read_payload,
 )
+from tests.tracr_checks import clean_and_ablated_outputs
 
 SUITE = suite_tasks("tracr-suite")
 PROGRAMS = [slug.removeprefix("tracr-") for slug in SUITE]
@@ -97,26 +97,13 @@ def test_model_equals_the_plain_python_reference(tasks, slug):
             assert torch.equal(out.argmax(-1), batch.answers[..., 0])
 
 
-def _outputs(task, ablation, edges):
-    """Clean and ablated output logits on the test split, ``[n, n_out, d_vocab_out]``."""
-    patchable = task.patchable
-    clean, ablated = [], []
-    for batch in task.test:
-        with torch.no_grad():
-            clean.append(batch.output_logits(task.model(batch.clean)))
-            patch = ablation_activations(patchable, [batch], ablation)[batch.key]
-            logits = patchable.forward_patched(batch.clean, patch, patchable.edge_weights(edges))
-            ablated.append(batch.output_logits(logits))
-    return torch.cat(clean), torch.cat(ablated)
-
-
 @pytest.mark.parametrize("slug", SUITE)
 @pytest.mark.parametrize("ablation", ("zero", "resample"))
 def test_ablating_everything_outside_a_circuit_keeps_the_output(tasks, slug, ablation):
     task = tasks[slug]
     circuit = task.official_edges(ablation)
     outside = [e.name for e in task.patchable.edges if e.name not in circuit]
-    clean, ablated = _outputs(task, ablation, outside)
+    clean, ablated = clean_and_ablated_outputs(task, ablation, outside)
     assert (ablated - clean).abs().max() < 1e-4  # float32 on the test split
     if not task.test[0].is_regression:
         assert torch.equal(ablated.argmax(-1), clean.argmax(-1))

@@ -123,6 +123,11 @@ def register(spec: TaskSpec) -> TaskSpec:
     return spec
 
 
+def unregister(slug: str) -> None:
+    """Forget a registered task (nothing if ``slug`` is not registered)."""
+    _REGISTRY.pop(slug, None)
+
+
 def task_specs() -> dict[str, TaskSpec]:
     """Every registered task, by slug."""
     from harness.tasks import _register_builtin

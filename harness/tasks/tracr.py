@@ -37,6 +37,7 @@ import hashlib
 import itertools
 import numbers
 import os
+import re
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -46,7 +47,7 @@ from torch import Tensor
 from harness.data import PromptBatch
 from harness.device import resolve_device
 from harness.patching import PatchableModel
-from harness.tasks.base import Task, TaskSpec, register
+from harness.tasks.base import Task, TaskSpec, register, unregister
 from harness.tasks.derive import (
     DerivationData,
     DerivedCircuits,
@@ -57,6 +58,7 @@ from harness.tasks.derive import (
 )
 from harness.tasks.tracr_compile import (
     BOS,
+    PAD,
     CompiledTracr,
     TracrProgram,
     cache_path,
@@ -64,7 +66,13 @@ from harness.tasks.tracr_compile import (
     packaged_path,
     packaged_summary,
 )
-from harness.tasks.tracr_programs import all_programs
+from harness.tasks.tracr_programs import (
+    add_program,
+    all_programs,
+    builtin_programs,
+    forget_program,
+    reference_of,
+)
 
 _AUTO_CIRCUIT = "UFO-101/auto-circuit@98db58c auto_circuit/metrics/official_circuits/circuits/tracr"
 _ACDC = "ArthurConmy/Automatic-Circuit-Discovery@a9a7857 (big-rerun) acdc/tracr_task/utils.py"
@@ -152,13 +160,21 @@ def expected_outputs(compiled: CompiledTracr, tokens: Tensor) -> Tensor:
         steps = torch.arange(1, body.shape[1] + 1, dtype=torch.float32)
         return is_x.cumsum(1) / steps
     program = _program_of(compiled)
-    assert program.reference is not None
+    reference = reference_of(program)
     decode = {token: value for value, token in compiled.input_encoding.items()}
     positions = output_positions(compiled)
     rows = []
     for row in body.tolist():
-        out = program.reference(tuple(decode[t] for t in row))
-        rows.append([out[p - 1] for p in positions])
+        values = tuple(decode[t] for t in row)
+        out = reference(values)
+        row_out = [out[p - 1] for p in positions]
+        if any(value is None for value in row_out):
+            undefined = [p for p, value in zip(positions, row_out, strict=True) if value is None]
+            raise ValueError(
+                f"tracr-{compiled.program} defines no output at position(s) {undefined} of "
+                f"input {list(values)}: give the program output_positions it always defines"
+            )
+        rows.append(row_out)
     if program.numerical:
         return torch.tensor(rows, dtype=torch.float32)  # [batch, n_out]
     assert compiled.output_encoding is not None
@@ -238,18 +254,21 @@ def split_sizes(
     batch_size: Any = None,
 ) -> tuple[int, int]:
     """``(n_examples, n_validation)`` with defaults filled in, or a one-line ValueError
-    for sizes the program's ``n_inputs`` valid inputs cannot give.
+    for sizes the program's ``n_inputs`` valid inputs cannot give. Default ``n_examples``:
+    121 (reverse), 512 (proportion), else 64 or a third of the inputs where they are
+    fewer than 192; default ``n_validation``: what is left, at most 64.
 
     Example:
-        >>> split_sizes("hist", 243), split_sizes("reverse", 243)
-        ((64, 64), (121, 121))
+        >>> split_sizes("hist", 243), split_sizes("reverse", 243), split_sizes("mine", 27)
+        ((64, 64), (121, 121), (9, 9))
         >>> split_sizes("hist", 243, n_validation=200)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ValueError: n_validation must be in 0..179 for tracr-hist with n_examples 64 ..., got 200
     """
     legacy = program in _DEFAULT_EXAMPLES
-    n = _DEFAULT_EXAMPLES.get(program, SUITE_DEFAULT_EXAMPLES) if n_examples is None else n_examples
+    default = _DEFAULT_EXAMPLES.get(program, min(SUITE_DEFAULT_EXAMPLES, max(1, n_inputs // 3)))
+    n = default if n_examples is None else n_examples
     if not _is_int(n) or not 0 < 2 * n <= n_inputs:
         raise ValueError(
             f"n_examples must be in 1..{n_inputs // 2} for tracr-{program} "
@@ -580,30 +599,114 @@ _EDGES = {"reverse": 77, "proportion": 23}
 _KIND = {True: "numerical", False: "categorical"}
 
 
-def _register_suite() -> None:
-    for name, spec in all_programs().items():
-        what = {
-            "reverse": "sequence reversal over {1,2,3} (77 edges; categorical)",
-            "proportion": "fraction of 'x' so far over {w,x,y,z} (23 edges; numerical)",
-        }.get(name, f"{spec.description} ({_KIND[spec.numerical]})")
-        register(
-            TaskSpec(
-                slug=f"tracr-{name}",
-                label=f"tracr {name}",
-                loader=load_reverse
-                if name == "reverse"
-                else load_proportion
-                if name == "proportion"
-                else _loader(name),
-                ground_truths=tuple(ground_truth_names(name)),
-                ground_truth_aliases=tuple(ALIASES) if name in OFFICIAL_SOURCES else (),
-                needs_weights=False,
-                description=f"tracr-compiled {what}",
-                numerical_output=spec.numerical,
-                summary=lambda name=name: packaged_summary(name),
-                check_options=lambda options, name=name: check_options(name, options),
-            )
+def _register_task(name: str, spec: TracrProgram) -> None:
+    what = {
+        "reverse": "sequence reversal over {1,2,3} (77 edges; categorical)",
+        "proportion": "fraction of 'x' so far over {w,x,y,z} (23 edges; numerical)",
+    }.get(name, f"{spec.description or name} ({_KIND[spec.numerical]})")
+    register(
+        TaskSpec(
+            slug=f"tracr-{name}",
+            label=f"tracr {name}",
+            loader=load_reverse
+            if name == "reverse"
+            else load_proportion
+            if name == "proportion"
+            else _loader(name),
+            ground_truths=tuple(ground_truth_names(name)),
+            ground_truth_aliases=tuple(ALIASES) if name in OFFICIAL_SOURCES else (),
+            needs_weights=False,
+            description=f"tracr-compiled {what}",
+            numerical_output=spec.numerical,
+            summary=lambda name=name: packaged_summary(name),
+            check_options=lambda options, name=name: check_options(name, options),
         )
+    )
+
+
+def _register_suite() -> None:
+    for name, spec in builtin_programs().items():
+        _register_task(name, spec)
+
+
+def forget_tracr_program(name: str) -> None:
+    """Undo :func:`register_tracr_program` for a user's program (the suite's stay).
+
+    Example:
+        >>> forget_tracr_program("never-registered")
+    """
+    if name not in builtin_programs():
+        forget_program(name)
+        unregister(f"tracr-{name}")
+
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+
+
+def register_tracr_program(program: TracrProgram) -> str:
+    """Add a RASP program as the task ``tracr-<name>`` (in this process) and return that
+    name. Its first load compiles it with tracr (seconds; memoised per process, or cached
+    under ``task_options.cache_dir``) and derives its ``zero`` and ``resample`` ground
+    truths from the weights, as for the suite's programs. Without a ``reference`` the
+    answers come from tracr's RASP interpreter. For the command line, put the call in a
+    Python file and pass it with ``harness --tasks-from FILE`` (or list such files in
+    ``HARNESS_TASKS_FROM``, separated by ``:``); processes a sweep starts read them too.
+
+    Raises a one-line ValueError for a name the suite uses, an SOp of the other output
+    kind than ``numerical`` says, a vocabulary with BOS or pad in it, or a length below 1.
+
+    Example:
+        >>> from harness.tasks import load
+        >>> from harness.tasks.tracr_compile import TracrProgram
+        >>> def build_first():
+        ...     from tracr.rasp import rasp
+        ...     first = rasp.Select(rasp.indices, rasp.Map(lambda i: 0, rasp.indices),
+        ...                         rasp.Comparison.EQ)
+        ...     return rasp.Aggregate(first, rasp.tokens)   # the first token, everywhere
+        >>> register_tracr_program(TracrProgram("doc-first", ("a", "b", "c"), 3, build_first))
+        'tracr-doc-first'
+        >>> task = load("tracr-doc-first", device="cpu")
+        >>> task.train[0].size, sorted(task.circuits)
+        (9, ['resample', 'zero'])
+    """
+    if not isinstance(program, TracrProgram):
+        kind = type(program).__name__
+        raise ValueError(f"register_tracr_program takes a TracrProgram, got {kind}")
+    name = program.name
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise ValueError(
+            f"tracr program name {name!r}: use lower-case letters, digits, '-' and '_'"
+        )
+    if not isinstance(program.max_seq_len, numbers.Integral) or program.max_seq_len < 1:
+        raise ValueError(
+            f"tracr-{name}: max_seq_len must be a positive integer, got {program.max_seq_len!r}"
+        )
+    vocab = tuple(program.vocab)
+    if not vocab or len(set(vocab)) != len(vocab) or {BOS, PAD} & set(vocab):
+        raise ValueError(
+            f"tracr-{name}: vocab must be distinct values without {BOS!r} or {PAD!r}, got {vocab!r}"
+        )
+    if not callable(program.build):
+        raise ValueError(f"tracr-{name}: build must be a function returning the RASP output")
+    add_program(program)
+    try:
+        output = program.build()
+        from tracr.rasp import rasp
+
+        if not isinstance(output, rasp.SOp):
+            kind = type(output).__name__
+            raise ValueError(f"tracr-{name}: build returned {kind}, not a RASP SOp")
+        if rasp.is_numerical(output) != bool(program.numerical):
+            kind = "numerical" if rasp.is_numerical(output) else "categorical"
+            raise ValueError(
+                f"tracr-{name}: the program's output is {kind}; "
+                f"set numerical={rasp.is_numerical(output)}"
+            )
+    except Exception:
+        forget_program(name)
+        raise
+    _register_task(name, program)
+    return f"tracr-{name}"
 
 
 _register_suite()

@@ -52,16 +52,19 @@ class TracrProgram:
     """A RASP program and the settings it is compiled with.
 
     Attributes:
-        name: The program's name (``"reverse"``, ``"proportion"``).
+        name: The program's name (``"reverse"``, ``"proportion"``); the task is
+            ``tracr-<name>``.
         vocab: The input vocabulary (without BOS and pad).
-        max_seq_len: The longest input, BOS not counted.
-        first_label_id: The RASP id given to the output; the rest follow depth first.
+        max_seq_len: The input length, BOS not counted (every prompt has this length).
+        build: Returns the RASP output SOp (imports tracr's ``rasp``, never JAX).
         numerical: Whether the output is one number (else a categorical value).
+        first_label_id: The RASP id given to the output; the rest follow depth first.
         source: The program, as text, for records.
-        build: Returns the RASP output SOp (imports tracr).
         reference: What the program computes, in plain Python: input values -> one
-            output per input position (``None`` where the program defines none). Written
-            independently of RASP; the tests check the compiled model against it.
+            output per input position (``None`` where the program defines none). The
+            suite's are written independently of RASP and the tests check the compiled
+            model against them; where it is ``None`` the answers are tracr's RASP
+            interpreter's (``rasp.evaluate``), which is independent of the compiled weights.
         inputs: Every valid input, for programs that need constrained inputs (default:
             every sequence of ``max_seq_len`` values from ``vocab``).
         output_positions: The input positions (1-based, after BOS) the task reads
@@ -73,10 +76,10 @@ class TracrProgram:
     name: str
     vocab: tuple[Any, ...]
     max_seq_len: int
-    first_label_id: int
-    numerical: bool
-    source: tuple[str, ...]
     build: Callable[[], Any]
+    numerical: bool = False
+    first_label_id: int = 1
+    source: tuple[str, ...] = ()
     reference: Callable[[tuple[Any, ...]], list[Any]] | None = None
     inputs: Callable[[], list[tuple[Any, ...]]] | None = None
     output_positions: tuple[int, ...] | None = None
@@ -245,10 +248,57 @@ def cache_path(program: str, cache_dir: str | os.PathLike | None = None) -> Path
     if cache_dir is None:
         cache_dir = os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "circuit-harness"
     version = _installed_tracr_version() or PINNED_TRACR_VERSION
+    from harness.tasks.tracr_programs import is_added
+
+    if is_added(program):  # a user's program may change under its name: key by content
+        program = f"{program}-{program_digest(program)}"
     return Path(cache_dir) / f"tracr-{program}-tracr-pypi-{version}.pt"
 
 
+def program_digest(name: str) -> str:
+    """16 hex digits that change when the program does: its settings and its RASP graph
+    (every expression's type, label, encoding and arguments; functions by their code,
+    constants and closure values).
+
+    Example:
+        >>> program_digest("reverse") == program_digest("reverse") != program_digest("sort")
+        True
+    """
+    import hashlib
+
+    program = _program(name)
+    digest = hashlib.sha256(
+        repr(
+            (program.vocab, program.max_seq_len, program.numerical, program.first_label_id)
+        ).encode()
+    )
+    stack, seen = [build_program(name)], set()
+    while stack:
+        expr = stack.pop()
+        if id(expr) in seen:
+            continue
+        seen.add(id(expr))
+        digest.update(f"{type(expr).__name__}:{expr.label}:{dict(expr.annotations)!r}".encode())
+        for key, value in sorted(vars(expr).items()):
+            if key.startswith("_") or key in ("unique_id", "name"):
+                continue
+            digest.update(key.encode() + _value_bytes(value))
+        stack.extend(expr.children)
+    return digest.hexdigest()[:16]
+
+
+def _value_bytes(value: Any) -> bytes:
+    code = getattr(value, "__code__", None)
+    if code is not None:  # a function: its code, constants and captured values
+        cells = tuple(c.cell_contents for c in (value.__closure__ or ()))
+        return code.co_code + repr((code.co_consts, code.co_names, cells)).encode()
+    if hasattr(value, "label") and hasattr(value, "children"):  # another RASP expression
+        return str(value.label).encode()
+    return repr(value).encode()
+
+
 PACKAGED_DIR = Path(__file__).resolve().parent / "tracr_weights"
+_COMPILED: dict[tuple[str, str], CompiledTracr] = {}  # users' programs, compiled this process
 
 
 def packaged_path(program: str, directory: str | os.PathLike | None = None) -> Path:
@@ -348,7 +398,7 @@ def compile_rasp(name: str) -> Any:
 
 
 def convert(name: str, assembled: Any) -> CompiledTracr:
-    """transformer_lens weights of a tracr ``AssembledTransformerModel``.
+    """transformer_lens weights of a registered program's tracr ``AssembledTransformerModel``.
 
     Example:
         >>> compiled = convert("proportion", compile_rasp("proportion"))
@@ -356,14 +406,39 @@ def convert(name: str, assembled: Any) -> CompiledTracr:
         (2, ('frac_prevs_7',))
     """
     program = _program(name)
+    output_label = build_program(name).label  # pinned, so the compiled model's label
+    return convert_assembled(assembled, output_label, program.numerical, name)
+
+
+def convert_assembled(
+    assembled: Any, output_label: str, numerical: bool, name: str = "program"
+) -> CompiledTracr:
+    """transformer_lens weights of any tracr ``AssembledTransformerModel``.
+
+    Args:
+        assembled: What ``tracr.compiler.compiling.compile_rasp_to_model`` returned.
+        output_label: The label of the program's output SOp (``sop.label``).
+        numerical: Whether that output is numerical (``rasp.is_numerical(sop)``).
+        name: The program's name (the model is ``tracr-<name>``).
+
+    Example:
+        >>> from tracr.compiler import compiling, lib
+        >>> from tracr.rasp import rasp
+        >>> sop = lib.make_hist()
+        >>> assembled = compiling.compile_rasp_to_model(
+        ...     sop, vocab={"a", "b"}, max_seq_len=3, compiler_bos=BOS, compiler_pad=PAD)
+        >>> compiled = convert_assembled(assembled, sop.label, rasp.is_numerical(sop), "h")
+        >>> tokens = torch.tensor([compiled.encode(["a", "b", "a"])])
+        >>> compiled.to_model()(tokens)[0, 1:].argmax(-1).tolist()  # counts (classes 0..3)
+        [2, 1, 2]
+    """
     params = {k: {kk: np.asarray(vv) for kk, vv in v.items()} for k, v in assembled.params.items()}
     cfg = assembled.model_config
     labels = tuple(assembled.residual_labels)
     n_ctx, d_model = params["pos_embed"]["embeddings"].shape
     n_heads, d_head, d_mlp = cfg.num_heads, cfg.key_size, cfg.mlp_hidden_size
 
-    output_label = build_program(name).label  # pinned, so the compiled model's label
-    if program.numerical:
+    if numerical:
         output_labels: tuple[str, ...] = (output_label,)
         output_encoding = None
     else:
@@ -444,6 +519,9 @@ def load_compiled(name: str, cache_dir: str | os.PathLike | None = None) -> Comp
     """The converted weights of a program: with ``cache_dir`` ``None``, those shipped in
     the package (with their derived circuits: nothing compiles, JAX is never imported);
     otherwise (or for a program the package lacks) from the cache, or compiled and cached.
+    A program added with :func:`harness.tasks.register_tracr_program` compiles once per
+    process without ``cache_dir``, and is cached under a name with its
+    :func:`program_digest` with one.
 
     Example:
         >>> import tempfile
@@ -453,7 +531,15 @@ def load_compiled(name: str, cache_dir: str | os.PathLike | None = None) -> Comp
         >>> again.config["d_model"], again.residual_labels == first.residual_labels
         (41, True)
     """
+    from harness.tasks.tracr_programs import is_added
+
     _program(name)  # unknown names: one line, with a did-you-mean
+    if is_added(name) and cache_dir is None:  # a user's program: compiled once per process
+        key = (name, program_digest(name))
+        if key not in _COMPILED:
+            tracr_version()
+            _COMPILED[key] = compile_program(name)
+        return _COMPILED[key]
     if cache_dir is None and packaged_path(name).exists():
         return CompiledTracr.from_payload(read_payload(packaged_path(name)))
     path = cache_path(name, cache_dir)

@@ -24,12 +24,13 @@ Example:
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import replace
 from functools import cache
 from typing import Any
 
 from harness.tasks.tracr_compile import PROGRAMS as _BASE_PROGRAMS
-from harness.tasks.tracr_compile import TracrProgram
+from harness.tasks.tracr_compile import TracrProgram, build_program
 
 # --- RASP builders (tracr imported lazily) -------------------------------------------
 
@@ -403,11 +404,11 @@ SUITE: tuple[str, ...] = ("reverse", "proportion", *(p.name for p in NEW_PROGRAM
 
 
 @cache
-def all_programs() -> dict[str, TracrProgram]:
-    """Every program by name: reverse and proportion first, then the suite's others.
+def builtin_programs() -> dict[str, TracrProgram]:
+    """The suite's programs by name: reverse and proportion first, then the others.
 
     Example:
-        >>> all_programs()["running-max"].reference((1, 3, 2))
+        >>> builtin_programs()["running-max"].reference((1, 3, 2))
         [1, 3, 3]
     """
     base = {
@@ -417,3 +418,64 @@ def all_programs() -> dict[str, TracrProgram]:
                               description="fraction of 'x' so far (lib.make_frac_prevs)"),
     }  # fmt: skip
     return {**base, **{p.name: p for p in NEW_PROGRAMS}}
+
+
+_ADDED: dict[str, TracrProgram] = {}  # programs added in this process (add_program)
+
+
+def all_programs() -> dict[str, TracrProgram]:
+    """Every program by name: the suite's, then those added with :func:`add_program`.
+
+    Example:
+        >>> all_programs()["running-max"].reference((1, 3, 2))
+        [1, 3, 3]
+    """
+    return {**builtin_programs(), **_ADDED}
+
+
+def add_program(program: TracrProgram) -> None:
+    """Make ``program`` known by its name in this process (after checking nothing of the
+    suite has that name); :func:`harness.tasks.register_tracr_program` checks the rest.
+
+    Example:
+        >>> add_program(builtin_programs()["hist"])
+        Traceback (most recent call last):
+        ...
+        ValueError: tracr program 'hist' is one of the suite's; give yours another name
+    """
+    if program.name in builtin_programs():
+        raise ValueError(
+            f"tracr program {program.name!r} is one of the suite's; give yours another name"
+        )
+    _ADDED[program.name] = program
+
+
+def forget_program(name: str) -> None:
+    """Undo :func:`add_program` (nothing if ``name`` was not added)."""
+    _ADDED.pop(name, None)
+
+
+def is_added(name: str) -> bool:
+    """Whether ``name`` is a program added in this process (not one of the suite's)."""
+    return name in _ADDED
+
+
+def reference_of(program: TracrProgram) -> Callable[[tuple[Any, ...]], list[Any]]:
+    """What the program computes, input values -> one output per position: its own
+    plain-Python ``reference``, else tracr's RASP interpreter (``rasp.evaluate``, which
+    imports tracr's ``rasp`` module but not JAX, and never reads the compiled weights).
+
+    Example:
+        >>> reference_of(builtin_programs()["hist"])(("a", "b", "a"))
+        [2, 1, 2]
+    """
+    if program.reference is not None:
+        return program.reference
+    from tracr.rasp import rasp
+
+    output = build_program(program.name)
+
+    def evaluate(values: tuple[Any, ...]) -> list[Any]:
+        return list(rasp.evaluate(output, list(values)))
+
+    return evaluate
