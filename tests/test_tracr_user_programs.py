@@ -188,6 +188,23 @@ def test_an_output_the_program_leaves_undefined_is_named(tmp_path):
         forget_tracr_program("user-shift")
 
 
+def test_a_program_with_an_empty_ground_truth_is_refused_at_load():
+    """make_length reads only the length, equal in every clean/corrupt pair: its resample
+    ground truth is empty, and loading says so instead of failing at the first ROC."""
+
+    def build_length():
+        from tracr.compiler import lib
+
+        return lib.make_length()
+
+    try:
+        register_tracr_program(TracrProgram("user-length", ("a", "b"), 4, build_length))
+        with pytest.raises(ValueError, match="derived 'resample' ground truth is empty"):
+            harness.tasks.load("tracr-user-length", device="cpu")
+    finally:
+        forget_tracr_program("user-length")
+
+
 TASK_FILE = textwrap.dedent(
     """
     import itertools
@@ -230,13 +247,16 @@ def test_tasks_from_a_file_on_the_command_line(tmp_path):
     ("content", "message"),
     [
         (None, "--tasks-from {path}: no such file"),
+        ("directory", "--tasks-from {path}: not a file"),
         ("raise RuntimeError('broken program')", "RuntimeError: broken program"),
         ("import harness.tasks\nharness.tasks.register_tracr_program(3)", "got int"),
     ],
 )
 def test_a_bad_task_file_is_one_line_and_exit_2(tmp_path, content, message):
     path = tmp_path / "tasks.py"
-    if content is not None:
+    if content == "directory":
+        path.mkdir()
+    elif content is not None:
         path.write_text(content)
     result = run_harness("--tasks-from", str(path), "ls", "tasks", cwd=tmp_path)
     assert result.returncode == 2

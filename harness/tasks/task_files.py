@@ -33,8 +33,10 @@ def add_task_files(paths: list[str]) -> None:
     files = task_files_from_env()
     for path in paths:
         resolved = Path(path).expanduser().resolve()
-        if not resolved.is_file():
+        if not resolved.exists():
             raise ValueError(f"--tasks-from {path}: no such file")
+        if not resolved.is_file():
+            raise ValueError(f"--tasks-from {path}: not a file")
         if resolved.suffix != ".py":
             raise ValueError(f"--tasks-from {path}: not a Python file (.py)")
         if str(resolved) not in files:

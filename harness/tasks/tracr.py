@@ -560,6 +560,13 @@ def load_tracr_task(
             "data": f"seed {DERIVATION_SEED}, default splits",
         },
     }
+    for name, edges in circuits.items():
+        if not edges:
+            raise ValueError(
+                f"tracr-{program}: its derived {name!r} ground truth is empty (with "
+                f"{ablations[name]} ablation no edge changes the output on its data, e.g. a "
+                "program of the length only): no ROC can be scored against it"
+            )
     return Task(
         slug=f"tracr-{program}",
         model=model,
