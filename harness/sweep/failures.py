@@ -87,9 +87,9 @@ def _first_line(error: BaseException) -> str:
 def record_given_up(study: Any, runner: Any) -> int:
     """Write the FAIL record of each trial that ended FAILed without one (a worker that
     died too often; see :mod:`harness.sweep.retries`). Returns how many it wrote."""
-    from harness.records import TrialRecord, append_record
+    from harness.records import append_record
     from harness.sweep.retries import DEATHS, FAILED_TRIAL, REASON, STALE, retried_numbers
-    from harness.sweep.trials import NOT_RESULTS
+    from harness.sweep.trials import NOT_RESULTS, study_trial_record
 
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
@@ -109,18 +109,7 @@ def record_given_up(study: Any, runner: Any) -> int:
         deaths = trial.system_attrs.get(DEATHS, 0) + 1
         reason = trial.user_attrs.get(REASON) or f"{STALE}; given up after {deaths} attempts"
         params = {**config.params, **trial.system_attrs.get("fixed_params", {}), **trial.params}
-        record = TrialRecord(
-            study=config.name,
-            trial=trial.number,
-            state="FAIL",
-            algorithm=config.algorithm,
-            task=config.task_label,
-            ground_truth=config.ground_truth,
-            params=params,
-            seed=trial.user_attrs.get("seed", config.seed + slot),
-            fail_reason=reason,
-            config_hash=config.config_hash(),
-            retry_of=original,
-        )
+        seed = trial.user_attrs.get("seed", config.seed + slot)
+        record = study_trial_record(config, trial.number, "FAIL", params, seed, original, reason)
         written += append_record(runner.records_file, record, if_absent=True)
     return written

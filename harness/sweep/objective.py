@@ -19,11 +19,14 @@ from harness.mib_metrics import mib_metrics
 from harness.records import (
     TrialRecord,
     append_record,
-    git_commit,
-    package_versions,
     thin_curve,
 )
-from harness.sweep.trials import failure_reason, retried_trial_number, suggest
+from harness.sweep.trials import (
+    failure_reason,
+    retried_trial_number,
+    study_trial_record,
+    suggest,
+)
 
 INTERRUPTED = "interrupted"
 
@@ -124,19 +127,8 @@ class TrialRunner:
         report = self.reporter(trial, history)
         start = time.perf_counter() - shared_seconds
 
-        record = TrialRecord(
-            study=config.name,
-            trial=trial.number,
-            state="RUNNING",
-            algorithm=config.algorithm,
-            task=config.task_label,
-            ground_truth=config.ground_truth,
-            params=_jsonable(params),
-            seed=seed,
-            versions=package_versions(),
-            git_commit=git_commit(),
-            config_hash=config.config_hash(),
-            retry_of=retry_of,
+        record = study_trial_record(
+            config, trial.number, "RUNNING", _jsonable(params), seed, retry_of
         )
         try:
             with interruptible():  # no storage calls in here but the reporter's

@@ -33,6 +33,44 @@ def suggest(trial, config: StudyConfig) -> dict[str, Any]:
     return values
 
 
+def study_trial_record(
+    config: StudyConfig,
+    number: int,
+    state: str,
+    params: dict[str, Any],
+    seed: int,
+    retry_of: int | None = None,
+    fail_reason: str | None = None,
+):
+    """The record of one study trial, with what every record carries (versions, commit,
+    the config's hash); the objective fills in its results.
+
+    Example:
+        >>> from harness.config import load_config
+        >>> config = load_config("studies/sp-tracr-reverse.yaml")
+        >>> record = study_trial_record(config, 3, "FAIL", {}, 0, fail_reason="worker died")
+        >>> record.study, record.trial, record.state, bool(record.versions)
+        ('sp-tracr-reverse', 3, 'FAIL', True)
+    """
+    from harness.records import TrialRecord, git_commit, package_versions
+
+    return TrialRecord(
+        study=config.name,
+        trial=number,
+        state=state,
+        algorithm=config.algorithm,
+        task=config.task_label,
+        ground_truth=config.ground_truth,
+        params=params,
+        seed=seed,
+        versions=package_versions(),
+        git_commit=git_commit(),
+        config_hash=config.config_hash(),
+        retry_of=retry_of,
+        fail_reason=fail_reason,
+    )
+
+
 def retried_trial_number(trial) -> int | None:
     """The number of the trial a (frozen) trial retries after a dead worker, if any."""
     from optuna.storages import RetryHeartbeatStaleTrialCallback
