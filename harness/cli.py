@@ -690,16 +690,27 @@ def _halting_errors() -> tuple[type[Exception], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``harness``; returns the exit code."""
+    import signal
+    import threading
     import warnings
 
+    from harness.interrupts import Terminated, raise_on_sigterm
     from harness.sweep.notices import one_line_warnings
 
     default_format = warnings.formatwarning
     one_line_warnings()
+    default_sigterm = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM stops like Ctrl-C
+        default_sigterm = signal.signal(signal.SIGTERM, raise_on_sigterm)
     try:
         return _main(argv)
+    except Terminated:  # before or after the commands' own handling
+        print("harness: terminated", file=sys.stderr)
+        return 143
     finally:
         warnings.formatwarning = default_format
+        if default_sigterm is not None:
+            signal.signal(signal.SIGTERM, default_sigterm)
 
 
 def _main(argv: list[str] | None) -> int:
@@ -753,7 +764,12 @@ def _main(argv: list[str] | None) -> int:
         where = f": {str(error.filename)!r}" if error.filename else ""
         print(f"harness: error: {error.strerror}{where}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
+        from harness.interrupts import Terminated
+
+        if isinstance(stop, Terminated):
+            print("harness: terminated", file=sys.stderr)
+            return 143
         print("harness: interrupted", file=sys.stderr)
         return 130
     return 0

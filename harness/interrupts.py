@@ -11,6 +11,10 @@ entry or :func:`check`. A second Ctrl-C while one is held raises at once.
 Worker processes of ``--jobs N`` ignore SIGINT and take the same stop as SIGUSR1 from
 their parent (:func:`relaying_interrupts`), which relays each Ctrl-C once: a terminal's
 Ctrl-C reaches the whole process group, and a worker must not count it twice.
+
+SIGTERM (``kill``, a batch scheduler's notice before it kills a job) takes the same path
+as Ctrl-C and raises :class:`Terminated`, a ``KeyboardInterrupt``: the run stops at the
+next safe point, what was cut short runs again on resume, and the command exits 143.
 """
 
 from __future__ import annotations
@@ -22,16 +26,30 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM arrived: stop as for Ctrl-C (the command exits 143, not 130)."""
+
+
 class _State:
     active = False  # a handler of ours is installed
     held = False  # a Ctrl-C arrived outside an interruptible block, not yet raised
     depth = 0  # nesting of interruptible blocks (0: storage calls may be running)
+    terminated = False  # the stop that arrived was SIGTERM
+
+
+def _stop() -> KeyboardInterrupt:
+    return Terminated() if _State.terminated else KeyboardInterrupt()
+
+
+def raise_on_sigterm(signum, frame) -> None:
+    """A SIGTERM handler that stops the command at once, as Ctrl-C does by default."""
+    raise Terminated
 
 
 @contextlib.contextmanager
 def catching_interrupts(signum: int = signal.SIGINT) -> Iterator[None]:
-    """Hold Ctrl-C (or ``signum``) outside :func:`interruptible` blocks (main thread only;
-    elsewhere, or when already active, a no-op).
+    """Hold Ctrl-C (or ``signum``) and SIGTERM outside :func:`interruptible` blocks (main
+    thread only; elsewhere, or when already active, a no-op).
 
     Example:
         >>> with catching_interrupts():
@@ -41,9 +59,9 @@ def catching_interrupts(signum: int = signal.SIGINT) -> Iterator[None]:
     if _State.active or threading.current_thread() is not threading.main_thread():
         yield
         return
-    _State.active, _State.held, _State.depth = True, False, 0
+    _State.active, _State.held, _State.depth, _State.terminated = True, False, 0, False
     try:
-        with _handling(signum, _on_interrupt):
+        with _handling(signum, _on_interrupt), _handling(signal.SIGTERM, _on_interrupt):
             yield
     finally:
         _State.active, _State.held, _State.depth = False, False, 0
@@ -51,27 +69,30 @@ def catching_interrupts(signum: int = signal.SIGINT) -> Iterator[None]:
 
 @contextlib.contextmanager
 def relaying_interrupts(worker_pids: Callable[[], Iterable[int]]) -> Iterator[list[bool]]:
-    """In a parent of worker processes: each Ctrl-C is sent on to ``worker_pids()`` as
-    SIGUSR1 (the workers stop at their next safe point); yields a one-item list that turns
-    ``[True]`` once one was relayed. A third Ctrl-C raises here (the workers are then
-    killed by whoever runs them). Main thread only; elsewhere a no-op.
+    """In a parent of worker processes: each Ctrl-C or SIGTERM is sent on to
+    ``worker_pids()`` as SIGUSR1 (the workers stop at their next safe point); yields a
+    list whose first item turns ``True`` once one was relayed, and whose second is the stop
+    to raise then (:class:`Terminated` after a SIGTERM). A third signal raises here (the
+    workers are then killed by whoever runs them). Main thread only; elsewhere a no-op.
     """
-    relayed = [False]
+    relayed: list = [False, KeyboardInterrupt()]
     if threading.current_thread() is not threading.main_thread():
         yield relayed
         return
     presses = [0]
 
-    def on_sigint(signum, frame) -> None:
+    def on_stop(signum, frame) -> None:
         presses[0] += 1
+        if signum == signal.SIGTERM:
+            relayed[1] = Terminated()
         if presses[0] > 2:
-            raise KeyboardInterrupt
+            raise relayed[1]
         relayed[0] = True
         for pid in worker_pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGUSR1)
 
-    with _handling(signal.SIGINT, on_sigint):
+    with _handling(signal.SIGINT, on_stop), _handling(signal.SIGTERM, on_stop):
         yield relayed
 
 
@@ -114,11 +135,13 @@ def check() -> None:
     """Raise a held Ctrl-C now (a safe point between storage calls)."""
     if _State.held:
         _State.held = False
-        raise KeyboardInterrupt
+        raise _stop()
 
 
 def _on_interrupt(signum, frame) -> None:
+    if signum == signal.SIGTERM:
+        _State.terminated = True
     if _State.depth > 0 or _State.held:
         _State.held = False
-        raise KeyboardInterrupt
+        raise _stop()
     _State.held = True

@@ -499,6 +499,103 @@ def test_double_ctrl_c_with_jobs_is_one_line_and_exit_130(tmp_path):
     assert one_line(err) == "harness: interrupted"
 
 
+@pytest.mark.slow
+def test_sigterm_stops_a_run_like_ctrl_c_and_resume_loses_nothing(tmp_path):
+    """``kill`` (SIGTERM, what a batch scheduler sends first): exit 143 in one line; the cut
+    trial is not a result and runs again on an immediate resume (no heartbeat wait)."""
+    path = write_study(
+        tmp_path, name="term", n_trials=2, enqueue=[],
+        search_space=long_trials(low=40)["search_space"],
+    )  # fmt: skip
+    args = run_args(path, tmp_path)
+    records_file = tmp_path / "runs" / "term" / "trials.jsonl"
+    proc = start_run(args, tmp_path)
+    wait_for_records(records_file, 1)
+    time.sleep(1.0)  # inside the next trial
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert one_line(err) == "harness: terminated"
+    kept = read_records(records_file)
+    assert kept and all(r["state"] == "COMPLETE" for r in kept)
+    result = harness(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = read_records(records_file)
+    assert records[: len(kept)] == kept  # nothing finished lost or rewritten
+    assert len(records) == 2 and {r["state"] for r in records} == {"COMPLETE"}
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                children.append(int(stat.parent.name))
+    return children
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_jobs_parent_stops_its_workers_and_exits_143(tmp_path):
+    path = write_study(
+        tmp_path, name="termjobs", n_trials=4, enqueue=[],
+        search_space=long_trials(low=40)["search_space"],
+    )  # fmt: skip
+    args = [*run_args(path, tmp_path), "--jobs", "2"]
+    records_file = tmp_path / "runs" / "termjobs" / "trials.jsonl"
+    proc = start_run(args, tmp_path, new_session=True)
+    wait_for_records(records_file, 1)
+    workers = [pid for pid in _children(proc.pid) if _alive(pid)]
+    assert len(workers) >= 2  # the workers (and multiprocessing's resource tracker)
+    proc.send_signal(signal.SIGTERM)  # the parent only, not the group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert one_line(err) == "harness: terminated"
+    deadline = time.time() + 30
+    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers)
+    kept = read_records(records_file)
+    result = harness(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = read_records(records_file)
+    assert records[: len(kept)] == kept
+    assert len({r["trial"] for r in records}) == len(records)
+    assert sum(r["state"] == "COMPLETE" for r in records) == 4
+
+
+SIGTERM_DURING = """
+import os, signal, sys, threading
+from harness.cli import main
+threading.Timer(float(sys.argv[1]), os.kill, (os.getpid(), signal.SIGTERM)).start()
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["demo", "--epochs", "1000000"], ["score", "--task", "tracr-reverse", "--algo", "sp",
+                                        "--param", "epochs=1000000"]],
+)  # fmt: skip
+def test_sigterm_outside_a_study_is_exit_143_and_one_line(tmp_path, command):
+    """Commands without a study (demo, score, compare...) stop at once on SIGTERM."""
+    result = subprocess.run(
+        [sys.executable, "-c", SIGTERM_DURING, "8", *command],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert result.returncode == 143, result.stderr
+    assert one_line(result.stderr) == "harness: terminated"
+
+
 def test_ctrl_c_during_start_up_is_exit_130_and_one_line(tmp_path):
     path = quick_study(tmp_path, "early")
     proc = start_run(run_args(path, tmp_path), tmp_path, new_session=True)

@@ -12,7 +12,13 @@ import optuna
 import pytest
 import yaml
 
-from harness.interrupts import catching_interrupts, check, interruptible, uninterruptible
+from harness.interrupts import (
+    Terminated,
+    catching_interrupts,
+    check,
+    interruptible,
+    uninterruptible,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,6 +59,24 @@ def test_a_second_ctrl_c_while_one_is_held_raises_at_once():
         with pytest.raises(KeyboardInterrupt):
             ctrl_c()
         check()  # nothing held any more
+
+
+def test_sigterm_takes_ctrl_c_s_path_and_is_told_apart():
+    """SIGTERM is held outside interruptible blocks like Ctrl-C and raised as Terminated
+    (a KeyboardInterrupt: every Ctrl-C path handles it); a Ctrl-C after it stays plain."""
+    before = signal.getsignal(signal.SIGTERM)
+    with catching_interrupts():
+        signal.raise_signal(signal.SIGTERM)  # held
+        with pytest.raises(Terminated):
+            check()
+        with pytest.raises(Terminated), interruptible():
+            signal.raise_signal(signal.SIGTERM)
+    assert signal.getsignal(signal.SIGTERM) is before
+    with catching_interrupts():
+        ctrl_c()
+        with pytest.raises(KeyboardInterrupt) as stop:
+            check()
+        assert not isinstance(stop.value, Terminated)
 
 
 def test_the_previous_handler_comes_back():

@@ -93,8 +93,8 @@ def run_workers(
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(process.pid, signal.SIGKILL)
                 raise
-        if relayed[0]:  # what Ctrl-C cut short is no error
-            raise KeyboardInterrupt
+        if relayed[0]:  # what Ctrl-C (or SIGTERM) cut short is no error
+            raise relayed[1]
         if errors:
             raise _rebuild(errors[0])
     finally:
