@@ -675,6 +675,7 @@ def register_tracr_program(program: TracrProgram) -> str:
         >>> task = load("tracr-doc-first", device="cpu")
         >>> task.train[0].size, sorted(task.circuits)
         (9, ['resample', 'zero'])
+        >>> forget_tracr_program("doc-first")  # this process's registry as it was
     """
     if not isinstance(program, TracrProgram):
         kind = type(program).__name__
