@@ -13,8 +13,9 @@ import torch
 import harness.tasks
 from harness.ablation import ablation_activations
 from harness.tasks import tracr_compile
-from harness.tasks.tracr import GROUND_TRUTH_ABLATIONS, all_inputs, expected_outputs, make_batches
+from harness.tasks.tracr import GROUND_TRUTH_ABLATIONS
 from harness.tasks.tracr_compile import cache_path, compile_rasp, convert, load_compiled
+from harness.tasks.tracr_data import all_inputs, expected_outputs, make_batches
 
 PROGRAMS = ("reverse", "proportion")
 SHAPES = {  # n_layers, d_model, d_head, d_mlp, d_vocab, d_vocab_out (the official files)

@@ -17,10 +17,8 @@ from harness.cli import main
 from harness.tasks import suite_tasks
 from harness.tasks.base import check_task_options, get_task_spec
 from harness.tasks.tracr import (
-    all_inputs,
     circuits_payload,
     derive_program_circuits,
-    make_splits,
     necessary_alone_counts,
 )
 from harness.tasks.tracr_compile import (
@@ -30,6 +28,7 @@ from harness.tasks.tracr_compile import (
     packaged_summary,
     read_payload,
 )
+from harness.tasks.tracr_data import all_inputs, make_splits
 from tests.tracr_checks import clean_and_ablated_outputs
 
 SUITE = suite_tasks("tracr-suite")

@@ -13,7 +13,7 @@ import torch
 
 import harness.tasks
 from harness.tasks import TracrProgram, register_tracr_program
-from harness.tasks.tracr import all_inputs, forget_tracr_program
+from harness.tasks.tracr import forget_tracr_program
 from harness.tasks.tracr_compile import (
     BOS,
     cache_path,
@@ -21,6 +21,7 @@ from harness.tasks.tracr_compile import (
     load_compiled,
     program_digest,
 )
+from harness.tasks.tracr_data import all_inputs
 from tests.test_study import harness as run_harness
 from tests.tracr_checks import clean_and_ablated_outputs
 
