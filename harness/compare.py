@@ -212,19 +212,56 @@ def _method_params(config: CompareConfig, slug: str, task, ablation: str, runs_d
 
 
 def best_params(study: str, runs_dir: Path) -> dict[str, Any]:
-    """The parameters of the best COMPLETE trial of a study, from its records."""
-    records = [
-        r for r in read_records(runs_dir / study / "trials.jsonl") if r["state"] == "COMPLETE"
-    ]
-    if not records:
+    """The parameters of a study's best COMPLETE trial, from its records: the direction
+    its records carry (records older than that field: the one in its SQLite storage under
+    ``runs_dir``, else the largest objective, with a warning).
+
+    Example:
+        >>> import tempfile
+        >>> from harness.records import TrialRecord, append_record
+        >>> runs = Path(tempfile.mkdtemp())
+        >>> for i, cmd in enumerate([0.4, 0.1, 0.7]):  # CMD: lower is better
+        ...     _ = append_record(runs / "s" / "trials.jsonl", TrialRecord(
+        ...         "s", i, "COMPLETE", "sp", "t", None, {"epochs": i}, 0, objective=cmd,
+        ...         direction="minimize"))
+        >>> best_params("s", runs)
+        {'epochs': 1}
+    """
+    from harness.records import best_complete_record
+
+    records = read_records(runs_dir / study / "trials.jsonl")
+    if not any(r.get("state") == "COMPLETE" for r in records):
+        best = None
+    else:
+        best = best_complete_record(records, _maximizes(study, records, runs_dir))
+    if best is None:
         raise ValueError(
-            f"study {study!r} has no complete trials under {runs_dir} to take SP's parameters from"
+            f"study {study!r} has no complete trials with an objective under {runs_dir} to "
+            "take parameters from"
         )
-    objective = [r for r in records if isinstance(r.get("objective"), (int, float))]
-    if not objective:
-        raise ValueError(f"study {study!r} has no single-objective trials to rank")
-    best = max(objective, key=lambda r: r["objective"])
     return {k: v for k, v in best["params"].items() if k != "ablation"}
+
+
+def _maximizes(study: str, records: list[dict[str, Any]], runs_dir: Path) -> bool:
+    directions = {r["direction"] for r in records if r.get("direction")}
+    if len(directions) == 1:
+        return directions == {"maximize"}
+    if len(directions) > 1:
+        raise ValueError(f"study {study!r}: its records disagree on the objective's direction")
+    database = runs_dir / study / "study.db"
+    if database.exists():
+        import optuna
+
+        loaded = optuna.load_study(study_name=study, storage=f"sqlite:///{database}")
+        return loaded.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+    import warnings
+
+    warnings.warn(
+        f"study {study!r}: its records do not say the objective's direction and it has no "
+        "study.db; taking the trial with the largest objective",
+        stacklevel=2,
+    )
+    return True
 
 
 def _run_one(config, task, slug, ablation, seed, number, runs_dir) -> TrialRecord:

@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import functools
 import json
+import math
 import os
 import platform
 import subprocess
@@ -78,6 +79,8 @@ class TrialRecord:
         retry_of: The trial number this one retries after a dead worker.
         semantics: How the algorithm read its masks, where it has several modes (SP:
             ``tree``, ``corrupt-run`` or ``restore-clean``), else ``None``.
+        direction: ``maximize`` or ``minimize``: the study's (first) objective's, so that
+            readers of the records alone pick its best trial the right way round.
     """
 
     study: str
@@ -110,6 +113,7 @@ class TrialRecord:
     config_hash: str | None = None
     retry_of: int | None = None
     semantics: str | None = None
+    direction: str | None = None
     per_task: dict[str, Any] = field(default_factory=dict)  # multi-task studies: each task's
     method: str | None = None  # a transfer's method (sp-transfer...), else the algorithm
     fold: int | None = None  # a k-fold transfer's fold
@@ -117,6 +121,49 @@ class TrialRecord:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, allow_nan=True)
+
+
+def first_objective(record: dict[str, Any]) -> float | None:
+    """A record's (first) objective as a finite float, else ``None``.
+
+    Example:
+        >>> first_objective({"objective": [0.5, 3]}), first_objective({"objective": None})
+        (0.5, None)
+    """
+    objective = record.get("objective")
+    value = objective[0] if isinstance(objective, list) and objective else objective
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def best_complete_record(
+    records: list[dict[str, Any]], maximize: bool = True
+) -> dict[str, Any] | None:
+    """The COMPLETE record with the best (first) objective, or ``None``. Ties go to the
+    smaller circuit where a second objective is its size, then to the earlier trial (as
+    Optuna's ``best_trial``). One rule for held-out runs, reports and comparisons.
+
+    Example:
+        >>> rows = [{"trial": i, "state": "COMPLETE", "objective": v}
+        ...         for i, v in enumerate([0.2, 0.9, 0.9, None])]
+        >>> best_complete_record(rows)["trial"], best_complete_record(rows, False)["trial"]
+        (1, 0)
+        >>> pairs = [{"trial": i, "state": "COMPLETE", "objective": v}
+        ...          for i, v in enumerate([[0.0, 9], [0.0, 2], [0.1, 1]])]
+        >>> best_complete_record(pairs, maximize=False)["trial"]
+        1
+    """
+    ranked = [r for r in records if r.get("state") == "COMPLETE" and first_objective(r) is not None]
+    if not ranked:
+        return None
+    sign = 1.0 if maximize else -1.0
+
+    def size(record: dict[str, Any]) -> float:
+        objective = record["objective"]
+        return float(objective[1]) if isinstance(objective, list) and len(objective) > 1 else 0.0
+
+    return max(ranked, key=lambda r: (sign * first_objective(r), -size(r), -r["trial"]))
 
 
 def method_label(record: dict[str, Any]) -> str:

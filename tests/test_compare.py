@@ -151,3 +151,38 @@ def test_an_unknown_task_in_a_list_is_one_line(tmp_path):
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()
     assert "unknown task 'tracr-suit'" in line and "did you mean 'tracr-suite'" in line, line
+
+
+def _study_records(runs: Path, objectives, direction=None):
+    from harness.records import TrialRecord, append_record
+
+    for i, value in enumerate(objectives):
+        record = TrialRecord(
+            "tuned", i, "COMPLETE", "sp", "tracr-reverse", "resample", {"epochs": i + 1}, 0,
+            objective=value, direction=direction,
+        )  # fmt: skip
+        append_record(runs / "tuned" / "trials.jsonl", record)
+
+
+def test_from_study_takes_the_best_trial_the_right_way_round(tmp_path):
+    """A study that minimises (CMD, faithfulness, min_size) gives its smallest objective's
+    parameters: from the records' direction, else from its SQLite storage; without either
+    the largest, with a warning. (Before: always the largest, i.e. a minimising study's
+    worst trial.)"""
+    import optuna
+
+    from harness.compare import best_params
+
+    _study_records(tmp_path / "a", [0.4, 0.1, 0.7], "minimize")
+    assert best_params("tuned", tmp_path / "a") == {"epochs": 2}
+    _study_records(tmp_path / "b", [0.4, 0.1, 0.7], "maximize")
+    assert best_params("tuned", tmp_path / "b") == {"epochs": 3}
+    _study_records(tmp_path / "c", [0.4, 0.1, 0.7])  # records older than the field
+    database = tmp_path / "c" / "tuned" / "study.db"
+    optuna.create_study(study_name="tuned", storage=f"sqlite:///{database}", direction="minimize")
+    assert best_params("tuned", tmp_path / "c") == {"epochs": 2}
+    _study_records(tmp_path / "d", [0.4, 0.1, 0.7])
+    with pytest.warns(UserWarning, match="largest objective"):
+        assert best_params("tuned", tmp_path / "d") == {"epochs": 3}
+    with pytest.raises(ValueError, match="no complete trials"):
+        best_params("missing", tmp_path / "d")

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
-from harness.records import method_label
+from harness.records import best_complete_record, first_objective, method_label
 from harness.reporting.figures import MethodRuns, record_auc
 from harness.reporting.suite import spans_several_tasks, suite_figures, suite_tables, task_frame
 from harness.reporting.tables import Table
@@ -175,7 +175,7 @@ def _study_source(name: str, records: list[dict[str, Any]], config) -> Source:
 
 def _objective_is_auc(records: list[dict[str, Any]], gt: str | None) -> bool:
     for r in records:
-        value = _first(r.get("objective"))
+        value = first_objective(r)
         if r["state"] == "COMPLETE" and value is not None and gt:
             return math.isclose(value, r["auc"].get(gt, {}).get(SCORE_TRAPEZOID, math.nan))
     return True
@@ -188,11 +188,6 @@ def _spread_params(records: list[dict[str, Any]]) -> tuple[str, ...]:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 seen.setdefault(k, []).append(v)
     return tuple(k for k, vs in seen.items() if min(vs) > 0 and max(vs) / min(vs) >= 100)
-
-
-def _first(objective: Any) -> float | None:
-    value = objective[0] if isinstance(objective, list) and objective else objective
-    return float(value) if isinstance(value, (int, float)) and math.isfinite(value) else None
 
 
 def best_trial(source: Source) -> dict[str, Any] | None:
@@ -210,20 +205,7 @@ def best_trial(source: Source) -> dict[str, Any] | None:
         >>> best_trial(m)["trial"]
         1
     """
-    ranked = [
-        r
-        for r in source.records
-        if r["state"] == "COMPLETE" and _first(r.get("objective")) is not None
-    ]
-    if not ranked:
-        return None
-    sign = 1 if source.direction == "maximize" else -1
-
-    def size(record: dict[str, Any]) -> float:
-        objective = record["objective"]
-        return float(objective[1]) if isinstance(objective, list) and len(objective) > 1 else 0.0
-
-    return max(ranked, key=lambda r: (sign * _first(r["objective"]), -size(r), -r["trial"]))
+    return best_complete_record(source.records, source.direction == "maximize")
 
 
 def pareto_front(points: Sequence[tuple[float, float]], maximize_first: bool) -> list[bool]:
@@ -483,7 +465,7 @@ def best_params_table(sources: list[Source]) -> Table | None:
             "study": source.name,
             "task": best["task"],
             "trial": best["trial"],
-            f"objective ({source.objective_name})": _first(best["objective"]),
+            f"objective ({source.objective_name})": first_objective(best),
         }
         for gt, aucs in best["auc"].items():
             row[f"AUC {gt} ({SCORE_TRAPEZOID})"] = aucs.get(SCORE_TRAPEZOID)
@@ -516,7 +498,7 @@ def trials_table(source: Source) -> Table:
                 seed=r["seed"],
             )
         else:
-            row["objective"] = _first(r.get("objective"))
+            row["objective"] = first_objective(r)
         for gt in gts:
             for convention in CONVENTIONS:
                 row[f"AUC {gt} ({convention})"] = record_auc(r, gt, convention)

@@ -22,6 +22,7 @@ from typing import Any
 
 from harness.config import StudyConfig
 from harness.metrics import SCORE_TRAPEZOID
+from harness.records import best_complete_record
 
 HELDOUT_OFFSET = 1_000_000  # held-out seeds start here (search seeds are seed + trial)
 HELDOUT_FILE = "heldout.jsonl"
@@ -84,16 +85,7 @@ def selected_trial(config: StudyConfig, records: list[dict[str, Any]]) -> dict[s
     """
     if config.objective.multi:
         return None
-    scored = [
-        r
-        for r in records
-        if r.get("state") == "COMPLETE" and isinstance(r.get("objective"), (int, float))
-    ]
-    if not scored:
-        return None
-    if config.objective.maximize:  # ties: the earliest trial, as Optuna
-        return max(scored, key=lambda r: (r["objective"], -r["trial"]))
-    return min(scored, key=lambda r: (r["objective"], r["trial"]))
+    return best_complete_record(records, config.objective.maximize)
 
 
 def run_heldout(

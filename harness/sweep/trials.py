@@ -68,6 +68,7 @@ def study_trial_record(
         config_hash=config.config_hash(),
         retry_of=retry_of,
         fail_reason=fail_reason,
+        direction="maximize" if config.objective.maximize else "minimize",
     )
 
 
