@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     args = parser.parse_args(argv)
 
+    from harness.benchmark.compare import _method_params, load_compare_config, preflight_compare
     from harness.cli import parse_assignments
-    from harness.compare import _method_params, load_compare_config, preflight_compare
     from harness.mib_metrics import mib_metrics
     from harness.runner import run_algorithm
     from harness.tasks import load

@@ -384,7 +384,7 @@ def _num(value, width: int, digits: int, kind: str = "f") -> str:
 
 
 def _cmd_compare(args: argparse.Namespace) -> int:
-    from harness.compare import (
+    from harness.benchmark.compare import (
         comparison_markdown,
         comparison_table,
         load_compare_config,
@@ -416,10 +416,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
+    from harness.benchmark.transfer import load_transfer_config, preflight_transfer, run_transfer
     from harness.reporting.report import load_source, method_runs
     from harness.reporting.transfer_table import transfer_markdown
     from harness.study import RUNS_DIR
-    from harness.transfer import load_transfer_config, preflight_transfer, run_transfer
 
     config = load_transfer_config(args.study, parse_assignments(args.overrides))
     preflight_transfer(config)
@@ -479,7 +479,7 @@ def _is_comparison(path: Path) -> bool:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     if _is_comparison(args.study):
-        from harness.compare import load_compare_config, preflight_compare
+        from harness.benchmark.compare import load_compare_config, preflight_compare
 
         comparison = load_compare_config(args.study, parse_assignments(args.overrides))
         preflight_compare(comparison)
@@ -490,7 +490,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         )
         return 0
     if _config_kind(args.study) == "transfer":
-        from harness.transfer import load_transfer_config, preflight_transfer
+        from harness.benchmark.transfer import load_transfer_config, preflight_transfer
 
         transfer = load_transfer_config(args.study, parse_assignments(args.overrides))
         preflight_transfer(transfer)
@@ -517,7 +517,7 @@ def _tasks_cell(tasks: list[str]) -> str:
 
 def _cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "studies":
-        from harness.compare import load_compare_config
+        from harness.benchmark.compare import load_compare_config
         from harness.config import load_config
 
         if not args.studies_dir.is_dir():
@@ -530,7 +530,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
                     rows.append((comparison.name, "compare", _tasks_cell(comparison.tasks), path))
                     continue
                 if _config_kind(path) == "transfer":
-                    from harness.transfer import load_transfer_config
+                    from harness.benchmark.transfer import load_transfer_config
 
                     transfer = load_transfer_config(path)
                     tasks = _tasks_cell(transfer.train_tasks + transfer.test_tasks)
@@ -694,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
     import threading
     import warnings
 
-    from harness.interrupts import Terminated, raise_on_sigterm
+    from harness.sweep.interrupts import Terminated, raise_on_sigterm
     from harness.sweep.notices import one_line_warnings
 
     default_format = warnings.formatwarning
@@ -765,7 +765,7 @@ def _main(argv: list[str] | None) -> int:
         print(f"harness: error: {error.strerror}{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as stop:
-        from harness.interrupts import Terminated
+        from harness.sweep.interrupts import Terminated
 
         if isinstance(stop, Terminated):
             print("harness: terminated", file=sys.stderr)

@@ -266,8 +266,8 @@ def run_worker(
         ValueError: The study was created with another config (unless
             ``allow_config_change``), or its records belong to another storage.
     """
-    from harness.interrupts import catching_interrupts
     from harness.sweep.failures import storage_failures
+    from harness.sweep.interrupts import catching_interrupts
 
     with catching_interrupts(), storage_failures(storage_url):
         _run_worker(
@@ -298,11 +298,11 @@ def _run_worker(
 ) -> None:
     from optuna.storages import fail_stale_trials
 
-    from harness.interrupts import check, interruptible
     from harness.liveness import claim, reap_dead_trials, settle_recorded_trials
     from harness.records import RecordWriteError, read_records
     from harness.sweep import retries
     from harness.sweep.failures import record_given_up
+    from harness.sweep.interrupts import check, interruptible
     from harness.sweep.objective import TrialRunner
 
     budget = n_trials or config.n_trials
@@ -483,8 +483,8 @@ def _train_and_tell(study, runner, trials: list, on_trial) -> None:
 
     from harness.algorithms.params import check_batched
     from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
-    from harness.interrupts import interruptible
     from harness.records import RecordWriteError
+    from harness.sweep.interrupts import interruptible
     from harness.sweep.objective import INTERRUPTED
 
     task = runner.task

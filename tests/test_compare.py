@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.compare import (
-    bootstrap_interval,
+from harness.benchmark.compare import (
     comparison_table,
     load_compare_config,
     preflight_compare,
     run_compare,
 )
+from harness.metrics import bootstrap_interval
 from tests.test_study import harness
 
 TINY = {
@@ -171,7 +171,7 @@ def test_from_study_takes_the_best_trial_the_right_way_round(tmp_path):
     worst trial.)"""
     import optuna
 
-    from harness.compare import best_params
+    from harness.benchmark.compare import best_params
 
     _study_records(tmp_path / "a", [0.4, 0.1, 0.7], "minimize")
     assert best_params("tuned", tmp_path / "a") == {"epochs": 2}

@@ -12,7 +12,7 @@ import optuna
 import pytest
 import yaml
 
-from harness.interrupts import (
+from harness.sweep.interrupts import (
     Terminated,
     catching_interrupts,
     check,

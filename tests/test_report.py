@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from harness.benchmark.compare import bootstrap_interval, load_compare_config, run_compare
 from harness.cli import main
-from harness.compare import bootstrap_interval, load_compare_config, run_compare
 from harness.config import load_config
 from harness.records import method_label, read_records
 from harness.study import run_study

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from harness.benchmark.transfer import load_transfer_config, search_config, splits
 from harness.config import load_config
 from harness.records import read_records
 from harness.runner import run_algorithm
 from harness.tasks import load
-from harness.transfer import load_transfer_config, search_config, splits
 from tests.test_study import harness
 
 pytestmark = pytest.mark.slow  # two searches and 8 scored runs in subprocesses

@@ -135,11 +135,11 @@ def _load_config(path: Path):
     except ValueError:
         data = None  # the loader below reports it in one line
     if isinstance(data, dict) and data.get("kind") == "compare":
-        from harness.compare import load_compare_config
+        from harness.benchmark.compare import load_compare_config
 
         return load_compare_config(path)
     if isinstance(data, dict) and data.get("kind") == "transfer":
-        from harness.transfer import load_transfer_config
+        from harness.benchmark.transfer import load_transfer_config
 
         return load_transfer_config(path)
     from harness.config import load_config
@@ -366,7 +366,7 @@ def auc_frame(runs: list[MethodRuns], samples: int = 10000):
     truth, convention) group."""
     import pandas as pd
 
-    from harness.compare import bootstrap_interval
+    from harness.metrics import bootstrap_interval
 
     rows = []
     for run in runs:

@@ -150,7 +150,7 @@ def task_frame(
     95% bootstrap interval, against the ground truth matched to the ablation."""
     import pandas as pd
 
-    from harness.compare import bootstrap_interval
+    from harness.metrics import bootstrap_interval
 
     rows = []
     for convention in conventions:

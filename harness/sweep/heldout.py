@@ -181,7 +181,7 @@ def summarize_heldout(lines: list[dict[str, Any]], samples: int = 10000) -> Held
         >>> summary.trial, summary.runs, round(summary.objective[0], 3)
         (3, 2, 0.7)
     """
-    from harness.compare import bootstrap_interval
+    from harness.metrics import bootstrap_interval
 
     if not lines:
         return None

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import StudyConfig
-from harness.interrupts import interruptible, uninterruptible
 from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, circuit_faithfulness, sweep_roc
 from harness.mib_metrics import mib_metrics
 from harness.records import (
@@ -21,6 +20,7 @@ from harness.records import (
     append_record,
     thin_curve,
 )
+from harness.sweep.interrupts import interruptible, uninterruptible
 from harness.sweep.trials import (
     failure_reason,
     retried_trial_number,

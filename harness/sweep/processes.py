@@ -8,7 +8,7 @@ against the shared storage, and waits for them:
   others, so the remaining trials finish;
 - a worker that stops with an error (a record or the storage could not be written)
   stops the others at their next safe point, and the parent raises that error;
-- Ctrl-C is relayed to the workers as SIGUSR1 (see :mod:`harness.interrupts`); a third
+- Ctrl-C is relayed to the workers as SIGUSR1 (see :mod:`harness.sweep.interrupts`); a third
   one ends the workers at once;
 - a worker whose parent is gone (``kill -9`` of the parent) stops itself at its next safe
   point, so no orphan keeps running trials.
@@ -54,7 +54,7 @@ def run_workers(
         KeyboardInterrupt: Ctrl-C stopped the workers.
         Exception: The error a worker stopped with (its type where known, one line).
     """
-    from harness.interrupts import relaying_interrupts
+    from harness.sweep.interrupts import relaying_interrupts
 
     reports = Path(tempfile.mkdtemp(prefix="harness-workers-"))
     live: list[Any] = []
@@ -146,7 +146,7 @@ def _worker_main(target: Callable[..., None], args: tuple[Any, ...], reports: st
     """The body of a worker process: run, then exit with a code the parent reads."""
     import sys
 
-    from harness.interrupts import catching_interrupts
+    from harness.sweep.interrupts import catching_interrupts
     from harness.sweep.notices import one_line_warnings
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGUSR1

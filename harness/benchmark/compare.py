@@ -24,7 +24,13 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from harness.config import CONFIG_VERSION, _Strict
-from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, faithfulness_curve, sweep_roc
+from harness.metrics import (
+    SCORE_TRAPEZOID,
+    SWEEP_PESSIMISTIC,
+    bootstrap_interval,
+    faithfulness_curve,
+    sweep_roc,
+)
 from harness.mib_metrics import mib_metrics
 from harness.records import (
     TrialRecord,
@@ -354,24 +360,6 @@ def _sweep_circuits(task, slug, params, name, values, seed) -> list[tuple[Any, f
         trials = [{**per_trial, "seed": seed, name: value} for value in values]
         runs = subnetwork_probing_batched(task.patchable, task.train, trials, **shared)
     return [(v, s.circuit) for v, s in zip(values, runs, strict=True) if s.circuit is not None]
-
-
-def bootstrap_interval(values: list[float], samples: int, seed: int = 0) -> tuple[float, float]:
-    """95% percentile-bootstrap interval of the mean.
-
-    Example:
-        >>> bootstrap_interval([1.0, 1.0, 1.0], 1000)
-        (1.0, 1.0)
-    """
-    import numpy as np
-
-    data = np.asarray(values, dtype=float)
-    if len(data) < 2:
-        return float(data.mean()), float(data.mean())
-    rng = np.random.default_rng(seed)
-    means = rng.choice(data, size=(samples, len(data)), replace=True).mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def comparison_table(records: list[dict[str, Any]], samples: int = 10000):
