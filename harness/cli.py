@@ -704,9 +704,12 @@ def main(argv: list[str] | None = None) -> int:
         default_sigterm = signal.signal(signal.SIGTERM, raise_on_sigterm)
     try:
         return _main(argv)
-    except Terminated:  # before or after the commands' own handling
-        print("harness: terminated", file=sys.stderr)
-        return 143
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated), wherever it landed
+        if isinstance(stop, Terminated):
+            print("harness: terminated", file=sys.stderr)
+            return 143
+        print("harness: interrupted", file=sys.stderr)
+        return 130
     finally:
         warnings.formatwarning = default_format
         if default_sigterm is not None:
@@ -764,14 +767,6 @@ def _main(argv: list[str] | None) -> int:
         where = f": {str(error.filename)!r}" if error.filename else ""
         print(f"harness: error: {error.strerror}{where}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as stop:
-        from harness.sweep.interrupts import Terminated
-
-        if isinstance(stop, Terminated):
-            print("harness: terminated", file=sys.stderr)
-            return 143
-        print("harness: interrupted", file=sys.stderr)
-        return 130
     return 0
 
 

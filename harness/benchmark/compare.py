@@ -35,6 +35,7 @@ from harness.mib_metrics import mib_metrics
 from harness.records import (
     TrialRecord,
     append_record,
+    best_complete_record,
     git_commit,
     method_label,
     package_versions,
@@ -233,13 +234,11 @@ def best_params(study: str, runs_dir: Path) -> dict[str, Any]:
         >>> best_params("s", runs)
         {'epochs': 1}
     """
-    from harness.records import best_complete_record
-
     records = read_records(runs_dir / study / "trials.jsonl")
-    if not any(r.get("state") == "COMPLETE" for r in records):
-        best = None
-    else:
-        best = best_complete_record(records, _maximizes(study, records, runs_dir))
+    complete = [r for r in records if r.get("state") == "COMPLETE"]
+    best = (
+        best_complete_record(complete, _maximizes(study, records, runs_dir)) if complete else None
+    )
     if best is None:
         raise ValueError(
             f"study {study!r} has no complete trials with an objective under {runs_dir} to "

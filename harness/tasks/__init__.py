@@ -33,7 +33,6 @@ def register_tracr_program(program: TracrProgram) -> str:
         ...
         ValueError: register_tracr_program takes a TracrProgram, got str
     """
-    _register_builtin()
     from harness.tasks.tracr import register_tracr_program as register_program
 
     return register_program(program)

@@ -30,7 +30,7 @@ import importlib.metadata
 import io
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -272,18 +272,12 @@ def program_digest(name: str) -> str:
             (program.vocab, program.max_seq_len, program.numerical, program.first_label_id)
         ).encode()
     )
-    stack, seen = [build_program(name)], set()
-    while stack:
-        expr = stack.pop()
-        if id(expr) in seen:
-            continue
-        seen.add(id(expr))
+    for expr in _expressions(build_program(name)):
         digest.update(f"{type(expr).__name__}:{expr.label}:{dict(expr.annotations)!r}".encode())
         for key, value in sorted(vars(expr).items()):
             if key.startswith("_") or key in ("unique_id", "name"):
                 continue
             digest.update(key.encode() + _value_bytes(value))
-        stack.extend(expr.children)
     return digest.hexdigest()[:16]
 
 
@@ -569,13 +563,20 @@ def _pin_label_ids(output: Any, first_id: int) -> None:
     ``unique_id`` is a ``functools.cached_property`` drawn from a global counter; setting
     it in the instance's ``__dict__`` fixes the label (``name_id``) before tracr reads it.
     """
-    next_id, stack, seen = first_id, [output], set()
+    next_id = first_id
+    for expr in _expressions(output):
+        if expr.name not in ("tokens", "indices"):
+            expr.__dict__["unique_id"] = next_id
+            next_id += 1
+
+
+def _expressions(output: Any) -> Iterator[Any]:
+    """Every RASP expression under ``output`` once, depth first, children in order."""
+    stack, seen = [output], set()
     while stack:
         expr = stack.pop()
         if id(expr) in seen:
             continue
         seen.add(id(expr))
-        if expr.name not in ("tokens", "indices"):
-            expr.__dict__["unique_id"] = next_id
-            next_id += 1
+        yield expr
         stack.extend(reversed(expr.children))
