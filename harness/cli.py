@@ -694,7 +694,12 @@ def main(argv: list[str] | None = None) -> int:
     import threading
     import warnings
 
-    from harness.sweep.interrupts import Terminated, raise_on_sigterm
+    from harness.sweep.interrupts import (
+        Terminated,
+        forget_unhandled_interrupt,
+        raise_on_sigterm,
+        redelivering_lost_stops,
+    )
     from harness.sweep.notices import one_line_warnings
 
     default_format = warnings.formatwarning
@@ -703,8 +708,10 @@ def main(argv: list[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():  # SIGTERM stops like Ctrl-C
         default_sigterm = signal.signal(signal.SIGTERM, raise_on_sigterm)
     try:
-        return _main(argv)
+        with redelivering_lost_stops():
+            return _main(argv)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (Terminated), wherever it landed
+        forget_unhandled_interrupt()
         if isinstance(stop, Terminated):
             print("harness: terminated", file=sys.stderr)
             return 143

@@ -19,7 +19,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -28,6 +28,23 @@ CONFIG_VERSION = 1
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        """pydantic reads ``true`` as 1 for an int or float field (``n_trials: true`` ran
+        one trial): refused."""
+        for name, value in data.items() if isinstance(data, dict) else ():
+            field = cls.model_fields.get(name)
+            if isinstance(value, bool) and field is not None and _numbers_only(field.annotation):
+                raise ValueError(f"{name}: a number, not {str(value).lower()}")
+        return data
+
+
+def _numbers_only(annotation: Any) -> bool:
+    """``int``, ``float``, or a union of them with ``None``."""
+    kinds = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+    return all(kind in (int, float) for kind in kinds)
 
 
 class FloatRange(_Strict):

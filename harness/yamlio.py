@@ -31,8 +31,9 @@ def load_yaml(text: str, source: str = "YAML") -> Any:
     """
     import yaml
 
-    loader = _strict_loader()(text)
+    loader = None
     try:
+        loader = _strict_loader()(text)  # refuses unprintable characters (NUL...) at once
         return loader.get_single_data()
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
@@ -44,7 +45,8 @@ def load_yaml(text: str, source: str = "YAML") -> Any:
     except RecursionError:  # PyYAML composes nested collections recursively
         raise ValueError(f"{source}: refused: collections nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def read_yaml_file(path: Path, source: str | None = None) -> Any:

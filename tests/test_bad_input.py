@@ -180,6 +180,13 @@ CONFIGS = [
         "refused: collections nested too deeply",
     ),
     ("not-utf8", study().replace("name: bad", "name: b\udcffd"), "not UTF-8 text"),
+    ("nul-byte", study().replace("name: bad", "name: b\x00d"), "unacceptable character #x0000"),
+    ("n_trials-true", study(n_trials=True), "n_trials: a number, not true"),
+    (
+        "range-bound-false",
+        study(search_space__init_val={"type": "float", "low": False, "high": 1.0}),
+        "low: a number, not false",
+    ),
     (
         "nested-duplicate",
         study().replace("  tree_optimisation: true\n", "  dropout_p: 0.1\n  dropout_p: 0.2\n"),

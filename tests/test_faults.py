@@ -25,6 +25,7 @@ from tests.test_study import (
     long_trials,
     run_args,
     start_run,
+    terminal_signals,
     wait_for_records,
     write_study,
 )
@@ -604,6 +605,38 @@ def test_ctrl_c_during_start_up_is_exit_130_and_one_line(tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert one_line(err) == "harness: interrupted"
+
+
+# A real SIGINT, sent by the process to itself inside a weakref callback, where an
+# exception cannot propagate; the task file runs when ``--tasks-from`` tasks are first
+# looked up, as a user's would.
+STOP_INSIDE_A_WEAKREF_CALLBACK = """
+import os, signal, time, weakref
+from pathlib import Path
+class Thing: ...
+def on_collect(ref):
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(10**6): pass  # the handler raises here, where nothing can catch it
+thing = Thing()
+ref = weakref.ref(thing, on_collect)
+del thing
+time.sleep(3)
+Path("ran-on").write_text("the stop was lost")
+"""
+
+
+def test_ctrl_c_lost_in_a_weakref_callback_is_delivered_again(tmp_path):
+    """Before: Python printed the stop as "Exception ignored" and the command ran on to
+    exit 0 (seen when Ctrl-C landed in SQLAlchemy's registry cleanup during a study)."""
+    (tmp_path / "tasks.py").write_text(STOP_INSIDE_A_WEAKREF_CALLBACK)
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "--tasks-from", "tasks.py", "ls", "tasks"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)}, preexec_fn=terminal_signals,
+    )  # fmt: skip
+    assert result.returncode == 130, result.stderr
+    assert one_line(result.stderr) == "harness: interrupted"
+    assert not (tmp_path / "ran-on").exists()
 
 
 @pytest.mark.slow

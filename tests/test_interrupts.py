@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import weakref
 from pathlib import Path
 
 import optuna
@@ -17,6 +19,7 @@ from harness.sweep.interrupts import (
     catching_interrupts,
     check,
     interruptible,
+    redelivering_lost_stops,
     uninterruptible,
 )
 
@@ -88,6 +91,96 @@ def test_the_previous_handler_comes_back():
     assert signal.getsignal(signal.SIGINT) is before
     with pytest.raises(KeyboardInterrupt):
         ctrl_c()  # Python's default again
+
+
+class Thing: ...
+
+
+def stop_in_a_weakref_callback() -> None:
+    """A real Ctrl-C whose KeyboardInterrupt is raised inside a weakref callback, where
+    Python cannot propagate it (it goes to ``sys.unraisablehook``)."""
+
+    def on_collect(ref) -> None:
+        ctrl_c()
+        for _ in range(10**5):  # the handler runs, and raises, in here
+            pass
+
+    thing = Thing()
+    ref = weakref.ref(thing, on_collect)  # noqa: F841 (the callback needs it alive)
+    del thing
+
+
+def spin_until_interrupted(seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        pass
+    pytest.fail("the lost stop was not delivered again")
+
+
+def test_a_stop_lost_in_a_weakref_callback_is_raised_at_once_in_an_interruptible_block():
+    with catching_interrupts(), pytest.raises(KeyboardInterrupt), interruptible():
+        stop_in_a_weakref_callback()
+        spin_until_interrupted()
+
+
+def test_a_stop_lost_during_storage_calls_is_held_for_the_next_safe_point():
+    with catching_interrupts():
+        stop_in_a_weakref_callback()  # depth 0: storage calls may be running
+        time.sleep(0.2)  # nothing raises here
+        with pytest.raises(KeyboardInterrupt):
+            check()
+
+
+def test_a_stop_lost_outside_a_study_is_sent_again():
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # a terminal's state
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with redelivering_lost_stops(), pytest.raises(KeyboardInterrupt):
+            stop_in_a_weakref_callback()
+            spin_until_interrupted()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def test_other_lost_exceptions_still_reach_the_previous_hook(monkeypatch):
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: seen.append(unraisable))
+
+    def on_collect(ref) -> None:
+        raise ValueError("from a callback")
+
+    with redelivering_lost_stops():
+        thing = Thing()
+        ref = weakref.ref(thing, on_collect)  # noqa: F841
+        del thing
+    assert [type(u.exc_value) for u in seen] == [ValueError]
+    assert sys.unraisablehook is not None and seen
+
+
+# CPython sets its "unhandled KeyboardInterrupt" flag when one leaves code run by exec of
+# a string, even if it is caught later, and a ``python -m`` process then kills itself with
+# SIGINT after returning cleanly (seen in CI: "harness: interrupted", exit -2).
+CAUGHT_INSIDE_EXEC = """
+import sys
+from harness.sweep.interrupts import forget_unhandled_interrupt
+try:
+    exec("raise KeyboardInterrupt")
+except KeyboardInterrupt:
+    if sys.argv[1] == "forget":
+        forget_unhandled_interrupt()
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize(("how", "code"), [("forget", 130), ("keep", -signal.SIGINT)])
+def test_a_stop_caught_after_exec_exits_130_once_forgotten(tmp_path, how, code):
+    """``keep`` is the premise: without the helper the exit is -2."""
+    (tmp_path / "caught_inside_exec.py").write_text(CAUGHT_INSIDE_EXEC)
+    result = subprocess.run(
+        [sys.executable, "-m", "caught_inside_exec", how], cwd=tmp_path, timeout=60,
+        env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"},
+    )  # fmt: skip
+    assert result.returncode == code
 
 
 CTRL_C_IN_A_STORAGE_CALL = """

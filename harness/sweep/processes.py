@@ -146,7 +146,7 @@ def _worker_main(target: Callable[..., None], args: tuple[Any, ...], reports: st
     """The body of a worker process: run, then exit with a code the parent reads."""
     import sys
 
-    from harness.sweep.interrupts import catching_interrupts
+    from harness.sweep.interrupts import catching_interrupts, forget_unhandled_interrupt
     from harness.sweep.notices import one_line_warnings
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGUSR1
@@ -158,6 +158,7 @@ def _worker_main(target: Callable[..., None], args: tuple[Any, ...], reports: st
             _watch_parent(os.getppid())
             target(*args)
     except KeyboardInterrupt:
+        forget_unhandled_interrupt()
         sys.exit(INTERRUPTED_EXIT)
     except Exception as error:  # reported to the parent, which says it in one line
         text = " ".join(str(error).split()) or type(error).__name__
