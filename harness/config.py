@@ -19,7 +19,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -36,15 +36,41 @@ class _Strict(BaseModel):
         one trial): refused."""
         for name, value in data.items() if isinstance(data, dict) else ():
             field = cls.model_fields.get(name)
-            if isinstance(value, bool) and field is not None and _numbers_only(field.annotation):
+            if field is None:
+                continue
+            if isinstance(value, bool) and _numbers_only(field.annotation):
                 raise ValueError(f"{name}: a number, not {str(value).lower()}")
+            listed = get_origin(field.annotation) is list and isinstance(value, list)
+            if listed and _numbers_only(get_args(field.annotation)[0]):
+                for item in value:
+                    if isinstance(item, bool):
+                        raise ValueError(f"{name}: numbers, not {str(item).lower()}")
         return data
 
 
 def _numbers_only(annotation: Any) -> bool:
     """``int``, ``float``, or a union of them with ``None``."""
+    if get_origin(annotation) is list:
+        return False
     kinds = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
     return all(kind in (int, float) for kind in kinds)
+
+
+def no_repeats(values: list[Any]) -> list[Any]:
+    """``values`` unchanged; a ValueError naming the first value given twice.
+
+    Example:
+        >>> no_repeats([0, 1, 0])
+        Traceback (most recent call last):
+        ...
+        ValueError: 0 is given twice
+    """
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{value!r} is given twice")
+        seen.add(value)
+    return values
 
 
 class FloatRange(_Strict):

@@ -238,6 +238,29 @@ ROWS += [
         {"c.yaml": COMPARE.replace("seeds: [0]", "seeds: [0, -1]")},
     ),
     Row(
+        "compare-seed-twice",
+        ["validate", "{tmp}/c.yaml"],
+        "seeds: 0 is given twice",
+        {"c.yaml": COMPARE.replace("seeds: [0]", "seeds: [0, 1, 0]")},
+    ),
+    Row(
+        "compare-seed-true",
+        ["validate", "{tmp}/c.yaml"],
+        "seeds: numbers, not true",
+        {"c.yaml": COMPARE.replace("seeds: [0]", "seeds: [true]")},
+    ),
+    Row(
+        "compare-from-missing-study",
+        ["compare", "{tmp}/c.yaml", "--runs-dir", "{tmp}/runs"],
+        "methods.sp.from_study: study 'sp-nowhere-tracr-reverse' has no complete trials",
+        {
+            "c.yaml": COMPARE.replace(
+                "regularize_lambda: [1.0, -3.0]}",
+                "regularize_lambda: [1.0]}, from_study: 'sp-nowhere-{task}'",
+            )
+        },
+    ),
+    Row(
         "param-banana",
         [*SCORE, "sp", "--param", "learning_rate=banana"],
         "sp parameter learning_rate must be a finite number > 0, got 'banana'",

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from harness.config import CONFIG_VERSION, _Strict
+from harness.config import CONFIG_VERSION, _Strict, no_repeats
 from harness.metrics import (
     SCORE_TRAPEZOID,
     SWEEP_PESSIMISTIC,
@@ -104,6 +104,11 @@ class CompareConfig(_Strict):
     @classmethod
     def _one_name_is_a_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("seeds")
+    @classmethod
+    def _each_seed_once(cls, value: list[int]) -> list[int]:
+        return no_repeats(value)  # a repeated seed would count one run twice
 
 
 def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = None) -> CompareConfig:
@@ -192,6 +197,13 @@ def run_compare(
     check_records_file(path)
     done = {_key(r) for r in read_records(path) if r["state"] == "COMPLETE"}
     todo = [run for run in _runs(config) if run not in done]
+    for slug, method in config.methods.items():  # a missing study: refused before any run
+        if method.from_study and any(run[0] == slug for run in todo):
+            for task_name in config.tasks:
+                try:
+                    best_params(method.from_study.format(task=task_name), runs_dir)
+                except ValueError as error:
+                    raise ValueError(f"methods.{slug}.from_study: {error}") from None
     tasks: dict[str, Any] = {}
     next_number = len(read_records(path))
     for slug, task_name, ablation, seed in tqdm(todo, desc=config.name, disable=not progress):

@@ -40,6 +40,7 @@ from harness.config import (
     StudyConfig,
     Wandb,
     _Strict,
+    no_repeats,
 )
 from harness.metrics import SCORE_TRAPEZOID
 from harness.records import TrialRecord, append_record, git_commit, package_versions, read_records
@@ -79,6 +80,11 @@ class TransferConfig(_Strict):
     @classmethod
     def _one_name_is_a_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("seeds")
+    @classmethod
+    def _each_seed_once(cls, value: list[int]) -> list[int]:
+        return no_repeats(value)  # a repeated seed would count one run twice
 
     @model_validator(mode="after")
     def _split(self) -> TransferConfig:
