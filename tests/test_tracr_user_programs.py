@@ -50,6 +50,34 @@ def _build_shift():
     return lib.shift_by(1, rasp.tokens)
 
 
+def _build_raising():
+    raise RuntimeError("typo in the program")
+
+
+def _build_negative_map():
+    """tracr's categorical-to-numerical MLP ends in a ReLU: -1.25 compiles to 0."""
+    from tracr.rasp import rasp
+
+    return rasp.numerical(rasp.Map(lambda x: {"a": 0.5, "b": -1.25}[x], rasp.tokens))
+
+
+def _build_mean_of_indices():
+    """A categorical mean of indices: the interpreter gives 1.5, not an output class."""
+    from tracr.rasp import rasp
+
+    same = rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.EQ)
+    return rasp.Aggregate(same, rasp.indices)
+
+
+def _build_prefix_mean_of_values():
+    """Attention in tracr averages only 0/1 values: tracr refuses to compile it."""
+    from tracr.rasp import rasp
+
+    prefix = rasp.Select(rasp.indices, rasp.indices, rasp.Comparison.LEQ)
+    values = rasp.numerical(rasp.Map(lambda x: x, rasp.tokens))
+    return rasp.numerical(rasp.Aggregate(prefix, values, default=0))
+
+
 RUNNING_MIN = TracrProgram("user-seen-one", (1, 2), 4, _build_running_min)
 FRACTION_B = TracrProgram("user-frac-b", ("a", "b", "c"), 4, _build_fraction_b, numerical=True)
 
@@ -96,7 +124,7 @@ def test_converted_model_equals_tracr_and_the_rasp_interpreter(user_tasks, name)
         from_tracr = assembled.apply([BOS, *values])
         if compiled.output_encoding is None:  # numerical: the one output dimension
             np.testing.assert_allclose(out[:, 0].numpy(), expected, atol=1e-5)
-            tracr_values = np.asarray(from_tracr.transformer_output)[0, 1:, 0]
+            tracr_values = np.asarray(from_tracr.decoded[1:], dtype=float)  # output dim.
             np.testing.assert_allclose(out[:, 0].numpy(), tracr_values, atol=1e-5)
         else:
             classes = [compiled.output_encoding[v] for v in expected]
@@ -162,8 +190,13 @@ def test_the_cache_is_keyed_by_the_program(tmp_path, user_tasks):
         (TracrProgram("user-x", ("a", BOS), 3, _build_shift), "vocab must be distinct"),
         (TracrProgram("user-x", ("a", "a"), 3, _build_shift), "vocab must be distinct"),
         (TracrProgram("user-x", ("a",), 0, _build_shift), "max_seq_len must be a positive"),
-        (TracrProgram("user-x", ("a",), 3, lambda: 3), "build returned int, not a RASP SOp"),
+        (TracrProgram("user-x", ("a", "b"), 3, lambda: 3), "build returned int, not a RASP SOp"),
         (TracrProgram("user-x", ("a", "b", "c"), 3, _build_fraction_b), "set numerical=True"),
+        (TracrProgram("user-x", ("a",), True, _build_shift), "max_seq_len must be a positive"),
+        (TracrProgram("user-x", None, 3, _build_shift), "vocab must be a tuple of hashable"),
+        (TracrProgram("user-x", ([1], [2]), 3, _build_shift), "vocab must be a tuple of hash"),
+        (TracrProgram("user-x", ("a",), 2, _build_shift), "has 1 valid input.*needs 2 or more"),
+        (TracrProgram("user-x", ("a", "b"), 3, _build_raising), "build raised RuntimeError: typo"),
     ],
 )
 def test_bad_programs_are_refused_in_one_line(program, message):
@@ -204,6 +237,40 @@ def test_a_program_with_an_empty_ground_truth_is_refused_at_load():
             harness.tasks.load("tracr-user-length", device="cpu")
     finally:
         forget_tracr_program("user-length")
+
+
+@pytest.mark.parametrize(
+    ("program", "message"),
+    [
+        (
+            TracrProgram("user-negative", ("a", "b"), 3, _build_negative_map, numerical=True),
+            r"tracr-user-negative: the compiled model does not compute the program on \d+ of "
+            r"\d+ prompts \(e\.g\. input \[.*\], position \d: model 0\.0, program -1\.25\)",
+        ),
+        (
+            TracrProgram("user-negative", ("a", "b"), 3, _build_mean_of_indices),
+            r"the program outputs 1\.5 at position \d of input \[.*\], a value the compiled "
+            r"model cannot output \(its output values: \[0, 1, 2\]\)",
+        ),
+        (
+            TracrProgram(
+                "user-negative", (0, 1, 2), 3, _build_prefix_mean_of_values, numerical=True
+            ),
+            "tracr-user-negative: tracr cannot compile it: NotImplementedError: Attention "
+            "patterns can currently only average binary variables. Not: {0, 1, 2}",
+        ),
+    ],
+)
+def test_a_program_tracr_compiles_wrongly_or_not_at_all_is_refused_at_load(program, message):
+    """Before: the first loaded and scored against answers its model does not give (AUC
+    1.0, exit 0), the second was a KeyError traceback, the third tracr's own error."""
+    try:
+        register_tracr_program(program)
+        with pytest.raises(ValueError, match=message) as error:
+            harness.tasks.load("tracr-user-negative", device="cpu")
+        assert "\n" not in str(error.value)
+    finally:
+        forget_tracr_program("user-negative")
 
 
 TASK_FILE = textwrap.dedent(

@@ -41,6 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from harness.data import PromptBatch
 from harness.device import resolve_device
@@ -61,13 +62,17 @@ from harness.tasks.tracr_compile import (
     TracrProgram,
     cache_path,
     load_compiled,
+    one_line_error,
     packaged_path,
     packaged_summary,
 )
 from harness.tasks.tracr_data import (
     DEFAULT_EXAMPLES,
     check_options,
+    count_inputs,
     make_splits,
+    output_positions,
+    split_sizes,
 )
 from harness.tasks.tracr_programs import (
     add_program,
@@ -271,6 +276,7 @@ def load_tracr_task(
     target = resolve_device(device)
     model = compiled.to_model(target)
     splits = make_splits(compiled, seed, n_examples, n_validation, batch_size)
+    check_model_computes_answers(compiled, model, [*splits.train, *splits.validation, *splits.test])
     derived = derived_circuits(compiled)
     circuits = ground_truth_circuits(derived, program)
     ablations = ground_truth_names(program)
@@ -334,6 +340,61 @@ def load_tracr_task(
         faithfulness_target="mse" if spec.numerical else "kl_div",
         info=info,
         aliases=dict(ALIASES) if program in OFFICIAL_SOURCES else {},
+    )
+
+
+ANSWER_TOLERANCE = 1e-4
+"""Largest difference, relative to ``max(1, |answer|)``, between a numerical output and
+its answer (the suite's compiled models are within 3e-6)."""
+
+
+def check_model_computes_answers(
+    compiled: CompiledTracr, model: Any, batches: list[PromptBatch]
+) -> None:
+    """A one-line ValueError unless the converted model gives every batch's answers (the
+    program's, from its reference or tracr's RASP interpreter). tracr compiles some
+    programs inexactly (a numerical MLP cuts negative values at 0, approximates a
+    numerical map between grid points): scoring circuits against answers the model does
+    not give would measure nothing.
+
+    Example:
+        >>> from harness.tasks.tracr_compile import load_compiled
+        >>> compiled = load_compiled("reverse")
+        >>> batches = make_splits(compiled, n_examples=4).test
+        >>> check_model_computes_answers(compiled, compiled.to_model("cpu"), list(batches))
+    """
+    device = next(model.parameters()).device
+    wrong, total, first = 0, 0, None
+    for batch in batches:
+        batch = batch.to(device)
+        with torch.no_grad():
+            out = batch.output_logits(model(batch.clean))  # [batch, n_out, d_out]
+        if batch.is_regression:
+            got, want = out[..., 0], batch.answers  # [batch, n_out] each
+            bad = (got - want).abs() > ANSWER_TOLERANCE * want.abs().clamp(min=1.0)
+        else:
+            got, want = out.argmax(-1), batch.answers[..., 0]  # [batch, n_out] each
+            bad = got != want
+        wrong += int(bad.any(-1).sum())
+        total += batch.size
+        if first is None and bool(bad.any()):
+            row, column = (int(i) for i in bad.nonzero()[0])
+            first = (batch.clean[row], column, got[row, column], want[row, column])
+    if first is None:
+        return
+    tokens, column, got_value, want_value = first
+    decode = {token: value for value, token in compiled.input_encoding.items()}
+    classes = {index: value for value, index in (compiled.output_encoding or {}).items()}
+
+    def shown(value: Tensor) -> Any:
+        return round(float(value), 6) if compiled.output_encoding is None else classes[int(value)]
+
+    position = output_positions(compiled)[column]
+    raise ValueError(
+        f"tracr-{compiled.program}: the compiled model does not compute the program on "
+        f"{wrong} of {total} prompts (e.g. input {[decode[int(t)] for t in tokens[1:]]}, "
+        f"position {position}: model {shown(got_value)!r}, program {shown(want_value)!r}); "
+        "tracr compiles some programs inexactly (numerical MLPs)"
     )
 
 
@@ -441,12 +502,17 @@ def register_tracr_program(program: TracrProgram) -> str:
         raise ValueError(
             f"tracr program name {name!r}: use lower-case letters, digits, '-' and '_'"
         )
-    if not isinstance(program.max_seq_len, numbers.Integral) or program.max_seq_len < 1:
+    length = program.max_seq_len
+    if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 1:
+        raise ValueError(f"tracr-{name}: max_seq_len must be a positive integer, got {length!r}")
+    try:
+        vocab = tuple(program.vocab)
+        distinct = set(vocab)
+    except TypeError:
         raise ValueError(
-            f"tracr-{name}: max_seq_len must be a positive integer, got {program.max_seq_len!r}"
-        )
-    vocab = tuple(program.vocab)
-    if not vocab or len(set(vocab)) != len(vocab) or {BOS, PAD} & set(vocab):
+            f"tracr-{name}: vocab must be a tuple of hashable values, got {program.vocab!r}"
+        ) from None
+    if not vocab or len(distinct) != len(vocab) or {BOS, PAD} & distinct:
         raise ValueError(
             f"tracr-{name}: vocab must be distinct values without {BOS!r} or {PAD!r}, got {vocab!r}"
         )
@@ -454,7 +520,11 @@ def register_tracr_program(program: TracrProgram) -> str:
         raise ValueError(f"tracr-{name}: build must be a function returning the RASP output")
     add_program(program)
     try:
-        output = program.build()
+        split_sizes(name, count_inputs(name))  # too few inputs for a train and a test prompt
+        try:
+            output = program.build()
+        except Exception as error:
+            raise ValueError(f"tracr-{name}: build raised {one_line_error(error)}") from error
         from tracr.rasp import rasp
 
         if not isinstance(output, rasp.SOp):

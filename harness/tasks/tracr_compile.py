@@ -500,13 +500,31 @@ def convert_assembled(
 
 
 def compile_program(name: str) -> CompiledTracr:
-    """Compile ``name`` with tracr and convert it (a few seconds, mostly JAX start-up).
+    """Compile ``name`` with tracr and convert it (a few seconds, mostly JAX start-up);
+    what tracr cannot compile (it averages only binary values in attention, needs the
+    tokens in the program...) is a one-line ValueError naming the task.
 
     Example:
         >>> compile_program("reverse").encode([1, 2, 3])
         [3, 0, 1, 2]
     """
-    return convert(name, compile_rasp(name))
+    try:
+        assembled = compile_rasp(name)
+    except Exception as error:
+        reason = one_line_error(error)
+        raise ValueError(f"tracr-{name}: tracr cannot compile it: {reason}") from error
+    return convert(name, assembled)
+
+
+def one_line_error(error: BaseException) -> str:
+    """``"Type: message"`` on one line (tracr raises some errors with a tuple of args).
+
+    Example:
+        >>> one_line_error(NotImplementedError("only binary values:", {0, 1, 2}))
+        'NotImplementedError: only binary values: {0, 1, 2}'
+    """
+    text = " ".join(str(arg) for arg in error.args) if error.args else ""
+    return f"{type(error).__name__}: {' '.join(text.split())}".rstrip(": ")
 
 
 def load_compiled(name: str, cache_dir: str | os.PathLike | None = None) -> CompiledTracr:

@@ -104,8 +104,17 @@ def expected_outputs(compiled: CompiledTracr, tokens: Tensor) -> Tensor:
         rows.append(row_out)
     if program.numerical:
         return torch.tensor(rows, dtype=torch.float32)  # [batch, n_out]
-    assert compiled.output_encoding is not None
-    classes = [[compiled.output_encoding[value] for value in row] for row in rows]
+    encoding = compiled.output_encoding
+    assert encoding is not None
+    for row, row_out in zip(body.tolist(), rows, strict=True):
+        for position, value in zip(positions, row_out, strict=True):
+            if value not in encoding:
+                raise ValueError(
+                    f"tracr-{compiled.program}: the program outputs {value!r} at position "
+                    f"{position} of input {[decode[t] for t in row]}, a value the compiled "
+                    f"model cannot output (its output values: {sorted(encoding, key=str)})"
+                )
+    classes = [[encoding[value] for value in row] for row in rows]
     return torch.tensor(classes, dtype=torch.long)  # [batch, n_out]
 
 
@@ -193,6 +202,11 @@ def split_sizes(
         ...
         ValueError: n_validation must be in 0..179 for tracr-hist with n_examples 64 ..., got 200
     """
+    if n_inputs < 2:
+        raise ValueError(
+            f"tracr-{program} has {n_inputs} valid input(s): a task needs 2 or more (a train "
+            "and a test prompt); give it a larger vocab or max_seq_len"
+        )
     legacy = program in DEFAULT_EXAMPLES
     default = DEFAULT_EXAMPLES.get(program, min(SUITE_DEFAULT_EXAMPLES, max(1, n_inputs // 3)))
     n = default if n_examples is None else n_examples
