@@ -79,7 +79,7 @@ def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
         >>> parse_assignments(["epochs=5", "tree_optimisation=true", "ablation=zero"])
         {'epochs': 5, 'tree_optimisation': True, 'ablation': 'zero'}
     """
-    from harness.yamlio import load_yaml
+    from harness.sweep.yamlio import load_yaml
 
     result: dict[str, Any] = {}
     for pair in pairs or []:
@@ -243,8 +243,8 @@ def _task_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _load_study(args: argparse.Namespace):
-    from harness.config import load_config
     from harness.study import preflight
+    from harness.sweep.config import load_config
 
     overrides = parse_assignments(getattr(args, "overrides", None))
     if getattr(args, "wandb", None):
@@ -463,7 +463,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _config_kind(path: Path) -> str | None:
     """A config's ``kind`` (``compare``, ``transfer``; None for a study or unreadable)."""
-    from harness.yamlio import read_yaml_file
+    from harness.sweep.yamlio import read_yaml_file
 
     try:
         data = read_yaml_file(path)
@@ -518,7 +518,7 @@ def _tasks_cell(tasks: list[str]) -> str:
 def _cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "studies":
         from harness.benchmark.compare import load_compare_config
-        from harness.config import load_config
+        from harness.sweep.config import load_config
 
         if not args.studies_dir.is_dir():
             raise UsageError(f"--studies-dir {str(args.studies_dir)!r} is not a directory")

@@ -1,6 +1,6 @@
 """Optuna studies over an algorithm's hyperparameters, behind one module.
 
-A study is created or resumed from a :class:`~harness.config.StudyConfig`. Each trial
+A study is created or resumed from a :class:`~harness.sweep.config.StudyConfig`. Each trial
 suggests the searched parameters, runs the algorithm on the task (SP reports its
 faithfulness after every epoch so the pruner can stop it), scores the result against
 every ground truth, appends a :class:`~harness.records.TrialRecord` and tells Optuna.
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import StudyConfig
 from harness.hints import did_you_mean
+from harness.sweep.config import StudyConfig
 from harness.sweep.storage_urls import check_storage_url, hide_secrets, mask_password
 from harness.sweep.trials import (
     NOT_RESULTS,

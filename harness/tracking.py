@@ -26,8 +26,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.config import StudyConfig
 from harness.records import TrialRecord
+from harness.sweep.config import StudyConfig
 
 _BLOCK = 32 * 1024
 _CHUNK_HEADER = struct.Struct("<IHB")  # crc32, length, type

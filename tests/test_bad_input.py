@@ -534,8 +534,8 @@ def _setup(row: Row, tmp: Path) -> None:
         (tmp / "s.yaml").write_text(BOMB)
     elif row.setup and row.setup.startswith("records:"):
         # a real (empty) study in storage and a records file whose second line is bad
-        from harness.config import validate_config
         from harness.study import load_or_create_study
+        from harness.sweep.config import validate_config
 
         (tmp / "s.yaml").write_text(study())
         config = validate_config(STUDY)

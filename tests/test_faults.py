@@ -16,9 +16,9 @@ import optuna
 import pytest
 import yaml
 
-from harness.config import load_config
 from harness.records import TrialRecord, append_record, read_records
 from harness.study import _budget, load_or_create_study, run_study
+from harness.sweep.config import load_config
 from tests.test_study import (
     ROOT,
     harness,
@@ -238,7 +238,7 @@ DYING = """
 import os, sys, optuna
 from harness.study import load_or_create_study
 from harness.sweep.trials import suggest
-from harness.config import load_config
+from harness.sweep.config import load_config
 config = load_config(sys.argv[1])
 study = load_or_create_study(config, sys.argv[2])
 trial = study.ask()

@@ -188,7 +188,7 @@ import signal, sys
 from pathlib import Path
 from optuna.storages import RDBStorage
 import harness.study as study
-from harness.config import load_config
+from harness.sweep.config import load_config
 
 original = RDBStorage.set_trial_intermediate_value
 calls = []

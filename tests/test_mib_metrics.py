@@ -77,9 +77,9 @@ def test_perfect_ranking_recovers_everything_and_fractions_are_mibs(planted):
 
 @pytest.mark.parametrize(("metric", "direction"), [("cpr", "MAXIMIZE"), ("cmd", "MINIMIZE")])
 def test_cpr_and_cmd_are_study_objectives_and_records_carry_them(tmp_path, metric, direction):
-    from harness.config import load_config
     from harness.records import read_records
     from harness.study import load_or_create_study, run_study
+    from harness.sweep.config import load_config
     from tests.test_study import write_study
 
     config = load_config(

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.config import load_config
 from harness.records import read_records
 from harness.study import load_or_create_study, run_study
+from harness.sweep.config import load_config
 from harness.sweep.storage_urls import mask_password
 from harness.sweep.trials import retried_trial_number
 
@@ -228,7 +228,7 @@ KILLED_AFTER_RECORD = """
 import os, sys
 from pathlib import Path
 import harness.study as study
-from harness.config import load_config
+from harness.sweep.config import load_config
 
 written = []
 

@@ -11,8 +11,8 @@ from dataclasses import asdict
 
 import pytest
 
-from harness.config import StudyConfig
 from harness.records import TrialRecord
+from harness.sweep.config import StudyConfig
 from harness.tracking import (
     find_offline_runs,
     log_study_summary,

@@ -271,7 +271,7 @@ def check_distribution(algorithm: str, name: str, dist: Any, where: str = "") ->
     the parameter allows: numeric bounds inside its range, every choice allowed.
 
     Example:
-        >>> from harness.config import FloatRange
+        >>> from harness.sweep.config import FloatRange
         >>> dist = FloatRange(type="float", low=0, high=1)
         >>> check_distribution("sp", "dropout_p", dist)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
@@ -308,7 +308,7 @@ def check_point(
     """An enqueued point: every key searched, every value allowed and inside its range.
 
     Example:
-        >>> from harness.config import IntRange
+        >>> from harness.sweep.config import IntRange
         >>> space = {"epochs": IntRange(type="int", low=10, high=200, step=10)}
         >>> check_point("sp", {"epochs": 25}, space, "enqueue[0]: ")
         Traceback (most recent call last):

@@ -23,7 +23,6 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from harness.config import CONFIG_VERSION, _Strict, no_repeats
 from harness.metrics import (
     SCORE_TRAPEZOID,
     SWEEP_PESSIMISTIC,
@@ -42,6 +41,7 @@ from harness.records import (
     read_records,
     thin_curve,
 )
+from harness.sweep.config import CONFIG_VERSION, _Strict, no_repeats
 
 # The ACDC paper (Conmy et al. 2023), edge-level ROC AUC on tracr against its own
 # zero-ablation circuits, sweep-based with the pessimistic staircase.
@@ -113,8 +113,8 @@ class CompareConfig(_Strict):
 
 def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = None) -> CompareConfig:
     """Read and validate a comparison YAML (one-line ValueError on problems)."""
-    from harness.config import _set_dotted, validate_model
-    from harness.yamlio import read_yaml_file
+    from harness.sweep.config import _set_dotted, validate_model
+    from harness.sweep.yamlio import read_yaml_file
 
     path = Path(path)
     if not path.is_file():

@@ -30,7 +30,9 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from harness.config import (
+from harness.metrics import SCORE_TRAPEZOID
+from harness.records import TrialRecord, append_record, git_commit, package_versions, read_records
+from harness.sweep.config import (
     CONFIG_VERSION,
     Distribution,
     Heldout,
@@ -42,8 +44,6 @@ from harness.config import (
     _Strict,
     no_repeats,
 )
-from harness.metrics import SCORE_TRAPEZOID
-from harness.records import TrialRecord, append_record, git_commit, package_versions, read_records
 
 TRANSFER_FILE = "transfer.jsonl"
 SP_METHODS = ("sp-default", "sp-transfer", "sp-oracle")
@@ -97,9 +97,9 @@ class TransferConfig(_Strict):
 
 def load_transfer_config(path: Path | str, overrides: dict[str, Any] | None = None):
     """Read and validate a transfer YAML; suites expanded; one-line ValueError."""
-    from harness.config import _set_dotted, validate_model
+    from harness.sweep.config import _set_dotted, validate_model
+    from harness.sweep.yamlio import read_yaml_file
     from harness.tasks import expand_tasks
-    from harness.yamlio import read_yaml_file
 
     path = Path(path)
     if not path.is_file():

@@ -126,7 +126,7 @@ def load_source(spec: str, runs_dir: Path) -> Source:
 
 
 def _load_config(path: Path):
-    from harness.yamlio import read_yaml_file
+    from harness.sweep.yamlio import read_yaml_file
 
     if not path.is_file():
         raise ValueError(f"study config {str(path)!r} does not exist")
@@ -142,7 +142,7 @@ def _load_config(path: Path):
         from harness.benchmark.transfer import load_transfer_config
 
         return load_transfer_config(path)
-    from harness.config import load_config
+    from harness.sweep.config import load_config
 
     return load_config(path)
 

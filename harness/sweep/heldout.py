@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.config import StudyConfig
 from harness.metrics import SCORE_TRAPEZOID
 from harness.records import best_complete_record
+from harness.sweep.config import StudyConfig
 
 HELDOUT_OFFSET = 1_000_000  # held-out seeds start here (search seeds are seed + trial)
 HELDOUT_FILE = "heldout.jsonl"

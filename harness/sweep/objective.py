@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.config import StudyConfig
 from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, circuit_faithfulness, sweep_roc
 from harness.mib_metrics import mib_metrics
 from harness.records import (
@@ -20,6 +19,7 @@ from harness.records import (
     append_record,
     thin_curve,
 )
+from harness.sweep.config import StudyConfig
 from harness.sweep.interrupts import interruptible, uninterruptible
 from harness.sweep.trials import (
     failure_reason,

@@ -9,14 +9,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from harness.config import StudyConfig
+from harness.sweep.config import StudyConfig
 
 SURPLUS = "surplus"  # user attr: a trial created after the budget was filled
 
 
 def suggest(trial, config: StudyConfig) -> dict[str, Any]:
     """Searched parameters for one trial."""
-    from harness.config import Categorical, FloatRange
+    from harness.sweep.config import Categorical, FloatRange
 
     values: dict[str, Any] = {}
     for name, dist in config.search_space.items():
@@ -46,7 +46,7 @@ def study_trial_record(
     the config's hash); the objective fills in its results.
 
     Example:
-        >>> from harness.config import load_config
+        >>> from harness.sweep.config import load_config
         >>> config = load_config("studies/sp-tracr-reverse.yaml")
         >>> record = study_trial_record(config, 3, "FAIL", {}, 0, fail_reason="worker died")
         >>> record.study, record.trial, record.state, bool(record.versions)

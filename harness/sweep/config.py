@@ -266,7 +266,7 @@ def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> St
         ValueError: One line naming the problem (malformed YAML, unknown key, wrong type,
             bad range...).
     """
-    from harness.yamlio import read_yaml_file
+    from harness.sweep.yamlio import read_yaml_file
 
     path = Path(path)
     if not path.is_file():
