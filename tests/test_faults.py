@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -152,6 +155,86 @@ def test_a_full_disk_under_the_records_stops_the_run_and_costs_no_trial(tmp_path
         assert all(r["state"] == "COMPLETE" for r in records)
         (rerun,) = [r for r in records if r["retry_of"] == cut[0].number]
         assert rerun["params"]["learning_rate"] == cut[0].params["learning_rate"]
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of one test's own, on 127.0.0.1 (the test crashes and restarts
+    it, so it cannot be CI's shared one); as the ``postgres`` user when run as root."""
+
+    def __init__(self) -> None:
+        initdb = shutil.which("initdb")
+        if initdb is None:
+            pytest.skip("PostgreSQL's initdb is not on PATH")
+        self.bin = Path(os.path.realpath(initdb)).parent
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self.root = Path(tempfile.mkdtemp(prefix="harness-pg-"))  # pytest's tmp is 0700
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._run("initdb", "-D", str(self.root / "data"), "-A", "trust", "--no-sync",
+                  "-U", "postgres")  # fmt: skip
+        self.start()
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "h")
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/h"
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [*self.as_user, str(self.bin / program), *args]
+        subprocess.run(command, check=True, capture_output=True, timeout=120)
+
+    def _pg_ctl(self, *args: str) -> None:
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-w", *args)
+
+    def start(self) -> None:
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+        self._pg_ctl("-l", str(self.root / "log"), "-o", options, "start")
+
+    def crash(self) -> None:
+        """Stop it as a crash would: no checkpoint, every connection cut."""
+        self._pg_ctl("-m", "immediate", "stop")
+
+    def remove(self) -> None:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            self._pg_ctl("-m", "immediate", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def private_postgres():
+    server = PrivatePostgres()
+    yield server
+    server.remove()
+
+
+def test_a_postgres_server_that_dies_mid_study_stops_it_in_one_line_and_loses_nothing(
+    tmp_path, private_postgres
+):
+    """The server crashes while trials run: one line, exit 1, no trial counted as FAILed
+    (before: the cut trial got a FAIL record and was never run again, and the line said
+    "failed: ()"); once the server is back, a resume completes the budget."""
+    path = write_study(tmp_path, name="pgdies", n_trials=6, enqueue=[],
+                       search_space=long_trials(low=30)["search_space"])  # fmt: skip
+    args = [*run_args(path, tmp_path), "--storage", private_postgres.url]
+    records_file = tmp_path / "runs" / "pgdies" / "trials.jsonl"
+    proc = start_run(args, tmp_path)
+    wait_for_records(records_file, 2)
+    private_postgres.crash()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    line = one_line(err)
+    assert line.startswith(f"harness: error: storage {private_postgres.url} failed: "), line
+    assert "server" in line.split(" failed: ", 1)[1], line  # what went wrong, in words
+    results = {"COMPLETE", "PRUNED"}  # the study's median pruner may stop a trial
+    kept = read_records(records_file)
+    assert kept and {r["state"] for r in kept} <= results
+    private_postgres.start()
+    result = harness(*args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    records = read_records(records_file)
+    assert records[: len(kept)] == kept
+    assert len(records) == 6 and {r["state"] for r in records} <= results
+    assert len({r["trial"] for r in records}) == 6
 
 
 @pytest.mark.slow

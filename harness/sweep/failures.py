@@ -60,7 +60,7 @@ def storage_cause(error: BaseException) -> str | None:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         line = _describe(current)
-        if line is not None:
+        if line is not None and any(c.isalnum() for c in line):  # not SQLAlchemy's "()"
             found = line  # the deepest cause says most
         suppressed = current.__suppress_context__  # raise ... from None: not a cause
         current = current.__cause__ or (None if suppressed else current.__context__)

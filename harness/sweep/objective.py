@@ -20,6 +20,7 @@ from harness.records import (
     thin_curve,
 )
 from harness.sweep.config import StudyConfig
+from harness.sweep.failures import storage_cause
 from harness.sweep.interrupts import interruptible, uninterruptible
 from harness.sweep.trials import (
     failure_reason,
@@ -143,6 +144,8 @@ class TrialRunner:
             trial.set_user_attr(INTERRUPTED, True)  # not a result: resuming runs it anew
             raise
         except Exception as error:
+            if storage_cause(error) is not None:  # the storage failed, not the trial: the
+                raise  # run stops in one line; no record, so the trial runs again on resume
             record.state = "FAIL"
             record.fail_reason = failure_reason(error)
             trial.set_user_attr("fail_reason", record.fail_reason)
@@ -150,7 +153,7 @@ class TrialRunner:
         finally:
             record.seconds = round(time.perf_counter() - start, 4)
             record.history = {**history, **record.history}
-            if record.state != "RUNNING":  # KeyboardInterrupt leaves no record
+            if record.state != "RUNNING":  # a stop or a storage failure leaves no record
                 append_record(self.records_file, record)
                 if self.on_record is not None:
                     self.on_record(record, config)
