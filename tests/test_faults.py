@@ -207,6 +207,7 @@ def private_postgres():
     server.remove()
 
 
+@pytest.mark.slow  # 45-60 s: a server of its own, two study runs
 def test_a_postgres_server_that_dies_mid_study_stops_it_in_one_line_and_loses_nothing(
     tmp_path, private_postgres
 ):
