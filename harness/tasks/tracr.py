@@ -477,7 +477,10 @@ def register_tracr_program(program: TracrProgram) -> str:
     ``HARNESS_TASKS_FROM``, separated by ``:``); processes a sweep starts read them too.
 
     Raises a one-line ValueError for a name the suite uses, an SOp of the other output
-    kind than ``numerical`` says, a vocabulary with BOS or pad in it, or a length below 1.
+    kind than ``numerical`` says, a vocabulary with BOS or pad in it (or unhashable), a
+    length below 1, fewer than 2 valid inputs, or a ``build`` that raises. Loading refuses,
+    in one line, a program tracr cannot compile or compiles inexactly
+    (:func:`check_model_computes_answers`).
 
     Example:
         >>> from harness.tasks import load
