@@ -53,6 +53,13 @@ def test_batched_trials_line():
     assert line["ops_per_batched_step"] < 2 * line["ops_per_single_trial_step"]
 
 
+def test_mib_speed_line():
+    line = bench("mib_speed.py", "--tasks", "tracr-sort", "--repeats", "1")
+    timing = line["tracr-sort"]
+    assert timing["circuits_per_pass"] == 22  # a tracr batch: every circuit in one pass
+    assert timing["median_s"] > 0 and timing["median_s_one_per_pass"] > 0
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA answer")
 def test_cuda_graph_probe_says_why_without_cuda():
     assert bench("cuda_graph_probe.py") == {

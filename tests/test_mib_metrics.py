@@ -103,3 +103,29 @@ def test_cpr_and_cmd_are_study_objectives_and_records_carry_them(tmp_path, metri
         assert r["peak_memory_mb"] > 0 and r["peak_memory_kind"] == "process_max_rss"
     study = load_or_create_study(config, config.storage_url(tmp_path / "runs"))
     assert [d.name for d in study.directions] == [direction]
+
+
+@pytest.mark.parametrize("ablation", ["resample", "zero"])
+def test_circuits_evaluated_several_to_a_pass_equal_one_per_pass(monkeypatch, ablation):
+    """Tiled copies of a batch, one circuit each, give the values of one forward pass per
+    circuit (float64, tracr-reverse, EAP's ranking; 22 circuits in one pass)."""
+    import harness.mib_metrics as mib
+    from harness.algorithms import eap_prune_scores
+    from harness.tasks import load
+
+    task = load("tracr-reverse", device="cpu")
+    task.patchable.model.to(torch.float64)
+    scores = eap_prune_scores(task.patchable, task.train)
+    assert mib.circuits_per_pass(task.patchable, task.test[0], 22) == 22
+    together = mib_metrics(task.patchable, task.test, scores, ablation)
+    monkeypatch.setattr(mib, "PASS_BYTES", 1)  # one circuit per pass
+    assert mib.circuits_per_pass(task.patchable, task.test[0], 22) == 1
+    alone = mib_metrics(task.patchable, task.test, scores, ablation)
+    for a, b in [
+        (together.cpr_curve.faithfulness, alone.cpr_curve.faithfulness),
+        (together.cmd_curve.faithfulness, alone.cmd_curve.faithfulness),
+        ((together.full, together.empty), (alone.full, alone.empty)),
+    ]:
+        assert a == pytest.approx(b, abs=1e-12, rel=0)
+    curves = together.cpr_curve.faithfulness + together.cmd_curve.faithfulness
+    assert len(set(curves)) >= 2  # circuits that differ in value
