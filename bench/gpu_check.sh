@@ -51,6 +51,7 @@ run "sp-gpt2-${gpt2_batches[1]}x16" "$py" bench/sp_speed.py --device "$device" "
   --batch "${gpt2_batches[1]}" --seq 16 "${steps[@]}"
 run batched-tracr "$py" bench/batched_trials.py --device "$device" --task tracr-reverse \
   --k "$k" --epochs "$epochs" --count-ops
+run mib-tracr "$py" bench/mib_speed.py --device "$device" --tasks tracr-reverse tracr-hist
 if [ "$device" = cuda ]; then
   run cuda-graph "$py" bench/cuda_graph_probe.py "${steps[@]}"
 fi
@@ -76,6 +77,11 @@ for path in sorted(out.glob("*.json")):
               f"{r['speedup']:>7.2f} {'':>8} "
               f"{'sigmoid diff %.1e' % r['sigmoid_logits_max_abs_diff_after_5_steps']:>34}")
         continue
+    if r["bench"] == "mib_speed":
+        for task, t in ((k, v) for k, v in r.items() if isinstance(v, dict)):
+            print(f"{'mib ' + task:<16} {t['median_s']:>17.4f} {t['median_s_one_per_pass']:>18.4f} "
+                  f"{t['speedup']:>7.2f} {'':>8} {str(t['circuits_per_pass']) + ' per pass':>34}")
+        continue
     if r["bench"] == "sp_speed":
         ops = f"{r['ops_per_sp_step']}/{r['ops_per_floor_step']}" if "ops_per_sp_step" in r else ""
         print(f"{path.stem:<16} {r['median_step_s']:>17.4f} {r['floor_median_s']:>18.4f} "
@@ -87,5 +93,6 @@ for path in sorted(out.glob("*.json")):
               f"{r['throughput_ratio']:>7.2f} {'':>8} {ops:>34}")
 print("SP ratio = step / floor (forward+backward with per-head hooks incl. attn result); "
       "batched ratio = throughput of K trials in one pass over K one by one; "
-      "cuda-graph: replayed step / eager step (speedup)")
+      "cuda-graph: replayed step / eager step (speedup); "
+      "mib: 22 circuits several to a pass / one per pass (speedup)")
 PY
