@@ -169,7 +169,7 @@ def circuit_faithfulness(
     """
     keep = set(circuit)
     weights = patchable.edge_weights([e for e in patchable.graph.edge_names if e not in keep])
-    return _faithfulness_at(patchable, batches, [weights], ablation)[0]
+    return _faithfulness_at(patchable, batches, weights, ablation)[0]  # weights: [1, n_edges]
 
 
 @torch.no_grad()
@@ -186,11 +186,11 @@ def faithfulness_curve(
     """
     ranked = scores.top(len(scores))
     index = {name: i for i, name in enumerate(patchable.graph.edge_names)}
-    all_weights = []
-    for k in edge_counts:
-        weights = torch.ones(1, patchable.n_edges, device=patchable.device, dtype=patchable.dtype)
-        weights[0, [index[name] for name in ranked[: int(k)]]] = 0.0
-        all_weights.append(weights)
+    all_weights = torch.ones(
+        len(edge_counts), patchable.n_edges, device=patchable.device, dtype=patchable.dtype
+    )  # [n_circuits, n_edges]; 1 ablates an edge
+    for row, k in enumerate(edge_counts):
+        all_weights[row, [index[name] for name in ranked[: int(k)]]] = 0.0
     rows = _faithfulness_at(patchable, batches, all_weights, ablation)
     return [{"n_edges": int(k), **row} for k, row in zip(edge_counts, rows, strict=True)]
 
@@ -206,10 +206,9 @@ def _faithfulness_at(patchable, batches, all_weights, ablation) -> list[dict[str
     n_examples = 0
     for batch in batches:
         full = batch.output_logits(patchable.model(batch.clean))
-        for totals, weights in zip(sums, all_weights, strict=True):
-            out = batch.output_logits(
-                patchable.forward_patched(batch.clean, patches[batch.key], weights)
-            )
+        circuits = patchable.circuit_logits(batch.clean, patches[batch.key], all_weights)
+        for totals, logits in zip(sums, circuits, strict=True):
+            out = batch.output_logits(logits)
             totals["kl_div"] += float(kl_divergence(out, full).sum())
             totals["mse"] += float(mean_squared_error(out, full, batch).sum())
             if "correct_percent" in totals:

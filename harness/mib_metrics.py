@@ -246,39 +246,9 @@ def _measure_at(
     totals = [0.0] * len(all_weights)
     n_examples = 0
     for batch in batches:
-        per_pass = circuits_per_pass(patchable, batch, len(all_weights))
-        for start in range(0, len(all_weights), per_pass):
-            chunk = stacked[start : start + per_pass]  # [k, n_edges]
-            k = chunk.shape[0]
-            tokens = batch.clean.repeat(k, 1)  # [k * batch, pos]: k tiled copies
-            weights = chunk.repeat_interleave(batch.size, dim=0)  # [k * batch, n_edges]
-            logits = patchable.forward_patched(tokens, patches[batch.key], weights)
-            out = batch.output_logits(logits)  # [k * batch, n_out, vocab]
-            out = out.view(k, batch.size, *out.shape[1:])  # [k, batch, n_out, vocab]
-            for i in range(k):
-                values = measure_values(measure, out[i], batch)  # [batch]
-                totals[start + i] += float(values.double().sum())
+        circuits = patchable.circuit_logits(batch.clean, patches[batch.key], stacked)
+        for i, logits in enumerate(circuits):
+            out = batch.output_logits(logits)  # [batch, n_out, vocab]
+            totals[i] += float(measure_values(measure, out, batch).double().sum())
         n_examples += batch.size
     return [t / n_examples for t in totals], measure
-
-
-PASS_BYTES = 256 * 2**20
-"""At most this much patch buffer in one forward pass: circuits are evaluated several to a
-pass (tiled copies of a batch) where they fit, one per pass where they do not."""
-
-
-def circuits_per_pass(patchable: PatchableModel, batch: PromptBatch, n_circuits: int) -> int:
-    """How many circuits one forward pass over ``batch`` evaluates: as many tiled copies
-    as keep the ``[copies × batch, n_sources, pos, d_model]`` patch buffer within
-    :data:`PASS_BYTES` (at least 1, at most ``n_circuits``).
-
-    Example:
-        >>> from harness.planted import planted_circuit
-        >>> planted = planted_circuit()
-        >>> circuits_per_pass(planted.patchable, planted.batches[0], 22)
-        22
-    """
-    pos = batch.clean.shape[1]
-    per_example = patchable.graph.n_sources * pos * patchable.model.cfg.d_model
-    per_copy = per_example * batch.size * patchable.dtype.itemsize
-    return max(1, min(n_circuits, PASS_BYTES // max(1, per_copy)))

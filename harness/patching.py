@@ -23,7 +23,7 @@ matmul (transformer_lens's ``hook_result`` would materialise a
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -221,6 +221,12 @@ def _mix(weights: Tensor, delta: Tensor) -> Tensor:
     return mixed.view(batch, -1, pos, d_model).transpose(1, 2)
 
 
+PASS_BYTES = 256 * 2**20
+"""At most this much patch buffer in one forward pass of :meth:`PatchableModel.circuit_logits`
+(measured on tracr tasks, 1 CPU thread: 22 circuits in one pass are 1.4-2.5x faster than
+one per pass; GPT-2-sized batches exceed it and go one per pass)."""
+
+
 class PatchableModel:
     """A HookedTransformer with hooks for exact edge patching.
 
@@ -414,6 +420,45 @@ class PatchableModel:
         finally:
             self._state = None
             state.token = None  # the chain's nodes hold the state: no reference cycle
+
+    def circuit_logits(
+        self, tokens: Tensor, patch: Tensor, weights: Tensor, max_pass_bytes: int | None = None
+    ) -> Iterator[Tensor]:
+        """Logits of ``tokens`` under each of several circuits, in order, without grad.
+
+        Several circuits go through one forward pass, as tiled copies of the batch with one
+        circuit's weights each, while the ``[copies × batch, n_sources, pos, d_model]``
+        patch buffer stays within ``max_pass_bytes`` (default :data:`PASS_BYTES`); one
+        circuit per pass beyond it.
+
+        Args:
+            tokens: ``[batch, pos]`` token ids.
+            patch: ``[batch or 1, n_sources, pos, d_model]`` patch values.
+            weights: ``[n_circuits, n_edges]`` patch weights (1 ablates an edge).
+
+        Yields:
+            ``[batch, pos, d_vocab_out]`` logits, one tensor per circuit.
+        """
+        batch = tokens.shape[0]
+        per_pass = self.circuits_per_pass(tokens, weights.shape[0], max_pass_bytes)
+        with torch.no_grad():
+            for start in range(0, weights.shape[0], per_pass):
+                chunk = weights[start : start + per_pass]  # [k, n_edges]
+                k = chunk.shape[0]
+                logits = self.forward_patched(  # [k * batch, pos, d_vocab_out]
+                    tokens.repeat(k, 1), patch, chunk.repeat_interleave(batch, dim=0)
+                )
+                yield from logits.view(k, batch, *logits.shape[1:])
+
+    def circuits_per_pass(
+        self, tokens: Tensor, n_circuits: int, max_pass_bytes: int | None = None
+    ) -> int:
+        """How many circuits :meth:`circuit_logits` evaluates in one forward pass over
+        ``tokens`` ``[batch, pos]`` (at least 1, at most ``n_circuits``)."""
+        batch, pos = tokens.shape
+        per_copy = batch * self.graph.n_sources * pos * self.model.cfg.d_model
+        limit = PASS_BYTES if max_pass_bytes is None else max_pass_bytes
+        return max(1, min(n_circuits, limit // max(1, per_copy * self.dtype.itemsize)))
 
     def run_patched(
         self,

@@ -112,3 +112,24 @@ def test_ties_straddling_the_official_set():
 def test_empty_official_set_is_an_error():
     with pytest.raises(ValueError, match="0 of 2 edges are official"):
         score_roc({"a": 1.0, "b": 0.0}, set())
+
+
+@pytest.mark.parametrize("ablation", ["resample", "zero", "mean"])
+def test_a_faithfulness_curve_several_circuits_to_a_pass_equals_one_per_pass(monkeypatch, ablation):
+    """Every point of the curve from tiled copies of the batch (one circuit each) equals
+    the point from its own forward pass (float64, tracr-reverse, EAP's ranking)."""
+    import harness.patching
+    from harness.algorithms import eap_prune_scores
+    from harness.tasks import load
+
+    task = load("tracr-reverse", device="cpu")
+    task.patchable.model.to(torch.float64)
+    scores = eap_prune_scores(task.patchable, task.train)
+    counts = [0, 1, 2, 3, 5, 10, 40, task.patchable.n_edges]
+    assert task.patchable.circuits_per_pass(task.test[0].clean, len(counts)) == len(counts)
+    together = faithfulness_curve(task.patchable, task.test, scores, counts, ablation)
+    monkeypatch.setattr(harness.patching, "PASS_BYTES", 1)  # one circuit per pass
+    alone = faithfulness_curve(task.patchable, task.test, scores, counts, ablation)
+    for a, b in zip(together, alone, strict=True):
+        assert a == pytest.approx(b, abs=1e-12, rel=0)
+    assert len({round(row["kl_div"], 9) for row in together}) >= 2  # circuits that differ

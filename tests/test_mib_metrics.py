@@ -109,17 +109,17 @@ def test_cpr_and_cmd_are_study_objectives_and_records_carry_them(tmp_path, metri
 def test_circuits_evaluated_several_to_a_pass_equal_one_per_pass(monkeypatch, ablation):
     """Tiled copies of a batch, one circuit each, give the values of one forward pass per
     circuit (float64, tracr-reverse, EAP's ranking; 22 circuits in one pass)."""
-    import harness.mib_metrics as mib
+    import harness.patching
     from harness.algorithms import eap_prune_scores
     from harness.tasks import load
 
     task = load("tracr-reverse", device="cpu")
     task.patchable.model.to(torch.float64)
     scores = eap_prune_scores(task.patchable, task.train)
-    assert mib.circuits_per_pass(task.patchable, task.test[0], 22) == 22
+    assert task.patchable.circuits_per_pass(task.test[0].clean, 22) == 22
     together = mib_metrics(task.patchable, task.test, scores, ablation)
-    monkeypatch.setattr(mib, "PASS_BYTES", 1)  # one circuit per pass
-    assert mib.circuits_per_pass(task.patchable, task.test[0], 22) == 1
+    monkeypatch.setattr(harness.patching, "PASS_BYTES", 1)  # one circuit per pass
+    assert task.patchable.circuits_per_pass(task.test[0].clean, 22) == 1
     alone = mib_metrics(task.patchable, task.test, scores, ablation)
     for a, b in [
         (together.cpr_curve.faithfulness, alone.cpr_curve.faithfulness),
