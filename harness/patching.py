@@ -441,14 +441,14 @@ class PatchableModel:
         """
         batch = tokens.shape[0]
         per_pass = self.circuits_per_pass(tokens, weights.shape[0], max_pass_bytes)
-        with torch.no_grad():
-            for start in range(0, weights.shape[0], per_pass):
-                chunk = weights[start : start + per_pass]  # [k, n_edges]
-                k = chunk.shape[0]
+        for start in range(0, weights.shape[0], per_pass):
+            chunk = weights[start : start + per_pass]  # [k, n_edges]
+            k = chunk.shape[0]
+            with torch.no_grad():  # not around the yield: the caller's grad mode stays its own
                 logits = self.forward_patched(  # [k * batch, pos, d_vocab_out]
                     tokens.repeat(k, 1), patch, chunk.repeat_interleave(batch, dim=0)
                 )
-                yield from logits.view(k, batch, *logits.shape[1:])
+            yield from logits.view(k, batch, *logits.shape[1:])
 
     def circuits_per_pass(
         self, tokens: Tensor, n_circuits: int, max_pass_bytes: int | None = None

@@ -133,3 +133,13 @@ def test_a_faithfulness_curve_several_circuits_to_a_pass_equals_one_per_pass(mon
     for a, b in zip(together, alone, strict=True):
         assert a == pytest.approx(b, abs=1e-12, rel=0)
     assert len({round(row["kl_div"], 9) for row in together}) >= 2  # circuits that differ
+
+
+def test_circuit_logits_leave_the_callers_grad_mode_alone(planted):
+    """The forward passes run without grad; between the yielded circuits the caller's own
+    grad mode holds."""
+    patchable, batch = planted.patchable, planted.batches[0]
+    patch = patchable.source_activations(batch.corrupt)
+    weights = torch.eye(patchable.n_edges, dtype=patchable.dtype)[:3]  # [3, n_edges]
+    for logits in patchable.circuit_logits(batch.clean, patch, weights):
+        assert torch.is_grad_enabled() and not logits.requires_grad
