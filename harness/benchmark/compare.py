@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from harness.metrics import (
     SCORE_TRAPEZOID,
@@ -41,7 +41,7 @@ from harness.records import (
     read_records,
     thin_curve,
 )
-from harness.sweep.config import CONFIG_VERSION, _Strict, no_repeats
+from harness.sweep.config import CONFIG_VERSION, DistinctSeeds, TaskNames, _Strict
 
 # The ACDC paper (Conmy et al. 2023), edge-level ROC AUC on tracr against its own
 # zero-ablation circuits, sweep-based with the pessimistic staircase.
@@ -93,22 +93,12 @@ class CompareConfig(_Strict):
     kind: str = Field(pattern="^compare$")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
-    tasks: list[str] = Field(min_length=1)  # task names and named suites (``tracr-suite``)
+    tasks: TaskNames = Field(min_length=1)  # task names and named suites (``tracr-suite``)
     task_options: dict[str, Any] = Field(default_factory=dict)
     ablations: list[str] = Field(default_factory=lambda: ["resample"], min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: DistinctSeeds = Field(default_factory=lambda: [0], min_length=1)
     methods: dict[str, MethodConfig] = Field(min_length=1)
     bootstrap_samples: int = Field(default=10000, ge=100)
-
-    @field_validator("tasks", mode="before")
-    @classmethod
-    def _one_name_is_a_list(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("seeds")
-    @classmethod
-    def _each_seed_once(cls, value: list[int]) -> list[int]:
-        return no_repeats(value)  # a repeated seed would count one run twice
 
 
 def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = None) -> CompareConfig:

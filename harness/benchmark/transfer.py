@@ -28,21 +28,22 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from harness.metrics import SCORE_TRAPEZOID
 from harness.records import TrialRecord, append_record, git_commit, package_versions, read_records
 from harness.sweep.config import (
     CONFIG_VERSION,
+    DistinctSeeds,
     Distribution,
     Heldout,
     Objective,
     Pruner,
     Sampler,
     StudyConfig,
+    TaskNames,
     Wandb,
     _Strict,
-    no_repeats,
 )
 
 TRANSFER_FILE = "transfer.jsonl"
@@ -56,8 +57,8 @@ class TransferConfig(_Strict):
     kind: str = Field(pattern="^transfer$")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
-    train_tasks: list[str] = Field(default_factory=list)
-    test_tasks: list[str] = Field(default_factory=list)
+    train_tasks: TaskNames = Field(default_factory=list)
+    test_tasks: TaskNames = Field(default_factory=list)
     folds: int | None = Field(default=None, ge=2)
     task_options: dict[str, Any] = Field(default_factory=dict)
     ablation: str = "resample"
@@ -69,22 +70,12 @@ class TransferConfig(_Strict):
     sampler: Sampler = Sampler()
     pruner: Pruner = Pruner(type="none")
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    seeds: list[int] = Field(default_factory=lambda: [0, 1, 2], min_length=1)
+    seeds: DistinctSeeds = Field(default_factory=lambda: [0, 1, 2], min_length=1)
     baselines: dict[str, dict[str, Any]] = Field(
         default_factory=lambda: {"acdc": {}, "eap": {}, "random": {}}
     )
     oracle: bool = False
     bootstrap_samples: int = Field(default=10000, ge=100)
-
-    @field_validator("train_tasks", "test_tasks", mode="before")
-    @classmethod
-    def _one_name_is_a_list(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("seeds")
-    @classmethod
-    def _each_seed_once(cls, value: list[int]) -> list[int]:
-        return no_repeats(value)  # a repeated seed would count one run twice
 
     @model_validator(mode="after")
     def _split(self) -> TransferConfig:

@@ -21,7 +21,15 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 CONFIG_VERSION = 1
 
@@ -56,6 +64,11 @@ def _numbers_only(annotation: Any) -> bool:
     return all(kind in (int, float) for kind in kinds)
 
 
+def one_name_is_a_list(value: Any) -> Any:
+    """``"tracr-reverse"`` is read as ``["tracr-reverse"]``; anything else as it is."""
+    return [value] if isinstance(value, str) else value
+
+
 def no_repeats(values: list[Any]) -> list[Any]:
     """``values`` unchanged; a ValueError naming the first value given twice.
 
@@ -71,6 +84,14 @@ def no_repeats(values: list[Any]) -> list[Any]:
             raise ValueError(f"{value!r} is given twice")
         seen.add(value)
     return values
+
+
+TaskNames = Annotated[list[str], BeforeValidator(one_name_is_a_list)]
+"""Task names (and named suites) of a comparison or transfer config; one name may stand
+alone."""
+
+DistinctSeeds = Annotated[list[int], AfterValidator(no_repeats)]
+"""Seeds of a comparison or transfer config: a repeated seed would count one run twice."""
 
 
 class FloatRange(_Strict):
