@@ -26,7 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     args = parser.parse_args(argv)
 
-    from harness.benchmark.compare import _method_params, load_compare_config, preflight_compare
+    from harness.benchmark.compare import (
+        _method_params,
+        load_compare_config,
+        preflight_compare,
+        study_params,
+    )
     from harness.cli import parse_assignments
     from harness.mib_metrics import mib_metrics
     from harness.runner import run_algorithm
@@ -43,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         task = load(task_name, **config.task_options)
         for ablation in config.ablations:
             for slug in config.methods:
-                params = _method_params(config, slug, task, ablation, args.runs_dir)
+                studied = study_params(config, slug, task_name, args.runs_dir)
+                params = _method_params(config, slug, task, ablation, studied)
                 run = run_algorithm(task, slug, params, args.seed)
                 mib = mib_metrics(task.patchable, task.test, run.scores, ablation)
                 aucs = ", ".join(f"{gt} {auc:.3f}" for gt, auc in run.aucs.items())

@@ -187,29 +187,37 @@ def run_compare(
     check_records_file(path)
     done = {_key(r) for r in read_records(path) if r["state"] == "COMPLETE"}
     todo = [run for run in _runs(config) if run not in done]
-    for slug, method in config.methods.items():  # a missing study: refused before any run
-        if method.from_study and any(run[0] == slug for run in todo):
-            for task_name in config.tasks:
-                try:
-                    best_params(method.from_study.format(task=task_name), runs_dir)
-                except ValueError as error:
-                    raise ValueError(f"methods.{slug}.from_study: {error}") from None
+    studied = {  # read once, and a missing study refused before any run
+        (slug, task_name): study_params(config, slug, task_name, runs_dir)
+        for slug, task_name in dict.fromkeys(run[:2] for run in todo)
+    }
     tasks: dict[str, Any] = {}
     next_number = len(read_records(path))
     for slug, task_name, ablation, seed in tqdm(todo, desc=config.name, disable=not progress):
         if task_name not in tasks:
             tasks[task_name] = load(task_name, **config.task_options)
-        record = _run_one(config, tasks[task_name], slug, ablation, seed, next_number, runs_dir)
+        from_study = studied[slug, task_name]
+        record = _run_one(config, tasks[task_name], slug, ablation, seed, next_number, from_study)
         append_record(path, record)
         next_number += 1
     return read_records(path)
 
 
-def _method_params(config: CompareConfig, slug: str, task, ablation: str, runs_dir: Path):
+def study_params(config: CompareConfig, slug: str, task_name: str, runs_dir: Path):
+    """The parameters method ``slug`` takes from its ``from_study`` on ``task_name`` (none
+    without one); a one-line ValueError naming the method where that study has no result."""
     method = config.methods[slug]
-    params: dict[str, Any] = {}
-    if method.from_study:
-        params.update(best_params(method.from_study.format(task=task.slug), runs_dir))
+    if not method.from_study:
+        return {}
+    try:
+        return best_params(method.from_study.format(task=task_name), runs_dir)
+    except ValueError as error:
+        raise ValueError(f"methods.{slug}.from_study: {error}") from None
+
+
+def _method_params(config: CompareConfig, slug: str, task, ablation: str, from_study: dict):
+    method = config.methods[slug]
+    params: dict[str, Any] = dict(from_study)
     params.update(method.params)
     params.update(method.per_task.get(task.slug, {}))
     from harness.algorithms import get_algorithm
@@ -271,10 +279,10 @@ def _maximizes(study: str, records: list[dict[str, Any]], runs_dir: Path) -> boo
     return True
 
 
-def _run_one(config, task, slug, ablation, seed, number, runs_dir) -> TrialRecord:
+def _run_one(config, task, slug, ablation, seed, number, from_study) -> TrialRecord:
     from harness.runner import run_algorithm
 
-    params = _method_params(config, slug, task, ablation, runs_dir)
+    params = _method_params(config, slug, task, ablation, from_study)
     record = TrialRecord(  # the ablation is recorded for every method, to group the table
         study=config.name,
         trial=number,
