@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from importlib.metadata import version
 
-    from harness.data import PromptBatch
-    from harness.patching import PatchableModel
+    from harness.engine.batches import PromptBatch
+    from harness.engine.patching import PatchableModel
 
     device = torch.device(args.device)
     model = build_model(args, device)

@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"bench": "cuda_graph_probe", "failed": True, "reason": "no CUDA"}))
         return 0
 
-    from harness.faithfulness import kl_divergence
-    from harness.masks import hard_concrete_sample
-    from harness.patching import PatchableModel, frozen_weights
+    from harness.engine.faithfulness import kl_divergence
+    from harness.engine.masks import hard_concrete_sample
+    from harness.engine.patching import PatchableModel, frozen_weights
 
     device = torch.device("cuda")
     model = build_model(args, device)

@@ -14,8 +14,8 @@ import time
 
 import torch
 
-import harness.mib_metrics as mib
-import harness.patching
+import harness.engine.patching
+import harness.evaluation.mib as mib
 from harness.algorithms import eap_prune_scores
 from harness.tasks import load
 
@@ -45,9 +45,12 @@ def main() -> None:
         scores = eap_prune_scores(task.patchable, task.train)
         per_pass = task.patchable.circuits_per_pass(task.test[0].clean, 22)
         together = median_seconds(task, scores, args.repeats)
-        default_bytes, harness.patching.PASS_BYTES = harness.patching.PASS_BYTES, 1  # one a pass
+        default_bytes, harness.engine.patching.PASS_BYTES = (
+            harness.engine.patching.PASS_BYTES,
+            1,
+        )  # one a pass
         alone = median_seconds(task, scores, args.repeats)
-        harness.patching.PASS_BYTES = default_bytes
+        harness.engine.patching.PASS_BYTES = default_bytes
         result[name] = {
             "circuits_per_pass": per_pass,
             "median_s": round(together, 4),

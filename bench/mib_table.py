@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         study_params,
     )
     from harness.cli import parse_assignments
-    from harness.mib_metrics import mib_metrics
-    from harness.runner import run_algorithm
+    from harness.evaluation.mib import mib_metrics
+    from harness.evaluation.run_one import run_algorithm
     from harness.tasks import load
 
     config = load_compare_config(args.config, parse_assignments(args.overrides))

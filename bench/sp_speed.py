@@ -50,9 +50,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from harness.data import PromptBatch
-    from harness.device import resolve_device
-    from harness.patching import PatchableModel
+    from harness.engine.batches import PromptBatch
+    from harness.engine.device import resolve_device
+    from harness.engine.patching import PatchableModel
 
     device = resolve_device(args.device)
     model = build_model(args, device)

@@ -31,7 +31,7 @@ METHODS = {
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from harness.runner import run_algorithm
+    from harness.evaluation.run_one import run_algorithm
     from harness.tasks import load, suite_tasks
 
     warnings.filterwarnings("ignore")

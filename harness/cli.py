@@ -79,7 +79,7 @@ def parse_assignments(pairs: list[str] | None) -> dict[str, Any]:
         >>> parse_assignments(["epochs=5", "tree_optimisation=true", "ablation=zero"])
         {'epochs': 5, 'tree_optimisation': True, 'ablation': 'zero'}
     """
-    from harness.sweep.yamlio import load_yaml
+    from harness.configs.safe_yaml import load_yaml
 
     result: dict[str, Any] = {}
     for pair in pairs or []:
@@ -243,8 +243,8 @@ def _task_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _load_study(args: argparse.Namespace):
-    from harness.study import preflight
-    from harness.sweep.config import load_config
+    from harness.configs.study import load_config
+    from harness.study.driver import preflight
 
     overrides = parse_assignments(getattr(args, "overrides", None))
     if getattr(args, "wandb", None):
@@ -255,12 +255,12 @@ def _load_study(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
-    from harness.record_lines import check_records_file
-    from harness.records import read_records
-    from harness.study import RUNS_DIR, records_path, run_study, run_worker
-    from harness.summary import write_summary
-    from harness.sweep.heldout import heldout_line, heldout_lines
-    from harness.sweep.storage_urls import check_storage_url
+    from harness.records.check import check_records_file
+    from harness.records.store import read_records
+    from harness.reporting.study_summary import write_summary
+    from harness.study.driver import RUNS_DIR, records_path, run_study, run_worker
+    from harness.study.heldout import heldout_line, heldout_lines
+    from harness.study.runtime.storage_urls import check_storage_url
 
     config = _load_study(args)
     runs_dir = args.runs_dir or RUNS_DIR
@@ -274,7 +274,7 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
         if args.batch_trials < 1 or (args.batch_trials > 1 and args.jobs > 1):
             raise UsageError("--batch-trials K needs K >= 1 and --jobs 1")
         if args.batch_trials > 1:
-            from harness.study import check_batchable
+            from harness.study.driver import check_batchable
 
             check_batchable(config)
     # everything refusable is refused before the storage or any directory is created
@@ -326,10 +326,10 @@ def _cmd_run(args: argparse.Namespace, worker: bool = False) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from harness.record_lines import check_records_file
-    from harness.records import read_records
-    from harness.study import RUNS_DIR, load_existing_study, records_path
-    from harness.sweep.storage_urls import mask_password
+    from harness.records.check import check_records_file
+    from harness.records.store import read_records
+    from harness.study.driver import RUNS_DIR, load_existing_study, records_path
+    from harness.study.runtime.storage_urls import mask_password
 
     config = _load_study(args)
     runs_dir = args.runs_dir or RUNS_DIR
@@ -343,7 +343,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print(
         f"{'#':>4} {'state':<9} {'AUC':>7} {'KL@k':>9} {'edges':>6} {'seconds':>8}  params / reason"
     )
-    from harness.sweep.status import missing_records, trial_detail
+    from harness.study.status import missing_records, trial_detail
 
     trials = study.get_trials(deepcopy=False)
     missing = set(missing_records(trials, records))
@@ -368,7 +368,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if complete and not config.objective.multi:
         best = study.best_trial
         print(f"best: trial {best.number}, objective {best.value:.4f}, params {best.params}")
-        from harness.sweep.heldout import heldout_line, heldout_lines
+        from harness.study.heldout import heldout_line, heldout_lines
 
         line = heldout_line(heldout_lines(config, records_file))
         print(line or "held-out: not run yet (it runs after the search; see --no-heldout)")
@@ -391,7 +391,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         preflight_compare,
         run_compare,
     )
-    from harness.study import RUNS_DIR
+    from harness.study.driver import RUNS_DIR
 
     config = load_compare_config(args.study, parse_assignments(args.overrides))
     preflight_compare(config)
@@ -419,7 +419,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
     from harness.benchmark.transfer import load_transfer_config, preflight_transfer, run_transfer
     from harness.reporting.report import load_source, method_runs
     from harness.reporting.transfer_table import transfer_markdown
-    from harness.study import RUNS_DIR
+    from harness.study.driver import RUNS_DIR
 
     config = load_transfer_config(args.study, parse_assignments(args.overrides))
     preflight_transfer(config)
@@ -442,7 +442,7 @@ def _cmd_transfer(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from harness.reporting.report import build_report, load_source
-    from harness.study import RUNS_DIR
+    from harness.study.driver import RUNS_DIR
 
     runs_dir = args.runs_dir or RUNS_DIR
     sources = [load_source(str(spec), runs_dir) for spec in args.studies]
@@ -463,7 +463,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _config_kind(path: Path) -> str | None:
     """A config's ``kind`` (``compare``, ``transfer``; None for a study or unreadable)."""
-    from harness.sweep.yamlio import read_yaml_file
+    from harness.configs.safe_yaml import read_yaml_file
 
     try:
         data = read_yaml_file(path)
@@ -518,7 +518,7 @@ def _tasks_cell(tasks: list[str]) -> str:
 def _cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "studies":
         from harness.benchmark.compare import load_compare_config
-        from harness.sweep.config import load_config
+        from harness.configs.study import load_config
 
         if not args.studies_dir.is_dir():
             raise UsageError(f"--studies-dir {str(args.studies_dir)!r} is not a directory")
@@ -546,7 +546,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
         return 0
     if args.what == "algorithms":
         from harness.algorithms import ALGORITHMS
-        from harness.runner import algorithm_parameters
+        from harness.evaluation.run_one import algorithm_parameters
 
         for spec in ALGORITHMS.values():
             params = ", ".join(algorithm_parameters(spec))
@@ -575,7 +575,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
 
 
 def _cmd_tasks(args: argparse.Namespace) -> int:
-    from harness.tasks.tracr_build import build_files, check_files, resolve_programs, suite_table
+    from harness.tasks.tracr.build import build_files, check_files, resolve_programs, suite_table
 
     programs = resolve_programs(args.names)  # bad names: one line, exit 2, before compiling
     if args.tasks_command == "table":
@@ -603,7 +603,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
 def _cmd_score(args: argparse.Namespace) -> int:
     from harness.algorithms import get_algorithm
     from harness.algorithms.params import check_seed
-    from harness.runner import check_parameters, run_algorithm
+    from harness.evaluation.run_one import check_parameters, run_algorithm
     from harness.tasks import get_task_spec, load
     from harness.tasks.base import check_metric_supported, check_task_options
 
@@ -642,7 +642,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             writer.writerows(result.scores.as_dict().items())
         print(f"scores written to {args.out}")
     if args.mib_out:
-        from harness.mib_circuits import write_mib_circuit
+        from harness.interop.mib_files import write_mib_circuit
 
         write_mib_circuit(args.mib_out, task.patchable, result.scores)
         print(f"MIB circuit written to {args.mib_out}")
@@ -660,7 +660,7 @@ def _score_algorithm(args: argparse.Namespace, params: dict[str, Any]) -> str:
         raise UsageError(f"--mib-in scores a file: give no --algo (got {args.algo!r})")
     if "path" in params:
         raise UsageError("give the MIB file once: --mib-in FILE, not also --param path=...")
-    from harness.mib_circuits import load_mib_file
+    from harness.interop.mib_files import load_mib_file
 
     load_mib_file(args.mib_in)
     params["path"] = str(args.mib_in)
@@ -668,8 +668,8 @@ def _score_algorithm(args: argparse.Namespace, params: dict[str, Any]) -> str:
 
 
 def _print_mib_metrics(task, algo: str, params: dict[str, Any], scores) -> None:
-    from harness.mib_metrics import mib_metrics
-    from harness.sweep.objective import default_ablation
+    from harness.evaluation.mib import mib_metrics
+    from harness.study.objective import default_ablation
 
     ablation = params.get("ablation") or default_ablation(algo)
     mib = mib_metrics(task.patchable, task.test, scores, ablation)
@@ -681,9 +681,9 @@ def _print_mib_metrics(task, algo: str, params: dict[str, Any], scores) -> None:
 
 
 def _halting_errors() -> tuple[type[Exception], ...]:
-    from harness.records import RecordWriteError
-    from harness.sweep.failures import StorageError
-    from harness.sweep.processes import WorkerError
+    from harness.records.store import RecordWriteError
+    from harness.study.runtime.failures import StorageError
+    from harness.study.runtime.processes import WorkerError
 
     return (RecordWriteError, StorageError, WorkerError)
 
@@ -694,13 +694,13 @@ def main(argv: list[str] | None = None) -> int:
     import threading
     import warnings
 
-    from harness.sweep.interrupts import (
+    from harness.study.runtime.interrupts import (
         Terminated,
         forget_unhandled_interrupt,
         raise_on_sigterm,
         redelivering_lost_stops,
     )
-    from harness.sweep.notices import one_line_warnings
+    from harness.util.notices import one_line_warnings
 
     default_format = warnings.formatwarning
     one_line_warnings()
@@ -738,7 +738,7 @@ def _main(argv: list[str] | None) -> int:
 
             add_task_files(args.tasks_from)
         if args.command == "demo":
-            from harness.demo import run_demo
+            from harness.testing.demo import run_demo
 
             ok = run_demo(sys.stdout, args.epochs, args.mode, args.seed)
             return 0 if ok else 1

@@ -78,7 +78,7 @@ def token_pair():
 
 @pytest.fixture(scope="session")
 def planted():
-    from harness.planted import planted_circuit
+    from harness.testing.planted import planted_circuit
 
     return planted_circuit()
 

@@ -6,7 +6,7 @@ import torch
 from harness.algorithms import acdc_prune_scores as acdc
 from harness.algorithms import get_algorithm
 from harness.algorithms.acdc import circuit_metric, default_thresholds
-from harness.metrics import circuit_faithfulness
+from harness.evaluation.metrics import circuit_faithfulness
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -27,7 +27,7 @@ def tracr():
 
 def reference_acdc(patchable, batches, tau, ablation="resample", metric="kl_div"):
     """ACDC as the paper states it: every edge evaluated, no skipping, no sharing."""
-    from harness.ablation import ablation_activations
+    from harness.engine.ablation import ablation_activations
 
     patches = ablation_activations(patchable, batches, ablation)
     full = [b.output_logits(patchable.model(b.clean)) for b in batches]
@@ -132,7 +132,7 @@ def test_tracr_zero_ablation_circuits(tracr):
 
 
 def test_accepts_a_plain_hooked_transformer_and_is_registered():
-    from harness.planted import planted_circuit
+    from harness.testing.planted import planted_circuit
 
     fresh = planted_circuit(n_batches=1, batch_size=8)
     scores = acdc(fresh.model, fresh.batches, thresholds=[1e-3], ablation="mean", seed=5)

@@ -534,8 +534,8 @@ def _setup(row: Row, tmp: Path) -> None:
         (tmp / "s.yaml").write_text(BOMB)
     elif row.setup and row.setup.startswith("records:"):
         # a real (empty) study in storage and a records file whose second line is bad
-        from harness.study import load_or_create_study
-        from harness.sweep.config import validate_config
+        from harness.configs.study import validate_config
+        from harness.study.driver import load_or_create_study
 
         (tmp / "s.yaml").write_text(study())
         config = validate_config(STUDY)
@@ -662,7 +662,7 @@ def test_the_python_api_refuses_bad_values_naming_parameter_value_and_range(
     tracr_task, algorithm, params, message
 ):
     from harness.algorithms import get_algorithm
-    from harness.runner import run_algorithm
+    from harness.evaluation.run_one import run_algorithm
 
     with pytest.raises(ValueError, match=re.escape(message)):
         run_algorithm(tracr_task, algorithm, params)
@@ -676,7 +676,7 @@ def test_every_algorithm_parameter_has_a_spec_that_accepts_its_default():
     from harness.algorithms import ALGORITHMS
     from harness.algorithms.params import PARAMETERS
     from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
-    from harness.runner import algorithm_parameters
+    from harness.evaluation.run_one import algorithm_parameters
 
     for slug, spec in ALGORITHMS.items():
         for name, default in algorithm_parameters(spec).items():

@@ -14,7 +14,7 @@ from harness.benchmark.compare import (
     preflight_compare,
     run_compare,
 )
-from harness.metrics import bootstrap_interval
+from harness.evaluation.metrics import bootstrap_interval
 from tests.test_study import harness
 
 TINY = {
@@ -154,7 +154,7 @@ def test_an_unknown_task_in_a_list_is_one_line(tmp_path):
 
 
 def _study_records(runs: Path, objectives, direction=None):
-    from harness.records import TrialRecord, append_record
+    from harness.records.store import TrialRecord, append_record
 
     for i, value in enumerate(objectives):
         record = TrialRecord(

@@ -9,8 +9,8 @@ import torch
 
 from harness.algorithms import subnetwork_probing_prune_scores as sp
 from harness.algorithms.sp_batched import subnetwork_probing_batched
-from harness.patching import PatchableModel
-from harness.planted import planted_circuit
+from harness.engine.patching import PatchableModel
+from harness.testing.planted import planted_circuit
 from tests.conftest import random_model
 from tests.test_patching import TOLERANCE, prepared, reference_patched, source_values_of
 

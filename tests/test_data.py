@@ -2,7 +2,7 @@
 
 import torch
 
-from harness.data import PromptBatch
+from harness.engine.batches import PromptBatch
 
 
 def batch(positions):

@@ -1,4 +1,4 @@
-"""Ground truths derived from the compiled models (harness.tasks.derive): they equal the
+"""Ground truths derived from the compiled models (harness.tasks.tracr.derive): they equal the
 official circuits, they are faithful on the test split, and the derivation is generic."""
 
 import json
@@ -10,8 +10,9 @@ import pytest
 import torch
 
 import harness.tasks
-from harness.patching import PatchableModel
-from harness.tasks.derive import (
+from harness.engine.patching import PatchableModel
+from harness.tasks.tracr.compile import load_compiled
+from harness.tasks.tracr.derive import (
     DerivationData,
     derive_circuits,
     float64_model,
@@ -20,8 +21,7 @@ from harness.tasks.derive import (
     prune_edges,
     residual_spaces,
 )
-from harness.tasks.tracr import necessary_alone_counts
-from harness.tasks.tracr_compile import load_compiled
+from harness.tasks.tracr.tasks import necessary_alone_counts
 from tests.tracr_checks import clean_and_ablated_outputs
 
 PROGRAMS = ("reverse", "proportion")
@@ -226,7 +226,7 @@ def test_weight_spaces_agree_with_tracr_spaces(tasks, program):
     """Writes read from the weights equal tracr's declared output spaces; reads are a
     subset of tracr's input spaces (tracr declares dimensions it multiplies by zero)."""
     pytest.importorskip("tracr")
-    from harness.tasks.tracr_spaces import tracr_block_spaces
+    from harness.tasks.tracr.spaces import tracr_block_spaces
 
     compiled = load_compiled(program, _cache(tasks))
     spaces = residual_spaces(compiled.to_model(), compiled.residual_labels)

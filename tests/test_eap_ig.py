@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.ablation import ablation_activations
 from harness.algorithms import eap_ig_prune_scores, eap_prune_scores, get_algorithm
 from harness.algorithms.edge_attribution import eap_loss
-from harness.patching import PatchableModel
-from harness.planted import planted_circuit
+from harness.engine.ablation import ablation_activations
+from harness.engine.patching import PatchableModel
+from harness.testing.planted import planted_circuit
 from tests.conftest import random_model
 
 STEPS = (1, 2, 5, 10, 20, 50)
@@ -24,7 +24,7 @@ def planted():
 @pytest.fixture(scope="module")
 def nonlinear():
     """A random float64 model with LayerNorm, GELU MLPs and real attention patterns."""
-    from harness.data import PromptBatch
+    from harness.engine.batches import PromptBatch
 
     model = random_model(seed=3, n_layers=2)
     g = torch.Generator().manual_seed(0)

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from harness.ablation import ablation_activations
 from harness.algorithms import eap_prune_scores as eap
 from harness.algorithms import get_algorithm
-from harness.data import PromptBatch
-from harness.faithfulness import logit_difference
-from harness.patching import PatchableModel
+from harness.engine.ablation import ablation_activations
+from harness.engine.batches import PromptBatch
+from harness.engine.faithfulness import logit_difference
+from harness.engine.patching import PatchableModel
 from tests.conftest import random_model
 
 
@@ -101,7 +101,7 @@ def test_regression_default_is_the_output_value():
 
 
 def test_tracr_reverse_ranks_the_resample_circuit_first():
-    from harness.metrics import score_roc
+    from harness.evaluation.metrics import score_roc
     from harness.tasks import load
 
     task = load("tracr-reverse", device="cpu")

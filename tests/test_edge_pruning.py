@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from harness.algorithms import edge_pruning_prune_scores, get_algorithm
-from harness.metrics import score_roc
-from harness.planted import planted_circuit
+from harness.evaluation.metrics import score_roc
+from harness.testing.planted import planted_circuit
 
 
 @pytest.fixture(scope="module")

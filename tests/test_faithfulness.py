@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from harness.data import PromptBatch
-from harness.faithfulness import (
+from harness.engine.batches import PromptBatch
+from harness.engine.faithfulness import (
     correct_percent,
     faithfulness_loss,
     kl_divergence,

@@ -19,9 +19,9 @@ import optuna
 import pytest
 import yaml
 
-from harness.records import TrialRecord, append_record, read_records
-from harness.study import _budget, load_or_create_study, run_study
-from harness.sweep.config import load_config
+from harness.configs.study import load_config
+from harness.records.store import TrialRecord, append_record, read_records
+from harness.study.driver import _budget, load_or_create_study, run_study
 from tests.test_study import (
     ROOT,
     harness,
@@ -320,9 +320,9 @@ def test_a_file_size_limit_stops_the_run_in_one_line_and_loses_nothing(tmp_path)
 
 DYING = """
 import os, sys, optuna
-from harness.study import load_or_create_study
-from harness.sweep.trials import suggest
-from harness.sweep.config import load_config
+from harness.study.driver import load_or_create_study
+from harness.study.trials import suggest
+from harness.configs.study import load_config
 config = load_config(sys.argv[1])
 study = load_or_create_study(config, sys.argv[2])
 trial = study.ask()
@@ -339,11 +339,11 @@ def test_a_trial_killed_again_and_again_is_retried_then_failed_with_its_reason(
 ):
     """The first trial is an enqueued point outside the search space: its retries must
     still work (Optuna's own retry rebuilt it from the search space and raised)."""
-    from harness.sweep.failures import record_given_up
-    from harness.sweep.objective import TrialRunner
-    from harness.sweep.retries import fail_stale_trials
+    from harness.study.objective import TrialRunner
+    from harness.study.runtime.failures import record_given_up
+    from harness.study.runtime.retries import fail_stale_trials
 
-    monkeypatch.setattr("harness.study.HEARTBEAT_SECONDS", 1)  # stale after 3 s
+    monkeypatch.setattr("harness.study.driver.HEARTBEAT_SECONDS", 1)  # stale after 3 s
     path = quick_study(tmp_path, "twice", enqueue=[{"learning_rate": 5.0, "epochs": 2}])
     config = load_config(path)
     url = config.storage_url(tmp_path / "runs")
@@ -520,7 +520,7 @@ def _cmdline(pid: int) -> str:
 
 SPAWN_BLOCKED = """
 import shutil, sys
-from harness.sweep.processes import start_blocked
+from harness.study.runtime.processes import start_blocked
 process = start_blocked(shutil.copyfile, ("/proc/self/status", sys.argv[1]))
 process.join()
 """

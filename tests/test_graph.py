@@ -1,7 +1,7 @@
 import pytest
 from transformer_lens import HookedTransformerConfig
 
-from harness.graph import RESID_END, RESID_START, EdgeGraph
+from harness.engine.graph import RESID_END, RESID_START, EdgeGraph
 
 
 def config(n_layers, n_heads, d_model=64, attn_only=False, **kw):

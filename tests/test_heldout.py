@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.records import read_records
-from harness.runner import run_algorithm
-from harness.sweep.config import load_config
-from harness.sweep.heldout import HELDOUT_OFFSET, heldout_seeds, selected_trial
+from harness.configs.study import load_config
+from harness.evaluation.run_one import run_algorithm
+from harness.records.store import read_records
+from harness.study.heldout import HELDOUT_OFFSET, heldout_seeds, selected_trial
 from harness.tasks import load
 from tests.test_study import harness, run_args, write_study
 

@@ -14,7 +14,7 @@ import optuna
 import pytest
 import yaml
 
-from harness.sweep.interrupts import (
+from harness.study.runtime.interrupts import (
     Terminated,
     catching_interrupts,
     check,
@@ -162,7 +162,7 @@ def test_other_lost_exceptions_still_reach_the_previous_hook(monkeypatch):
 # SIGINT after returning cleanly (seen in CI: "harness: interrupted", exit -2).
 CAUGHT_INSIDE_EXEC = """
 import sys
-from harness.sweep.interrupts import forget_unhandled_interrupt
+from harness.study.runtime.interrupts import forget_unhandled_interrupt
 try:
     exec("raise KeyboardInterrupt")
 except KeyboardInterrupt:
@@ -187,8 +187,8 @@ CTRL_C_IN_A_STORAGE_CALL = """
 import signal, sys
 from pathlib import Path
 from optuna.storages import RDBStorage
-import harness.study as study
-from harness.sweep.config import load_config
+import harness.study.driver as study
+from harness.configs.study import load_config
 
 original = RDBStorage.set_trial_intermediate_value
 calls = []

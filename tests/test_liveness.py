@@ -9,14 +9,19 @@ import time
 import optuna
 import pytest
 
-from harness.liveness import OWNER_ATTR, claim, reap_dead_trials, settle_recorded_trials
-from harness.study import open_storage
-from harness.sweep.trials import retried_trial_number
+from harness.study.driver import open_storage
+from harness.study.runtime.liveness import (
+    OWNER_ATTR,
+    claim,
+    reap_dead_trials,
+    settle_recorded_trials,
+)
+from harness.study.trials import retried_trial_number
 
 CHILD = """
 import os, sys, optuna
-from harness.liveness import claim
-from harness.study import open_storage
+from harness.study.runtime.liveness import claim
+from harness.study.driver import open_storage
 url = sys.argv[1]
 study = optuna.load_study(study_name="s", storage=open_storage(url))
 trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from harness.masks import (
+from harness.engine.masks import (
     INIT_LOGIT,
     check_mask_fn,
     drop_masks,

@@ -3,7 +3,8 @@ import random
 import pytest
 import torch
 
-from harness.metrics import (
+from harness.engine.prune_scores import PruneScores
+from harness.evaluation.metrics import (
     SCORE_TRAPEZOID,
     SWEEP_PESSIMISTIC,
     circuit_faithfulness,
@@ -11,7 +12,6 @@ from harness.metrics import (
     score_roc,
     sweep_roc,
 )
-from harness.prune_scores import PruneScores
 
 
 def brute_force_auc(scores, positives):
@@ -118,7 +118,7 @@ def test_empty_official_set_is_an_error():
 def test_a_faithfulness_curve_several_circuits_to_a_pass_equals_one_per_pass(monkeypatch, ablation):
     """Every point of the curve from tiled copies of the batch (one circuit each) equals
     the point from its own forward pass (float64, tracr-reverse, EAP's ranking)."""
-    import harness.patching
+    import harness.engine.patching
     from harness.algorithms import eap_prune_scores
     from harness.tasks import load
 
@@ -128,7 +128,7 @@ def test_a_faithfulness_curve_several_circuits_to_a_pass_equals_one_per_pass(mon
     counts = [0, 1, 2, 3, 5, 10, 40, task.patchable.n_edges]
     assert task.patchable.circuits_per_pass(task.test[0].clean, len(counts)) == len(counts)
     together = faithfulness_curve(task.patchable, task.test, scores, counts, ablation)
-    monkeypatch.setattr(harness.patching, "PASS_BYTES", 1)  # one circuit per pass
+    monkeypatch.setattr(harness.engine.patching, "PASS_BYTES", 1)  # one circuit per pass
     alone = faithfulness_curve(task.patchable, task.test, scores, counts, ablation)
     for a, b in zip(together, alone, strict=True):
         assert a == pytest.approx(b, abs=1e-12, rel=0)

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from harness.cli import main
-from harness.mib_circuits import (
+from harness.engine.prune_scores import PruneScores
+from harness.interop.mib_files import (
     harness_edge_name,
     import_prune_scores,
     load_mib_file,
@@ -16,7 +17,6 @@ from harness.mib_circuits import (
     mib_edge_name,
     write_mib_circuit,
 )
-from harness.prune_scores import PruneScores
 
 
 def mib_graph_edges(n_layers: int, n_heads: int) -> set[str]:
@@ -36,8 +36,8 @@ def mib_graph_edges(n_layers: int, n_heads: int) -> set[str]:
 
 @pytest.fixture(scope="module")
 def gpt2_shaped():
-    from harness.patching import PatchableModel
-    from harness.tasks.models import GPT2_SMALL, load_model
+    from harness.engine.patching import PatchableModel
+    from harness.tasks.gpt2.models import GPT2_SMALL, load_model
 
     model, _, source = load_model(GPT2_SMALL, random_weights=True, device="cpu")
     assert source == "random"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.mib_metrics import MIB_FRACTIONS, mib_metrics, mib_sizes, trapezoid_area
-from harness.planted import planted_circuit
-from harness.prune_scores import PruneScores
+from harness.engine.prune_scores import PruneScores
+from harness.evaluation.mib import MIB_FRACTIONS, mib_metrics, mib_sizes, trapezoid_area
+from harness.testing.planted import planted_circuit
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +77,9 @@ def test_perfect_ranking_recovers_everything_and_fractions_are_mibs(planted):
 
 @pytest.mark.parametrize(("metric", "direction"), [("cpr", "MAXIMIZE"), ("cmd", "MINIMIZE")])
 def test_cpr_and_cmd_are_study_objectives_and_records_carry_them(tmp_path, metric, direction):
-    from harness.records import read_records
-    from harness.study import load_or_create_study, run_study
-    from harness.sweep.config import load_config
+    from harness.configs.study import load_config
+    from harness.records.store import read_records
+    from harness.study.driver import load_or_create_study, run_study
     from tests.test_study import write_study
 
     config = load_config(
@@ -109,7 +109,7 @@ def test_cpr_and_cmd_are_study_objectives_and_records_carry_them(tmp_path, metri
 def test_circuits_evaluated_several_to_a_pass_equal_one_per_pass(monkeypatch, ablation):
     """Tiled copies of a batch, one circuit each, give the values of one forward pass per
     circuit (float64, tracr-reverse, EAP's ranking; 22 circuits in one pass)."""
-    import harness.patching
+    import harness.engine.patching
     from harness.algorithms import eap_prune_scores
     from harness.tasks import load
 
@@ -118,7 +118,7 @@ def test_circuits_evaluated_several_to_a_pass_equal_one_per_pass(monkeypatch, ab
     scores = eap_prune_scores(task.patchable, task.train)
     assert task.patchable.circuits_per_pass(task.test[0].clean, 22) == 22
     together = mib_metrics(task.patchable, task.test, scores, ablation)
-    monkeypatch.setattr(harness.patching, "PASS_BYTES", 1)  # one circuit per pass
+    monkeypatch.setattr(harness.engine.patching, "PASS_BYTES", 1)  # one circuit per pass
     assert task.patchable.circuits_per_pass(task.test[0].clean, 22) == 1
     alone = mib_metrics(task.patchable, task.test, scores, ablation)
     for a, b in [

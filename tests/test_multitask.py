@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from harness.records import read_records
-from harness.runner import run_algorithm
-from harness.study import run_study
-from harness.sweep.config import load_config
+from harness.configs.study import load_config
+from harness.evaluation.run_one import run_algorithm
+from harness.records.store import read_records
+from harness.study.driver import run_study
 from harness.tasks import load
 from tests.test_study import harness, run_args, write_study
 
@@ -107,7 +107,7 @@ def test_a_multitask_study_runs_from_the_command_line(tmp_path):
 def test_min_size_objective_is_the_smallest_faithful_fraction(tmp_path):
     """The ground-truth-free objective 'smallest circuit that reaches a faithfulness target',
     recomputed here from the record's own MIB curve (absolute ranking)."""
-    from harness.mib_metrics import MIB_FRACTIONS
+    from harness.evaluation.mib import MIB_FRACTIONS
 
     path = write_study(
         tmp_path,

@@ -5,9 +5,9 @@ import copy
 import pytest
 import torch
 
-from harness.ablation import ablation_activations
-from harness.data import PromptBatch
-from harness.patching import PatchableModel
+from harness.engine.ablation import ablation_activations
+from harness.engine.batches import PromptBatch
+from harness.engine.patching import PatchableModel
 from tests.conftest import random_model
 
 TOLERANCE = 1e-10  # float64

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.records import read_records
-from harness.study import load_or_create_study
-from harness.sweep.config import load_config
+from harness.configs.study import load_config
+from harness.records.store import read_records
+from harness.study.driver import load_or_create_study
 from tests.test_study import ROOT, write_study
 
 POSTGRES_URL = os.environ.get("HARNESS_TEST_POSTGRES_URL")

@@ -12,9 +12,9 @@ import yaml
 
 from harness.benchmark.compare import bootstrap_interval, load_compare_config, run_compare
 from harness.cli import main
-from harness.records import method_label, read_records
-from harness.study import run_study
-from harness.sweep.config import load_config
+from harness.configs.study import load_config
+from harness.records.store import method_label, read_records
+from harness.study.driver import run_study
 from tests.test_study import harness, write_study
 
 pytestmark = pytest.mark.slow

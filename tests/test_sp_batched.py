@@ -5,7 +5,7 @@ import torch
 
 from harness.algorithms import subnetwork_probing_prune_scores as sp
 from harness.algorithms.sp_batched import subnetwork_probing_batched
-from harness.planted import planted_circuit
+from harness.testing.planted import planted_circuit
 
 TRIALS = [
     {"learning_rate": 0.1, "regularize_lambda": 10.0, "init_val": 1.6, "epochs": 4, "seed": 0},

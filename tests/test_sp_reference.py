@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from harness.algorithms import subnetwork_probing_prune_scores as sp
-from harness.data import PromptBatch
+from harness.engine.batches import PromptBatch
 from tests.conftest import random_model
 from tests.test_patching import prepared, reference_patched, source_value
 

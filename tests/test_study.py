@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.records import read_records
-from harness.study import load_or_create_study, run_study
-from harness.sweep.config import load_config
-from harness.sweep.storage_urls import mask_password
-from harness.sweep.trials import retried_trial_number
+from harness.configs.study import load_config
+from harness.records.store import read_records
+from harness.study.driver import load_or_create_study, run_study
+from harness.study.runtime.storage_urls import mask_password
+from harness.study.trials import retried_trial_number
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -227,8 +227,8 @@ def test_resume_after_sigkill_keeps_every_trial_and_repeats_none(tmp_path, stora
 KILLED_AFTER_RECORD = """
 import os, sys
 from pathlib import Path
-import harness.study as study
-from harness.sweep.config import load_config
+import harness.study.driver as study
+from harness.configs.study import load_config
 
 written = []
 
@@ -372,7 +372,7 @@ def test_two_processes_on_one_machine(tmp_path):
 
 
 def test_trials_are_logged_to_wandb_offline_and_read_back(tmp_path):
-    from harness.tracking import find_offline_runs, read_offline_run
+    from harness.study.wandb_mirror import find_offline_runs, read_offline_run
 
     config = load_config(
         write_study(tmp_path, name="tracked", n_trials=2, wandb={"mode": "offline"})

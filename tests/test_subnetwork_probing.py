@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from harness.algorithms import subnetwork_probing_prune_scores as sp
-from harness.data import PromptBatch
-from harness.faithfulness import FAITHFULNESS_TARGETS
-from harness.masks import INIT_LOGIT
-from harness.patching import PatchableModel
+from harness.engine.batches import PromptBatch
+from harness.engine.faithfulness import FAITHFULNESS_TARGETS
+from harness.engine.masks import INIT_LOGIT
+from harness.engine.patching import PatchableModel
 
 FAST = dict(epochs=3, progress=False)
 
@@ -63,7 +63,7 @@ def test_same_seed_same_scores_other_seed_other_scores(planted, tree):
 
 
 def test_accepts_a_plain_hooked_transformer(planted):
-    from harness.planted import planted_circuit
+    from harness.testing.planted import planted_circuit
 
     fresh = planted_circuit()
     scores = sp(fresh.model, fresh.batches, **FAST)
@@ -112,7 +112,7 @@ def test_callback_can_stop_training(planted):
 
 def test_regularize_lambda_shrinks_the_circuit(planted):
     """A larger λ pushes more logits down: a smaller expected circuit."""
-    from harness.masks import gate_open_probability
+    from harness.engine.masks import gate_open_probability
 
     def expected_size(lam):
         scores = sp(

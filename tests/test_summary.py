@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.summary import objective_auc_agreement, summary_markdown
+from harness.reporting.study_summary import objective_auc_agreement, summary_markdown
 
 
 def trial(number: int, objective: float, auc: float) -> dict:

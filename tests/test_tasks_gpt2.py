@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.graph import EdgeGraph
-from harness.tasks import circuits, load, task_specs
-from harness.tasks.models import GPT2_SMALL, ModelSpec, load_model
-from harness.tasks.prompts import (
+from harness.engine.graph import EdgeGraph
+from harness.tasks import load, task_specs
+from harness.tasks.gpt2 import circuits
+from harness.tasks.gpt2.models import GPT2_SMALL, ModelSpec, load_model
+from harness.tasks.gpt2.prompts import (
     docstring_prompt,
     docstring_prompts,
     greaterthan_prompts,
@@ -19,7 +20,7 @@ from harness.tasks.prompts import (
     ioi_prompts,
     to_batches,
 )
-from harness.tasks.tokenizer import gpt2_tokenizer
+from harness.tasks.gpt2.tokenizer import gpt2_tokenizer
 
 SHARED_CIRCUITS = Path(__file__).resolve().parents[2] / "shared" / "circuits"
 COUNTS = {
@@ -158,7 +159,7 @@ def test_tasks_are_registered():
 def test_missing_weights_is_one_line_value_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("HARNESS_MODEL_DIR", raising=False)
-    monkeypatch.setattr("harness.tasks.models._in_hub_cache", lambda repo: False)
+    monkeypatch.setattr("harness.tasks.gpt2.models._in_hub_cache", lambda repo: False)
     with pytest.raises(ValueError) as caught:
         load("ioi", n_train=2, n_test=2, device="cpu")
     message = str(caught.value)

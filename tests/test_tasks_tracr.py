@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import harness.tasks
-from harness.ablation import ablation_activations
-from harness.tasks import tracr_compile
-from harness.tasks.tracr import GROUND_TRUTH_ABLATIONS
-from harness.tasks.tracr_compile import cache_path, compile_rasp, convert, load_compiled
-from harness.tasks.tracr_data import all_inputs, expected_outputs, make_batches
+from harness.engine.ablation import ablation_activations
+from harness.tasks.tracr import compile as tracr_compile
+from harness.tasks.tracr.compile import cache_path, compile_rasp, convert, load_compiled
+from harness.tasks.tracr.data import all_inputs, expected_outputs, make_batches
+from harness.tasks.tracr.tasks import GROUND_TRUTH_ABLATIONS
 
 PROGRAMS = ("reverse", "proportion")
 SHAPES = {  # n_layers, d_model, d_head, d_mlp, d_vocab, d_vocab_out (the official files)

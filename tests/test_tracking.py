@@ -11,9 +11,9 @@ from dataclasses import asdict
 
 import pytest
 
-from harness.records import TrialRecord
-from harness.sweep.config import StudyConfig
-from harness.tracking import (
+from harness.configs.study import StudyConfig
+from harness.records.store import TrialRecord
+from harness.study.wandb_mirror import (
     find_offline_runs,
     log_study_summary,
     log_trial,

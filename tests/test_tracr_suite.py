@@ -16,19 +16,19 @@ import harness.tasks
 from harness.cli import main
 from harness.tasks import suite_tasks
 from harness.tasks.base import check_task_options, get_task_spec
-from harness.tasks.tracr import (
-    circuits_payload,
-    derive_program_circuits,
-    necessary_alone_counts,
-)
-from harness.tasks.tracr_compile import (
+from harness.tasks.tracr.compile import (
     PACKAGED_DIR,
     load_compiled,
     packaged_path,
     packaged_summary,
     read_payload,
 )
-from harness.tasks.tracr_data import all_inputs, make_splits
+from harness.tasks.tracr.data import all_inputs, make_splits
+from harness.tasks.tracr.tasks import (
+    circuits_payload,
+    derive_program_circuits,
+    necessary_alone_counts,
+)
 from tests.tracr_checks import clean_and_ablated_outputs
 
 SUITE = suite_tasks("tracr-suite")
@@ -257,7 +257,7 @@ def test_build_check_passes_and_names_a_tampered_file(tmp_path, capsys):
     payload = read_payload(packaged_path("hist", tmp_path))
     weight = payload["state_dict"]["blocks.0.attn.W_Q"]
     weight.view(-1)[0] = torch.nextafter(weight.view(-1)[0], torch.tensor(1.0))
-    from harness.tasks.tracr_compile import write_payload
+    from harness.tasks.tracr.compile import write_payload
 
     write_payload(payload, packaged_path("hist", tmp_path))
     capsys.readouterr()

@@ -13,15 +13,15 @@ import torch
 
 import harness.tasks
 from harness.tasks import TracrProgram, register_tracr_program
-from harness.tasks.tracr import forget_tracr_program
-from harness.tasks.tracr_compile import (
+from harness.tasks.tracr.compile import (
     BOS,
     cache_path,
     compile_rasp,
     load_compiled,
     program_digest,
 )
-from harness.tasks.tracr_data import all_inputs
+from harness.tasks.tracr.data import all_inputs
+from harness.tasks.tracr.tasks import forget_tracr_program
 from tests.test_study import harness as run_harness
 from tests.tracr_checks import clean_and_ablated_outputs
 
@@ -108,7 +108,7 @@ def test_converted_model_equals_tracr_and_the_rasp_interpreter(user_tasks, name)
     JAX model's (decoded) and the RASP interpreter's; the task's answers are the latter."""
     from tracr.rasp import rasp
 
-    from harness.tasks.tracr_compile import build_program
+    from harness.tasks.tracr.compile import build_program
 
     compiled = load_compiled(name)
     assembled = compile_rasp(name)
@@ -338,7 +338,7 @@ def test_jobs_workers_read_the_task_file(tmp_path):
     too (through HARNESS_TASKS_FROM) and every trial completes."""
     import yaml
 
-    from harness.records import read_records
+    from harness.records.store import read_records
 
     task_file = tmp_path / "my_tasks.py"
     task_file.write_text(TASK_FILE)

@@ -6,9 +6,9 @@ import pytest
 import yaml
 
 from harness.benchmark.transfer import load_transfer_config, search_config, splits
-from harness.records import read_records
-from harness.runner import run_algorithm
-from harness.sweep.config import load_config
+from harness.configs.study import load_config
+from harness.evaluation.run_one import run_algorithm
+from harness.records.store import read_records
 from harness.tasks import load
 from tests.test_study import harness
 

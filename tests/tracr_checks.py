@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from harness.ablation import ablation_activations
+from harness.engine.ablation import ablation_activations
 
 
 def clean_and_ablated_outputs(task, ablation: str, ablated_edges):

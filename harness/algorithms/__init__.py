@@ -18,9 +18,9 @@ from harness.algorithms.oracle import oracle_prune_scores
 from harness.algorithms.params import PARAMETERS, Param, check_values
 from harness.algorithms.random_scores import random_prune_scores
 from harness.algorithms.subnetwork_probing import subnetwork_probing_prune_scores
-from harness.hints import did_you_mean
-from harness.mib_circuits import import_prune_scores
-from harness.prune_scores import PruneScores
+from harness.engine.prune_scores import PruneScores
+from harness.interop.mib_files import import_prune_scores
+from harness.util.did_you_mean import did_you_mean
 
 
 @dataclass(frozen=True)

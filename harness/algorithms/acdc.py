@@ -22,12 +22,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from harness.ablation import ablation_activations, check_ablation
-from harness.data import PromptBatch
-from harness.faithfulness import kl_divergence, logit_difference, mean_squared_error
-from harness.graph import RESID_END, EdgeGraph, Node
-from harness.patching import PatchableModel
-from harness.prune_scores import PruneScores
+from harness.engine.ablation import ablation_activations, check_ablation
+from harness.engine.batches import PromptBatch
+from harness.engine.faithfulness import kl_divergence, logit_difference, mean_squared_error
+from harness.engine.graph import RESID_END, EdgeGraph, Node
+from harness.engine.patching import PatchableModel
+from harness.engine.prune_scores import PruneScores
 
 ACDC_METRICS = ("auto", "kl_div", "mse", "logit_diff")
 
@@ -47,7 +47,7 @@ def circuit_metric(metric: str, logits: Tensor, reference_logits: Tensor, batch:
     """Per-example value of an ACDC metric (lower is better), ``[batch]``.
 
     - ``kl_div``: KL from the full model's output.
-    - ``mse``: :func:`harness.faithfulness.mean_squared_error` (to the answers for
+    - ``mse``: :func:`harness.engine.faithfulness.mean_squared_error` (to the answers for
       numerical outputs, else to the full model's logits).
     - ``logit_diff``: minus the logit difference (answers minus wrong answers).
 
@@ -81,8 +81,8 @@ def acdc_prune_scores(
 
     Args:
         model: A ``HookedTransformer`` (wrapped with separate Q/K/V) or a
-            :class:`~harness.patching.PatchableModel`.
-        dataloader: Re-iterable batches of :class:`~harness.data.PromptBatch`; the metric
+            :class:`~harness.engine.patching.PatchableModel`.
+        dataloader: Re-iterable batches of :class:`~harness.engine.batches.PromptBatch`; the metric
             is the mean over all their examples.
         official_edges: Accepted and unused (a uniform interface for all algorithms).
         thresholds: Positive values of τ, one ACDC run each (default
@@ -95,7 +95,7 @@ def acdc_prune_scores(
         seed: Accepted and unused: ACDC is deterministic.
 
     Returns:
-        :class:`~harness.prune_scores.PruneScores` where an edge's score is the largest
+        :class:`~harness.engine.prune_scores.PruneScores` where an edge's score is the largest
         threshold whose run keeps it, 0 if no run keeps it (higher = survives stricter
         pruning). ``circuit`` is the circuit of the smallest threshold; ``sweep`` holds
         ``(τ, circuit)`` for every threshold, ascending; ``history`` has the lists
@@ -103,7 +103,7 @@ def acdc_prune_scores(
         ``evaluations`` (forward passes over the data, shared ones counted once per run).
 
     Example:
-        >>> from harness.planted import planted_circuit
+        >>> from harness.testing.planted import planted_circuit
         >>> planted = planted_circuit(n_batches=1, batch_size=8)
         >>> scores = acdc_prune_scores(planted.patchable, planted.batches, thresholds=[1e-3])
         >>> scores.circuit == set(planted.edges)

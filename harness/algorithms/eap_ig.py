@@ -45,11 +45,11 @@ from typing import Any
 
 import torch
 
-from harness.ablation import ablation_activations, check_ablation
 from harness.algorithms.edge_attribution import EAP_METRICS, _resolved_metric, eap_loss
-from harness.data import PromptBatch
-from harness.patching import PatchableModel, frozen_weights
-from harness.prune_scores import PruneScores
+from harness.engine.ablation import ablation_activations, check_ablation
+from harness.engine.batches import PromptBatch
+from harness.engine.patching import PatchableModel, frozen_weights
+from harness.engine.prune_scores import PruneScores
 
 EAP_IG_VARIANTS = ("inputs", "activations")
 
@@ -69,8 +69,8 @@ def eap_ig_prune_scores(
 
     Args:
         model: A ``HookedTransformer`` (wrapped with separate Q/K/V) or a
-            :class:`~harness.patching.PatchableModel`.
-        dataloader: Re-iterable batches of :class:`~harness.data.PromptBatch`.
+            :class:`~harness.engine.patching.PatchableModel`.
+        dataloader: Re-iterable batches of :class:`~harness.engine.batches.PromptBatch`.
         official_edges: Accepted and unused (a uniform interface for all algorithms).
         steps: Points on the path (``1`` is EAP).
         variant: ``inputs`` or ``activations`` (see the module docstring).
@@ -83,7 +83,7 @@ def eap_ig_prune_scores(
         alone were ablated; positive = the edge supports the behaviour).
 
     Example:
-        >>> from harness.planted import planted_circuit
+        >>> from harness.testing.planted import planted_circuit
         >>> planted = planted_circuit()
         >>> scores = eap_ig_prune_scores(planted.patchable, planted.batches, steps=3)
         >>> set(scores.top(8)) <= set(planted.edges)

@@ -26,11 +26,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from harness.ablation import ablation_activations, check_ablation
-from harness.data import PromptBatch
-from harness.faithfulness import answer_logit, logit_difference, mean_squared_error
-from harness.patching import PatchableModel, frozen_weights
-from harness.prune_scores import PruneScores
+from harness.engine.ablation import ablation_activations, check_ablation
+from harness.engine.batches import PromptBatch
+from harness.engine.faithfulness import answer_logit, logit_difference, mean_squared_error
+from harness.engine.patching import PatchableModel, frozen_weights
+from harness.engine.prune_scores import PruneScores
 
 EAP_METRICS = ("auto", "logit_diff", "answer", "mse", "kl_div")
 
@@ -40,7 +40,7 @@ def eap_loss(metric: str, logits: Tensor, reference_logits: Tensor, batch: Promp
 
     - ``logit_diff``: minus the logit difference (answers minus wrong answers).
     - ``answer``: minus the answers' mean logit; for a numerical output, minus the value.
-    - ``mse``: :func:`harness.faithfulness.mean_squared_error` (numerical outputs only:
+    - ``mse``: :func:`harness.engine.faithfulness.mean_squared_error` (numerical outputs only:
       to the clean logits it has zero gradient at the clean model).
     - ``auto``: ``logit_diff`` if the batch has wrong answers, else ``answer``.
     - ``kl_div``: always refused (zero gradient at the clean model).
@@ -75,8 +75,8 @@ def eap_prune_scores(
 
     Args:
         model: A ``HookedTransformer`` (wrapped with separate Q/K/V) or a
-            :class:`~harness.patching.PatchableModel`.
-        dataloader: Re-iterable batches of :class:`~harness.data.PromptBatch`.
+            :class:`~harness.engine.patching.PatchableModel`.
+        dataloader: Re-iterable batches of :class:`~harness.engine.batches.PromptBatch`.
         official_edges: Accepted and unused (a uniform interface for all algorithms).
         ablation: The value an ablated edge would carry: ``resample``, ``mean`` or ``zero``.
         metric: The loss whose change is estimated, see :func:`eap_loss` and the module
@@ -84,12 +84,12 @@ def eap_prune_scores(
         seed: Accepted and unused: EAP is deterministic.
 
     Returns:
-        :class:`~harness.prune_scores.PruneScores` of signed scores: the estimated change
+        :class:`~harness.engine.prune_scores.PruneScores` of signed scores: the estimated change
         of the loss (mean over all examples) if the edge alone were ablated; positive
         means the edge supports the behaviour. Rankings use |score|.
 
     Example:
-        >>> from harness.planted import planted_circuit
+        >>> from harness.testing.planted import planted_circuit
         >>> planted = planted_circuit()
         >>> scores = eap_prune_scores(planted.patchable, planted.batches)
         >>> set(scores.top(8)) <= set(planted.edges)  # only planted edges are non-zero

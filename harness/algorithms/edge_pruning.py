@@ -2,7 +2,7 @@
 
 Every edge has a log-alpha, initialised near "keep" (``init_log_alpha`` plus a little
 seeded noise). Each step samples a hard-concrete gate ``z`` per edge and example (the
-stretch and temperature of :mod:`harness.masks`), runs the clean prompts with each edge
+stretch and temperature of :mod:`harness.engine.masks`), runs the clean prompts with each edge
 moved toward its ablated value by ``1 − z``, and minimises
 
     faithfulness + λ1 · (s − t) + λ2 · (s − t)²
@@ -32,13 +32,17 @@ from typing import Any
 
 import torch
 
-from harness.ablation import ablation_activations, check_ablation
 from harness.algorithms.subnetwork_probing import EpochCallback
-from harness.data import PromptBatch
-from harness.faithfulness import check_faithfulness_target, faithfulness_loss
-from harness.masks import gate_open_probability, hard_concrete_deterministic, hard_concrete_sample
-from harness.patching import PatchableModel, frozen_weights
-from harness.prune_scores import PruneScores
+from harness.engine.ablation import ablation_activations, check_ablation
+from harness.engine.batches import PromptBatch
+from harness.engine.faithfulness import check_faithfulness_target, faithfulness_loss
+from harness.engine.masks import (
+    gate_open_probability,
+    hard_concrete_deterministic,
+    hard_concrete_sample,
+)
+from harness.engine.patching import PatchableModel, frozen_weights
+from harness.engine.prune_scores import PruneScores
 
 
 def edge_pruning_prune_scores(
@@ -62,8 +66,8 @@ def edge_pruning_prune_scores(
 
     Args:
         model: A ``HookedTransformer`` (wrapped with separate Q/K/V) or a
-            :class:`~harness.patching.PatchableModel`.
-        dataloader: Re-iterable batches of :class:`~harness.data.PromptBatch`.
+            :class:`~harness.engine.patching.PatchableModel`.
+        dataloader: Re-iterable batches of :class:`~harness.engine.batches.PromptBatch`.
         official_edges: Accepted and unused (a uniform interface for all algorithms).
         target_sparsity: The fraction of edges to prune, in ``[0, 1)``.
         learning_rate: Adam's learning rate on the log-alphas.
@@ -72,19 +76,19 @@ def edge_pruning_prune_scores(
         warmup_fraction: The share of the steps over which the target ramps up from 0.
         init_log_alpha: The log-alphas' initial mean (positive: gates start open).
         faithfulness_target: What the circuit's output is compared by
-            (:func:`harness.faithfulness.faithfulness_loss`), KL by default.
+            (:func:`harness.engine.faithfulness.faithfulness_loss`), KL by default.
         ablation: What a pruned edge carries: ``resample``, ``mean`` or ``zero``.
         seed: Seeds the initial noise and the gate samples.
         callback: Called after each epoch with ``(epoch, mean loss, mean faithfulness)``.
         progress: Show a progress bar.
 
     Returns:
-        :class:`~harness.prune_scores.PruneScores` with the shifted log-alphas, the
+        :class:`~harness.engine.prune_scores.PruneScores` with the shifted log-alphas, the
         circuit and the training history (``loss``, ``faithfulness``, ``sparsity``,
         ``target``, ``lambda1``, ``lambda2`` per step).
 
     Example:
-        >>> from harness.planted import planted_circuit
+        >>> from harness.testing.planted import planted_circuit
         >>> planted = planted_circuit(n_batches=1, batch_size=16)
         >>> scores = edge_pruning_prune_scores(planted.patchable, planted.batches,
         ...                                    epochs=40, target_sparsity=0.9, progress=False)

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from harness.data import PromptBatch
-from harness.patching import PatchableModel
-from harness.prune_scores import PruneScores
+from harness.engine.batches import PromptBatch
+from harness.engine.patching import PatchableModel
+from harness.engine.prune_scores import PruneScores
 
 
 def oracle_prune_scores(
@@ -20,7 +20,7 @@ def oracle_prune_scores(
     """1 for every official edge, 0 for every other edge: AUC 1.0 by construction.
 
     Example:
-        >>> from harness.planted import planted_circuit
+        >>> from harness.testing.planted import planted_circuit
         >>> planted = planted_circuit()
         >>> scores = oracle_prune_scores(planted.patchable, None, planted.edges)
         >>> sorted(scores.top(8)) == sorted(planted.edges)

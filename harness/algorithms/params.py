@@ -2,7 +2,7 @@
 
 One table, :data:`PARAMETERS`, says what each algorithm's hyperparameters may be. The
 command line (``--param``, ``--set``), study configs (fixed values, search-space bounds,
-enqueued points), comparison configs and :func:`harness.runner.run_algorithm` all check
+enqueued points), comparison configs and :func:`harness.evaluation.run_one.run_algorithm` all check
 against it, so a bad value gets one ``ValueError`` naming the parameter, the value and
 what is allowed, instead of a ``TypeError`` deep inside training.
 
@@ -152,19 +152,19 @@ def _num(x: float) -> str:
 
 
 def _mask_fns() -> list[Any]:
-    from harness.masks import MASK_FNS
+    from harness.engine.masks import MASK_FNS
 
     return [*MASK_FNS, None]
 
 
 def _ablations() -> tuple[str, ...]:
-    from harness.ablation import ABLATIONS
+    from harness.engine.ablation import ABLATIONS
 
     return ABLATIONS
 
 
 def _faithfulness_targets() -> tuple[str, ...]:
-    from harness.faithfulness import FAITHFULNESS_TARGETS
+    from harness.engine.faithfulness import FAITHFULNESS_TARGETS
 
     return FAITHFULNESS_TARGETS
 
@@ -271,7 +271,7 @@ def check_distribution(algorithm: str, name: str, dist: Any, where: str = "") ->
     the parameter allows: numeric bounds inside its range, every choice allowed.
 
     Example:
-        >>> from harness.sweep.config import FloatRange
+        >>> from harness.configs.study import FloatRange
         >>> dist = FloatRange(type="float", low=0, high=1)
         >>> check_distribution("sp", "dropout_p", dist)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
@@ -308,7 +308,7 @@ def check_point(
     """An enqueued point: every key searched, every value allowed and inside its range.
 
     Example:
-        >>> from harness.sweep.config import IntRange
+        >>> from harness.configs.study import IntRange
         >>> space = {"epochs": IntRange(type="int", low=10, high=200, step=10)}
         >>> check_point("sp", {"epochs": 25}, space, "enqueue[0]: ")
         Traceback (most recent call last):

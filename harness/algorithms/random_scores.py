@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from harness.data import PromptBatch
-from harness.patching import PatchableModel
-from harness.prune_scores import PruneScores
+from harness.engine.batches import PromptBatch
+from harness.engine.patching import PatchableModel
+from harness.engine.prune_scores import PruneScores
 
 
 def random_prune_scores(
@@ -22,7 +22,7 @@ def random_prune_scores(
     """Uniform random scores in [0, 1) for every edge, from ``seed``.
 
     Example:
-        >>> from harness.planted import planted_circuit
+        >>> from harness.testing.planted import planted_circuit
         >>> planted = planted_circuit()
         >>> a = random_prune_scores(planted.patchable, seed=1)
         >>> b = random_prune_scores(planted.patchable, seed=1)

@@ -18,7 +18,6 @@ from typing import Any
 
 import torch
 
-from harness.ablation import check_ablation
 from harness.algorithms.subnetwork_probing import (
     _finish,
     _prepare_runs,
@@ -26,9 +25,10 @@ from harness.algorithms.subnetwork_probing import (
     initial_logit,
     sp_mode,
 )
-from harness.data import PromptBatch
-from harness.faithfulness import check_faithfulness_target, faithfulness_loss
-from harness.masks import (
+from harness.engine.ablation import check_ablation
+from harness.engine.batches import PromptBatch
+from harness.engine.faithfulness import check_faithfulness_target, faithfulness_loss
+from harness.engine.masks import (
     INIT_LOGIT,
     check_mask_fn,
     drop_masks,
@@ -36,8 +36,8 @@ from harness.masks import (
     sample_masks,
     uniform_noise,
 )
-from harness.patching import PatchableModel, frozen_weights
-from harness.prune_scores import PruneScores
+from harness.engine.patching import PatchableModel, frozen_weights
+from harness.engine.prune_scores import PruneScores
 
 PER_TRIAL = ("learning_rate", "regularize_lambda", "init_val", "epochs", "seed")
 DEFAULT_PASS_BYTES = {"cpu": 128 * 2**20, "cuda": 4 * 2**30}
@@ -89,7 +89,7 @@ def subnetwork_probing_batched(
         a FloatingPointError when its loss stopped being finite (as SP alone raises).
 
     Example:
-        >>> from harness.planted import planted_circuit
+        >>> from harness.testing.planted import planted_circuit
         >>> planted = planted_circuit()
         >>> results = subnetwork_probing_batched(planted.patchable, planted.batches,
         ...     [{"seed": 0, "epochs": 2}, {"seed": 1, "learning_rate": 0.05, "epochs": 3}])

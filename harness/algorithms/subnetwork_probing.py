@@ -36,10 +36,10 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from harness.ablation import ablation_activations, check_ablation
-from harness.data import PromptBatch
-from harness.faithfulness import check_faithfulness_target, faithfulness_loss
-from harness.masks import (
+from harness.engine.ablation import ablation_activations, check_ablation
+from harness.engine.batches import PromptBatch
+from harness.engine.faithfulness import check_faithfulness_target, faithfulness_loss
+from harness.engine.masks import (
     INIT_LOGIT,
     check_mask_fn,
     deterministic_masks,
@@ -47,8 +47,8 @@ from harness.masks import (
     mask_probability,
     sample_masks,
 )
-from harness.patching import PatchableModel, frozen_weights
-from harness.prune_scores import PruneScores
+from harness.engine.patching import PatchableModel, frozen_weights
+from harness.engine.prune_scores import PruneScores
 
 EpochCallback = Callable[[int, float, float], None]
 """Called after every epoch with ``(epoch, mean loss, mean faithfulness term)``; it may
@@ -129,8 +129,8 @@ def subnetwork_probing_prune_scores(
 
     Args:
         model: A ``HookedTransformer`` (wrapped with separate Q/K/V) or a
-            :class:`~harness.patching.PatchableModel`.
-        dataloader: Re-iterable batches of :class:`~harness.data.PromptBatch`.
+            :class:`~harness.engine.patching.PatchableModel`.
+        dataloader: Re-iterable batches of :class:`~harness.engine.batches.PromptBatch`.
         official_edges: Accepted and unused (a uniform interface for all algorithms).
         learning_rate: Adam's learning rate on the mask logits.
         epochs: Passes over ``dataloader``; one optimiser step per batch.
@@ -150,7 +150,7 @@ def subnetwork_probing_prune_scores(
             avoided edge's mask is on.
         faithfulness_target: ``kl_div``, ``mse``, ``correct_percent``,
             ``logit_diff_percent``, ``answer`` or ``wrong_answer`` (see
-            :func:`harness.faithfulness.faithfulness_loss`).
+            :func:`harness.engine.faithfulness.faithfulness_loss`).
         validation_dataloader: Batches on which the faithfulness of the deterministic
             mask is measured every step (mean and std over examples).
         ablation: The value a patched edge carries: ``mean`` (token-wise mean of the
@@ -164,14 +164,14 @@ def subnetwork_probing_prune_scores(
         progress: Show a tqdm bar with epoch, loss and faithfulness.
 
     Returns:
-        :class:`~harness.prune_scores.PruneScores`: as the reference, ``|m| + logit``
+        :class:`~harness.engine.prune_scores.PruneScores`: as the reference, ``|m| + logit``
         (``|M| − logit`` in tree mode) with ``m`` (``M``) the smallest (largest) final
         logit, so that higher means more important; with the per-step training history,
         the mode (``.semantics``) and the final circuit (see :data:`SP_MODES`; a mask is
         on when its deterministic value is above 0.5).
 
     Example:
-        >>> from harness.planted import planted_circuit
+        >>> from harness.testing.planted import planted_circuit
         >>> planted = planted_circuit()
         >>> scores = subnetwork_probing_prune_scores(
         ...     planted.patchable, planted.batches, epochs=30, regularize_lambda=1,

@@ -1,7 +1,7 @@
 """Methods compared side by side: tasks × ground truths × ablations × seeds.
 
 A comparison config (``kind: compare``) names the methods and their parameters. Every
-(method, task, ablation, seed) run is one :class:`~harness.records.TrialRecord`, so a
+(method, task, ablation, seed) run is one :class:`~harness.records.store.TrialRecord`, so a
 comparison resumes like a study: runs already recorded are not repeated.
 
 Two AUCs per run and ground truth, each named by its convention:
@@ -23,15 +23,16 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from harness.metrics import (
+from harness.configs.study import CONFIG_VERSION, DistinctSeeds, TaskNames, _Strict
+from harness.evaluation.metrics import (
     SCORE_TRAPEZOID,
     SWEEP_PESSIMISTIC,
     bootstrap_interval,
     faithfulness_curve,
     sweep_roc,
 )
-from harness.mib_metrics import mib_metrics
-from harness.records import (
+from harness.evaluation.mib import mib_metrics
+from harness.records.store import (
     TrialRecord,
     append_record,
     best_complete_record,
@@ -41,7 +42,6 @@ from harness.records import (
     read_records,
     thin_curve,
 )
-from harness.sweep.config import CONFIG_VERSION, DistinctSeeds, TaskNames, _Strict
 
 # The ACDC paper (Conmy et al. 2023), edge-level ROC AUC on tracr against its own
 # zero-ablation circuits, sweep-based with the pessimistic staircase.
@@ -103,8 +103,8 @@ class CompareConfig(_Strict):
 
 def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = None) -> CompareConfig:
     """Read and validate a comparison YAML (one-line ValueError on problems)."""
-    from harness.sweep.config import _set_dotted, validate_model
-    from harness.sweep.yamlio import read_yaml_file
+    from harness.configs.safe_yaml import read_yaml_file
+    from harness.configs.study import _set_dotted, validate_model
 
     path = Path(path)
     if not path.is_file():
@@ -124,10 +124,10 @@ def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = Non
 
 def preflight_compare(config: CompareConfig) -> None:
     """Names and parameters against the registries, before anything runs."""
-    from harness.ablation import check_ablation
     from harness.algorithms import get_algorithm
     from harness.algorithms.params import check_seed, check_value
-    from harness.runner import check_parameters
+    from harness.engine.ablation import check_ablation
+    from harness.evaluation.run_one import check_parameters
     from harness.tasks import get_task_spec
     from harness.tasks.base import check_metric_supported, check_task_options
 
@@ -180,7 +180,7 @@ def run_compare(
     """Run every missing (method, task, ablation, seed) and return all records."""
     from tqdm.auto import tqdm
 
-    from harness.record_lines import check_records_file
+    from harness.records.check import check_records_file
     from harness.tasks import load
 
     path = runs_dir / config.name / "trials.jsonl"
@@ -221,7 +221,7 @@ def _method_params(config: CompareConfig, slug: str, task, ablation: str, from_s
     params.update(method.params)
     params.update(method.per_task.get(task.slug, {}))
     from harness.algorithms import get_algorithm
-    from harness.runner import algorithm_parameters
+    from harness.evaluation.run_one import algorithm_parameters
 
     if "ablation" in algorithm_parameters(get_algorithm(slug)):
         params["ablation"] = ablation
@@ -235,7 +235,7 @@ def best_params(study: str, runs_dir: Path) -> dict[str, Any]:
 
     Example:
         >>> import tempfile
-        >>> from harness.records import TrialRecord, append_record
+        >>> from harness.records.store import TrialRecord, append_record
         >>> runs = Path(tempfile.mkdtemp())
         >>> for i, cmd in enumerate([0.4, 0.1, 0.7]):  # CMD: lower is better
         ...     _ = append_record(runs / "s" / "trials.jsonl", TrialRecord(
@@ -280,7 +280,7 @@ def _maximizes(study: str, records: list[dict[str, Any]], runs_dir: Path) -> boo
 
 
 def _run_one(config, task, slug, ablation, seed, number, from_study) -> TrialRecord:
-    from harness.runner import run_algorithm
+    from harness.evaluation.run_one import run_algorithm
 
     params = _method_params(config, slug, task, ablation, from_study)
     record = TrialRecord(  # the ablation is recorded for every method, to group the table
@@ -325,7 +325,7 @@ def _run_one(config, task, slug, ablation, seed, number, from_study) -> TrialRec
         record.peak_memory_mb, record.peak_memory_kind = run.peak_memory_mb, run.peak_memory_kind
         record.state = "COMPLETE"
     except Exception as error:
-        from harness.sweep.trials import failure_reason
+        from harness.study.trials import failure_reason
 
         record.state = "FAIL"
         record.fail_reason = failure_reason(error)
@@ -352,8 +352,8 @@ def edge_counts(n_edges: int, per_decade: int = 6) -> list[int]:
 def _sweep_circuits(task, slug, params, name, values, seed) -> list[tuple[Any, frozenset[str]]]:
     """One circuit per swept value; SP's per-trial settings train in one batched pass."""
     from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
-    from harness.runner import run_algorithm
-    from harness.study import _BATCH_SHARED
+    from harness.evaluation.run_one import run_algorithm
+    from harness.study.driver import _BATCH_SHARED
 
     batchable = (
         slug == "sp"

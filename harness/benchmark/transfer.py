@@ -16,7 +16,7 @@ should I use here?". A transfer config (``kind: transfer``) answers it the hones
 With ``folds: k`` the train/test split is k-fold over the listed tasks: fold i's tasks
 are the test tasks and the others the train tasks, each fold with its own search.
 
-Every scored run is one :class:`~harness.records.TrialRecord` in
+Every scored run is one :class:`~harness.records.store.TrialRecord` in
 ``runs/<name>/transfer.jsonl`` (``method`` names it; ``fold``, seed and split in it), so a
 transfer resumes like a comparison and ``harness report`` tabulates it like a suite
 comparison (per test task and method, and the suite mean).
@@ -30,9 +30,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from harness.metrics import SCORE_TRAPEZOID
-from harness.records import TrialRecord, append_record, git_commit, package_versions, read_records
-from harness.sweep.config import (
+from harness.configs.study import (
     CONFIG_VERSION,
     DistinctSeeds,
     Distribution,
@@ -44,6 +42,14 @@ from harness.sweep.config import (
     TaskNames,
     Wandb,
     _Strict,
+)
+from harness.evaluation.metrics import SCORE_TRAPEZOID
+from harness.records.store import (
+    TrialRecord,
+    append_record,
+    git_commit,
+    package_versions,
+    read_records,
 )
 
 TRANSFER_FILE = "transfer.jsonl"
@@ -88,8 +94,8 @@ class TransferConfig(_Strict):
 
 def load_transfer_config(path: Path | str, overrides: dict[str, Any] | None = None):
     """Read and validate a transfer YAML; suites expanded; one-line ValueError."""
-    from harness.sweep.config import _set_dotted, validate_model
-    from harness.sweep.yamlio import read_yaml_file
+    from harness.configs.safe_yaml import read_yaml_file
+    from harness.configs.study import _set_dotted, validate_model
     from harness.tasks import expand_tasks
 
     path = Path(path)
@@ -163,11 +169,11 @@ def _ground_truth(config: TransferConfig) -> str:
 
 def preflight_transfer(config: TransferConfig) -> None:
     """Names and parameters against the registries, before anything runs."""
-    from harness.ablation import check_ablation
     from harness.algorithms import get_algorithm
     from harness.algorithms.params import check_seed
-    from harness.runner import check_parameters
-    from harness.study import preflight
+    from harness.engine.ablation import check_ablation
+    from harness.evaluation.run_one import check_parameters
+    from harness.study.driver import preflight
 
     check_ablation(config.ablation)
     for seed in config.seeds:
@@ -185,11 +191,11 @@ def run_transfer(
 ) -> list[dict[str, Any]]:
     """Search on the train tasks, then score every method on every test task and seed
     not yet recorded; return every line of ``transfer.jsonl``."""
-    from harness.study import records_path, run_study
-    from harness.sweep.heldout import selected_trial
+    from harness.study.driver import records_path, run_study
+    from harness.study.heldout import selected_trial
 
     path = runs_dir / config.name / TRANSFER_FILE
-    from harness.record_lines import check_records_file
+    from harness.records.check import check_records_file
 
     check_records_file(path)
     for fold, train, test in splits(config):
@@ -218,7 +224,7 @@ def run_transfer(
 
 def _score_task(config, path: Path, fold, task_name: str, methods) -> None:
     from harness.algorithms import get_algorithm
-    from harness.runner import algorithm_parameters
+    from harness.evaluation.run_one import algorithm_parameters
     from harness.tasks import load
 
     records = read_records(path)
@@ -240,9 +246,9 @@ def _score_task(config, path: Path, fold, task_name: str, methods) -> None:
 
 
 def _score_one(config, task, method, slug, params, seed, fold, chosen) -> TrialRecord:
-    from harness.runner import run_algorithm
-    from harness.sweep.objective import score_outcome
-    from harness.sweep.trials import failure_reason
+    from harness.evaluation.run_one import run_algorithm
+    from harness.study.objective import score_outcome
+    from harness.study.trials import failure_reason
 
     record = TrialRecord(
         study=config.name,

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
-from harness.records import best_complete_record, first_objective, method_label
+from harness.evaluation.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
+from harness.records.store import best_complete_record, first_objective, method_label
 from harness.reporting.figures import MethodRuns, record_auc
 from harness.reporting.suite import spans_several_tasks, suite_figures, suite_tables, task_frame
 from harness.reporting.tables import Table
@@ -96,8 +96,8 @@ def load_source(spec: str, runs_dir: Path) -> Source:
     Raises:
         ValueError: One line, when the file is missing or invalid or there are no records.
     """
-    from harness.record_lines import check_records_file
-    from harness.records import read_records
+    from harness.records.check import check_records_file
+    from harness.records.store import read_records
 
     path = Path(spec)
     config = None
@@ -126,7 +126,7 @@ def load_source(spec: str, runs_dir: Path) -> Source:
 
 
 def _load_config(path: Path):
-    from harness.sweep.yamlio import read_yaml_file
+    from harness.configs.safe_yaml import read_yaml_file
 
     if not path.is_file():
         raise ValueError(f"study config {str(path)!r} does not exist")
@@ -142,7 +142,7 @@ def _load_config(path: Path):
         from harness.benchmark.transfer import load_transfer_config
 
         return load_transfer_config(path)
-    from harness.sweep.config import load_config
+    from harness.configs.study import load_config
 
     return load_config(path)
 
@@ -296,7 +296,7 @@ def ablation_of(record: dict[str, Any]) -> str:
     if "ablation" in record["params"]:
         return str(record["params"]["ablation"])
     from harness.algorithms import get_algorithm
-    from harness.runner import algorithm_parameters
+    from harness.evaluation.run_one import algorithm_parameters
 
     try:
         default = algorithm_parameters(get_algorithm(record["algorithm"])).get("ablation")
@@ -366,7 +366,7 @@ def auc_frame(runs: list[MethodRuns], samples: int = 10000):
     truth, convention) group."""
     import pandas as pd
 
-    from harness.metrics import bootstrap_interval
+    from harness.evaluation.metrics import bootstrap_interval
 
     rows = []
     for run in runs:

@@ -2,7 +2,7 @@
 
 A task bundles a model, train and test batches and one or more official circuits
 ("ground truths"), each a set of edge names in the graph convention of
-:mod:`harness.graph`. Loaders live in the sibling modules and register a
+:mod:`harness.engine.graph`. Loaders live in the sibling modules and register a
 :class:`TaskSpec` here; :func:`load` validates every official edge set against the model's
 graph before returning.
 """
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from harness.data import PromptBatch
-from harness.hints import did_you_mean
-from harness.patching import PatchableModel
+from harness.engine.batches import PromptBatch
+from harness.engine.patching import PatchableModel
+from harness.util.did_you_mean import did_you_mean
 
 
 @dataclass
@@ -196,7 +196,7 @@ def check_task_options(
         except ValueError as error:
             raise ValueError(f"{where}: {error}") from None
     if options.get("device") is not None:
-        from harness.device import resolve_device
+        from harness.engine.device import resolve_device
 
         try:
             resolve_device(options["device"])

@@ -1,6 +1,6 @@
 """Named suites of tasks: one name in a config for many tasks (``tasks: tracr-suite``).
 
-``tracr-suite`` is every compiled tracr program of :mod:`harness.tasks.tracr_programs`
+``tracr-suite`` is every compiled tracr program of :mod:`harness.tasks.tracr.programs`
 (they run anywhere, offline, with exact ground truth).
 
 Example:
@@ -11,9 +11,9 @@ Example:
 
 from __future__ import annotations
 
-from harness.hints import did_you_mean
 from harness.tasks.base import task_specs
-from harness.tasks.tracr_programs import SUITE
+from harness.tasks.tracr.programs import SUITE
+from harness.util.did_you_mean import did_you_mean
 
 SUITES: dict[str, tuple[str, ...]] = {
     "tracr-suite": tuple(f"tracr-{program}" for program in SUITE),

@@ -1,0 +1,153 @@
+"""Trials that gave no result run again, with the same parameters and seed.
+
+A trial gives no result when its worker dies (a stale heartbeat on RDB storages, a
+released lock on journal files, see :mod:`harness.study.runtime.liveness`), when Ctrl-C cuts
+it short, or when its record cannot be written (a full disk). Such a trial is FAILed with the reason
+in its ``fail_reason`` user attribute and a WAITING copy is enqueued: the copy carries the
+parameters as fixed parameters (so a point outside the search space, e.g. an enqueued
+one, runs again as it is) and Optuna's ``failed_trial`` system attribute, so the budget
+in :mod:`harness.study.driver` gives it the original's slot and seed.
+
+A worker that dies again and again is not retried for ever: after :data:`MAX_ATTEMPTS`
+deaths the trial stays FAILed, with the reason, and counts as a finished trial.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+MAX_ATTEMPTS = 3  # runs of one trial whose worker died, the original included
+FAILED_TRIAL = "failed_trial"  # Optuna's system attribute: the original trial's number
+RETRY_HISTORY = "retry_history"  # Optuna's: the numbers of the earlier attempts
+DEATHS = "harness:worker_deaths"  # how many attempts of this trial lost their worker
+REASON = "fail_reason"  # user attribute: why a trial failed (one line)
+CAUSE = "harness:retry_cause"  # system attribute of a copy: why its predecessor gave no result
+SEED = "seed"
+STALE = "worker died (heartbeat stale)"
+LOCK_RELEASED = "worker died (its lock was released)"
+
+
+def death_reason(trial: Any, cause: str) -> str:
+    """The ``fail_reason`` of a trial whose worker died, saying if it is the last try.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> death_reason(SimpleNamespace(system_attrs={}), STALE)
+        'worker died (heartbeat stale); retried'
+        >>> death_reason(SimpleNamespace(system_attrs={DEATHS: 2}), STALE)
+        'worker died (heartbeat stale); given up after 3 attempts'
+    """
+    deaths = trial.system_attrs.get(DEATHS, 0) + 1
+    if deaths >= MAX_ATTEMPTS:
+        return f"{cause}; given up after {deaths} attempts"
+    return f"{cause}; retried"
+
+
+def run_again(study: Any, trial: Any, died: bool, cause: str | None = None) -> bool:
+    """Enqueue a WAITING copy of the finished (FAILed) ``trial``: same parameters, same
+    seed, same budget slot. ``died``: its worker died (counted, bounded by
+    :data:`MAX_ATTEMPTS`); otherwise it was cut short (Ctrl-C, a record not written) and
+    always runs again. ``cause`` (one line) is kept on the copy. Returns whether a copy
+    was enqueued.
+
+    Example:
+        >>> import optuna
+        >>> optuna.logging.set_verbosity(optuna.logging.ERROR)
+        >>> study = optuna.create_study()
+        >>> trial = study.ask()
+        >>> x = trial.suggest_float("x", 0, 1)
+        >>> _ = study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        >>> run_again(study, study.trials[0], died=True)
+        True
+        >>> retry = study.trials[1]
+        >>> retry.state.name, retry.system_attrs[FAILED_TRIAL], retry.system_attrs[DEATHS]
+        ('WAITING', 0, 1)
+    """
+    import optuna
+
+    deaths = trial.system_attrs.get(DEATHS, 0) + int(died)
+    if died and deaths >= MAX_ATTEMPTS:
+        return False
+    fixed = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
+    system = {
+        FAILED_TRIAL: trial.system_attrs.get(FAILED_TRIAL, trial.number),
+        RETRY_HISTORY: [*trial.system_attrs.get(RETRY_HISTORY, []), trial.number],
+        DEATHS: deaths,
+        "fixed_params": fixed,
+    }
+    if cause is not None:
+        system[CAUSE] = cause
+    user = {SEED: trial.user_attrs[SEED]} if SEED in trial.user_attrs else {}
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING, system_attrs=system, user_attrs=user
+        )
+    )
+    return True
+
+
+class RetryDeadTrial:
+    """The ``heartbeat_stale_trial_callback`` of our RDB storages: :func:`run_again`.
+
+    Optuna calls it after it failed a stale trial itself; :func:`fail_stale_trials` runs
+    first in our workers and also leaves the reason on the trial.
+    """
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        run_again(study, trial, died=True, cause=STALE)
+
+
+def fail_stale_trials(study: Any) -> int:
+    """Fail the trials whose heartbeat went stale, each with its reason, and run them
+    again (RDB storages with heartbeats; elsewhere a no-op). Returns how many it failed.
+
+    Example:
+        >>> import optuna
+        >>> optuna.logging.set_verbosity(optuna.logging.ERROR)
+        >>> fail_stale_trials(optuna.create_study())
+        0
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.storages._heartbeat import is_heartbeat_enabled
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    if not is_heartbeat_enabled(storage):
+        return 0
+    failed = 0
+    for trial_id in storage._get_stale_trial_ids(study._study_id):
+        try:
+            trial = storage.get_trial(trial_id)
+            storage.set_trial_user_attr(trial_id, REASON, death_reason(trial, STALE))
+            if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                continue
+        except UpdateFinishedTrialError:
+            continue  # another worker failed it first: that one runs it again
+        run_again(study, storage.get_trial(trial_id), died=True, cause=STALE)
+        failed += 1
+    return failed
+
+
+def retried_numbers(trials: list[Any]) -> set[int]:
+    """Numbers of the trials that some later trial runs again.
+
+    Example:
+        >>> retried_numbers([])
+        set()
+    """
+    retried = set()
+    for trial in trials:
+        history = trial.system_attrs.get(RETRY_HISTORY)
+        if history:
+            retried.add(history[-1])
+        elif FAILED_TRIAL in trial.system_attrs:
+            retried.add(trial.system_attrs[FAILED_TRIAL])
+    return retried
+
+
+def quietly(function, *args, **kwargs):
+    """Call ``function`` with Optuna's experimental warnings silenced."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return function(*args, **kwargs)
