@@ -28,11 +28,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from harness.benchmark.compare import (
         _method_params,
-        load_compare_config,
         preflight_compare,
         study_params,
     )
     from harness.cli import parse_assignments
+    from harness.configs.compare import load_compare_config
     from harness.evaluation.mib import mib_metrics
     from harness.evaluation.run_one import run_algorithm
     from harness.tasks import load

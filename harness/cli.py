@@ -387,10 +387,10 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     from harness.benchmark.compare import (
         comparison_markdown,
         comparison_table,
-        load_compare_config,
         preflight_compare,
         run_compare,
     )
+    from harness.configs.compare import load_compare_config
     from harness.study.driver import RUNS_DIR
 
     config = load_compare_config(args.study, parse_assignments(args.overrides))
@@ -416,7 +416,8 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_transfer(args: argparse.Namespace) -> int:
-    from harness.benchmark.transfer import load_transfer_config, preflight_transfer, run_transfer
+    from harness.benchmark.transfer import preflight_transfer, run_transfer
+    from harness.configs.transfer import load_transfer_config
     from harness.reporting.report import load_source, method_runs
     from harness.reporting.transfer_table import transfer_markdown
     from harness.study.driver import RUNS_DIR
@@ -479,7 +480,8 @@ def _is_comparison(path: Path) -> bool:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     if _is_comparison(args.study):
-        from harness.benchmark.compare import load_compare_config, preflight_compare
+        from harness.benchmark.compare import preflight_compare
+        from harness.configs.compare import load_compare_config
 
         comparison = load_compare_config(args.study, parse_assignments(args.overrides))
         preflight_compare(comparison)
@@ -490,7 +492,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         )
         return 0
     if _config_kind(args.study) == "transfer":
-        from harness.benchmark.transfer import load_transfer_config, preflight_transfer
+        from harness.benchmark.transfer import preflight_transfer
+        from harness.configs.transfer import load_transfer_config
 
         transfer = load_transfer_config(args.study, parse_assignments(args.overrides))
         preflight_transfer(transfer)
@@ -517,7 +520,7 @@ def _tasks_cell(tasks: list[str]) -> str:
 
 def _cmd_ls(args: argparse.Namespace) -> int:
     if args.what == "studies":
-        from harness.benchmark.compare import load_compare_config
+        from harness.configs.compare import load_compare_config
         from harness.configs.study import load_config
 
         if not args.studies_dir.is_dir():
@@ -530,7 +533,7 @@ def _cmd_ls(args: argparse.Namespace) -> int:
                     rows.append((comparison.name, "compare", _tasks_cell(comparison.tasks), path))
                     continue
                 if _config_kind(path) == "transfer":
-                    from harness.benchmark.transfer import load_transfer_config
+                    from harness.configs.transfer import load_transfer_config
 
                     transfer = load_transfer_config(path)
                     tasks = _tasks_cell(transfer.train_tasks + transfer.test_tasks)

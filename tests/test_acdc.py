@@ -6,7 +6,7 @@ import torch
 from harness.algorithms import acdc_prune_scores as acdc
 from harness.algorithms import get_algorithm
 from harness.algorithms.acdc import circuit_metric, default_thresholds
-from harness.evaluation.metrics import circuit_faithfulness
+from harness.evaluation.faithfulness_curve import circuit_faithfulness
 
 
 @pytest.fixture(autouse=True, scope="module")

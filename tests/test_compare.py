@@ -10,11 +10,11 @@ import yaml
 
 from harness.benchmark.compare import (
     comparison_table,
-    load_compare_config,
     preflight_compare,
     run_compare,
 )
-from harness.evaluation.metrics import bootstrap_interval
+from harness.configs.compare import load_compare_config
+from harness.evaluation.stats import bootstrap_interval
 from tests.test_study import harness
 
 TINY = {
@@ -154,7 +154,8 @@ def test_an_unknown_task_in_a_list_is_one_line(tmp_path):
 
 
 def _study_records(runs: Path, objectives, direction=None):
-    from harness.records.store import TrialRecord, append_record
+    from harness.records.schema import TrialRecord
+    from harness.records.store import append_record
 
     for i, value in enumerate(objectives):
         record = TrialRecord(

@@ -101,7 +101,7 @@ def test_regression_default_is_the_output_value():
 
 
 def test_tracr_reverse_ranks_the_resample_circuit_first():
-    from harness.evaluation.metrics import score_roc
+    from harness.evaluation.roc import score_roc
     from harness.tasks import load
 
     task = load("tracr-reverse", device="cpu")

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from harness.algorithms import edge_pruning_prune_scores, get_algorithm
-from harness.evaluation.metrics import score_roc
+from harness.evaluation.roc import score_roc
 from harness.testing.planted import planted_circuit
 
 

@@ -20,7 +20,8 @@ import pytest
 import yaml
 
 from harness.configs.study import load_config
-from harness.records.store import TrialRecord, append_record, read_records
+from harness.records.schema import TrialRecord
+from harness.records.store import append_record, read_records
 from harness.study.driver import _budget, load_or_create_study, run_study
 from tests.test_study import (
     ROOT,

@@ -4,14 +4,8 @@ import pytest
 import torch
 
 from harness.engine.prune_scores import PruneScores
-from harness.evaluation.metrics import (
-    SCORE_TRAPEZOID,
-    SWEEP_PESSIMISTIC,
-    circuit_faithfulness,
-    faithfulness_curve,
-    score_roc,
-    sweep_roc,
-)
+from harness.evaluation.faithfulness_curve import circuit_faithfulness, faithfulness_curve
+from harness.evaluation.roc import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, score_roc, sweep_roc
 
 
 def brute_force_auc(scores, positives):

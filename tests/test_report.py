@@ -10,10 +10,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from harness.benchmark.compare import bootstrap_interval, load_compare_config, run_compare
+from harness.benchmark.compare import run_compare
 from harness.cli import main
+from harness.configs.compare import load_compare_config
 from harness.configs.study import load_config
-from harness.records.store import method_label, read_records
+from harness.evaluation.stats import bootstrap_interval
+from harness.records.selection import method_label
+from harness.records.store import read_records
 from harness.study.driver import run_study
 from tests.test_study import harness, write_study
 

@@ -12,7 +12,7 @@ from dataclasses import asdict
 import pytest
 
 from harness.configs.study import StudyConfig
-from harness.records.store import TrialRecord
+from harness.records.schema import TrialRecord
 from harness.study.wandb_mirror import (
     find_offline_runs,
     log_study_summary,

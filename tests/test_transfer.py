@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from harness.benchmark.transfer import load_transfer_config, search_config, splits
+from harness.benchmark.transfer import search_config, splits
 from harness.configs.study import load_config
+from harness.configs.transfer import load_transfer_config
 from harness.evaluation.run_one import run_algorithm
 from harness.records.store import read_records
 from harness.tasks import load

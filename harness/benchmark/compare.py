@@ -1,7 +1,7 @@
 """Methods compared side by side: tasks × ground truths × ablations × seeds.
 
 A comparison config (``kind: compare``) names the methods and their parameters. Every
-(method, task, ablation, seed) run is one :class:`~harness.records.store.TrialRecord`, so a
+(method, task, ablation, seed) run is one :class:`~harness.records.schema.TrialRecord`, so a
 comparison resumes like a study: runs already recorded are not repeated.
 
 Two AUCs per run and ground truth, each named by its convention:
@@ -21,27 +21,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
-
-from harness.configs.study import CONFIG_VERSION, DistinctSeeds, TaskNames, _Strict
-from harness.evaluation.metrics import (
-    SCORE_TRAPEZOID,
-    SWEEP_PESSIMISTIC,
-    bootstrap_interval,
-    faithfulness_curve,
-    sweep_roc,
-)
+from harness.configs.compare import CompareConfig
+from harness.evaluation.faithfulness_curve import faithfulness_curve
 from harness.evaluation.mib import mib_metrics
-from harness.records.store import (
-    TrialRecord,
-    append_record,
-    best_complete_record,
-    git_commit,
-    method_label,
-    package_versions,
-    read_records,
-    thin_curve,
-)
+from harness.evaluation.roc import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, sweep_roc
+from harness.evaluation.stats import bootstrap_interval
+from harness.records.schema import TrialRecord, git_commit, package_versions, thin_curve
+from harness.records.selection import best_complete_record, method_label
+from harness.records.store import append_record, read_records
 
 # The ACDC paper (Conmy et al. 2023), edge-level ROC AUC on tracr against its own
 # zero-ablation circuits, sweep-based with the pessimistic staircase.
@@ -56,70 +43,6 @@ PAPER_AUC = {
     ("tracr-proportion", "resample", "sp"): 0.525,
 }
 PAPER_GROUND_TRUTH = "acdc-zero"
-
-
-class MethodConfig(_Strict):
-    """How one method runs in a comparison.
-
-    Attributes:
-        params: Fixed parameters (a ``{task: {...}}`` mapping under ``per_task`` overrides
-            them for one task).
-        per_task: Task -> parameters that override ``params`` on that task.
-        sweep: One parameter and its values, run once each for the sweep-based ROC
-            (SP's λ sweep); ACDC sweeps thresholds internally.
-        from_study: Take the parameters of the best trial of this study (``{task}`` is
-            replaced by the task's name), read from its records.
-    """
-
-    params: dict[str, Any] = Field(default_factory=dict)
-    per_task: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    sweep: dict[str, list[Any]] = Field(default_factory=dict)
-    from_study: str | None = None
-
-    @model_validator(mode="after")
-    def _one_sweep(self) -> MethodConfig:
-        if len(self.sweep) > 1:
-            raise ValueError("a method sweeps at most one parameter")
-        for name, values in self.sweep.items():
-            if not values:
-                raise ValueError(f"the sweep over {name!r} is empty")
-        return self
-
-
-class CompareConfig(_Strict):
-    """A comparison of methods across tasks, ground truths, ablations and seeds."""
-
-    version: int = CONFIG_VERSION
-    kind: str = Field(pattern="^compare$")
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    description: str = ""
-    tasks: TaskNames = Field(min_length=1)  # task names and named suites (``tracr-suite``)
-    task_options: dict[str, Any] = Field(default_factory=dict)
-    ablations: list[str] = Field(default_factory=lambda: ["resample"], min_length=1)
-    seeds: DistinctSeeds = Field(default_factory=lambda: [0], min_length=1)
-    methods: dict[str, MethodConfig] = Field(min_length=1)
-    bootstrap_samples: int = Field(default=10000, ge=100)
-
-
-def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = None) -> CompareConfig:
-    """Read and validate a comparison YAML (one-line ValueError on problems)."""
-    from harness.configs.safe_yaml import read_yaml_file
-    from harness.configs.study import _set_dotted, validate_model
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"comparison config {str(path)!r} does not exist")
-    data = read_yaml_file(path) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a comparison config is a mapping of keys")
-    if "kind" not in data and ("task" in data or "search_space" in data):
-        raise ValueError(f"{path}: a study config, not a comparison: run `harness run {path}`")
-    for key, value in (overrides or {}).items():
-        _set_dotted(data, key, value)
-    config = validate_model(CompareConfig, data, str(path))
-    from harness.tasks import expand_tasks
-
-    return config.model_copy(update={"tasks": expand_tasks(config.tasks)})
 
 
 def preflight_compare(config: CompareConfig) -> None:
@@ -235,7 +158,8 @@ def best_params(study: str, runs_dir: Path) -> dict[str, Any]:
 
     Example:
         >>> import tempfile
-        >>> from harness.records.store import TrialRecord, append_record
+        >>> from harness.records.schema import TrialRecord
+        >>> from harness.records.store import append_record
         >>> runs = Path(tempfile.mkdtemp())
         >>> for i, cmd in enumerate([0.4, 0.1, 0.7]):  # CMD: lower is better
         ...     _ = append_record(runs / "s" / "trials.jsonl", TrialRecord(
@@ -353,17 +277,17 @@ def _sweep_circuits(task, slug, params, name, values, seed) -> list[tuple[Any, f
     """One circuit per swept value; SP's per-trial settings train in one batched pass."""
     from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
     from harness.evaluation.run_one import run_algorithm
-    from harness.study.driver import _BATCH_SHARED
+    from harness.study.driver import BATCH_SHARED
 
     batchable = (
         slug == "sp"
         and name in PER_TRIAL
-        and all(k in PER_TRIAL or k in _BATCH_SHARED for k in params)
+        and all(k in PER_TRIAL or k in BATCH_SHARED for k in params)
     )
     if not batchable:
         runs = [run_algorithm(task, slug, {**params, name: v}, seed).scores for v in values]
     else:
-        shared = {k: v for k, v in params.items() if k in _BATCH_SHARED}
+        shared = {k: v for k, v in params.items() if k in BATCH_SHARED}
         shared.setdefault("faithfulness_target", task.faithfulness_target)
         per_trial = {k: v for k, v in params.items() if k in PER_TRIAL}
         trials = [{**per_trial, "seed": seed, name: value} for value in values]

@@ -16,7 +16,7 @@ should I use here?". A transfer config (``kind: transfer``) answers it the hones
 With ``folds: k`` the train/test split is k-fold over the listed tasks: fold i's tasks
 are the test tasks and the others the train tasks, each fold with its own search.
 
-Every scored run is one :class:`~harness.records.store.TrialRecord` in
+Every scored run is one :class:`~harness.records.schema.TrialRecord` in
 ``runs/<name>/transfer.jsonl`` (``method`` names it; ``fold``, seed and split in it), so a
 transfer resumes like a comparison and ``harness report`` tabulates it like a suite
 comparison (per test task and method, and the suite mean).
@@ -26,94 +26,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, model_validator
-
-from harness.configs.study import (
-    CONFIG_VERSION,
-    DistinctSeeds,
-    Distribution,
-    Heldout,
-    Objective,
-    Pruner,
-    Sampler,
-    StudyConfig,
-    TaskNames,
-    Wandb,
-    _Strict,
-)
-from harness.evaluation.metrics import SCORE_TRAPEZOID
-from harness.records.store import (
-    TrialRecord,
-    append_record,
-    git_commit,
-    package_versions,
-    read_records,
-)
+from harness.configs.study import Heldout, Objective, StudyConfig, Wandb
+from harness.configs.transfer import TransferConfig
+from harness.evaluation.roc import SCORE_TRAPEZOID
+from harness.records.schema import TrialRecord, git_commit, package_versions
+from harness.records.store import append_record, read_records
 
 TRANSFER_FILE = "transfer.jsonl"
 SP_METHODS = ("sp-default", "sp-transfer", "sp-oracle")
-
-
-class TransferConfig(_Strict):
-    """Tune on train tasks, score on disjoint test tasks (see the module docstring)."""
-
-    version: int = CONFIG_VERSION
-    kind: str = Field(pattern="^transfer$")
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    description: str = ""
-    train_tasks: TaskNames = Field(default_factory=list)
-    test_tasks: TaskNames = Field(default_factory=list)
-    folds: int | None = Field(default=None, ge=2)
-    task_options: dict[str, Any] = Field(default_factory=dict)
-    ablation: str = "resample"
-    params: dict[str, Any] = Field(default_factory=dict)  # SP's fixed parameters
-    search_space: dict[str, Distribution] = Field(min_length=1)
-    objective: Objective = Objective(metric="faithfulness")
-    aggregate: Literal["mean", "worst"] = "mean"
-    n_trials: int = Field(default=20, ge=1)
-    sampler: Sampler = Sampler()
-    pruner: Pruner = Pruner(type="none")
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    seeds: DistinctSeeds = Field(default_factory=lambda: [0, 1, 2], min_length=1)
-    baselines: dict[str, dict[str, Any]] = Field(
-        default_factory=lambda: {"acdc": {}, "eap": {}, "random": {}}
-    )
-    oracle: bool = False
-    bootstrap_samples: int = Field(default=10000, ge=100)
-
-    @model_validator(mode="after")
-    def _split(self) -> TransferConfig:
-        if self.folds is None and (not self.train_tasks or not self.test_tasks):
-            raise ValueError("give train_tasks and test_tasks, or tasks to split with folds")
-        if self.folds is not None and self.test_tasks:
-            raise ValueError("with folds, list the tasks under train_tasks only")
-        return self
-
-
-def load_transfer_config(path: Path | str, overrides: dict[str, Any] | None = None):
-    """Read and validate a transfer YAML; suites expanded; one-line ValueError."""
-    from harness.configs.safe_yaml import read_yaml_file
-    from harness.configs.study import _set_dotted, validate_model
-    from harness.tasks import expand_tasks
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"transfer config {str(path)!r} does not exist")
-    data = read_yaml_file(path) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a transfer config is a mapping of keys")
-    for key, value in (overrides or {}).items():
-        _set_dotted(data, key, value)
-    config = validate_model(TransferConfig, data, str(path))
-    train, test = expand_tasks(config.train_tasks), expand_tasks(config.test_tasks)
-    shared = sorted(set(train) & set(test))
-    if shared:
-        raise ValueError(f"{path}: {shared[0]!r} is both a train and a test task")
-    if config.folds is not None and config.folds > len(train):
-        raise ValueError(f"{path}: {config.folds} folds need at least {config.folds} tasks")
-    return config.model_copy(update={"train_tasks": train, "test_tasks": test})
 
 
 def splits(config: TransferConfig) -> list[tuple[int | None, list[str], list[str]]]:

@@ -1,8 +1,4 @@
-"""Study configs: pure data, validated with pydantic, unknown keys refused.
-
-Precedence: the algorithm's defaults < the YAML file < ``--set key=value`` overrides.
-Dotted keys reach into nested fields (``--set sampler.type=random``,
-``--set params.epochs=50``).
+"""Study configs (``harness run``): pure data, validated with pydantic, unknown keys refused.
 
 Example:
     >>> config = StudyConfig.model_validate({"name": "s", "task": "tracr-reverse",
@@ -17,84 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from pydantic import Field, model_validator
 
-CONFIG_VERSION = 1
+from harness.configs.base import CONFIG_VERSION, StrictModel, read_mapping, validate_model
+from harness.tasks import expand_tasks
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_booleans_for_numbers(cls, data: Any) -> Any:
-        """pydantic reads ``true`` as 1 for an int or float field (``n_trials: true`` ran
-        one trial): refused."""
-        for name, value in data.items() if isinstance(data, dict) else ():
-            field = cls.model_fields.get(name)
-            if field is None:
-                continue
-            if isinstance(value, bool) and _numbers_only(field.annotation):
-                raise ValueError(f"{name}: a number, not {str(value).lower()}")
-            listed = get_origin(field.annotation) is list and isinstance(value, list)
-            if listed and _numbers_only(get_args(field.annotation)[0]):
-                for item in value:
-                    if isinstance(item, bool):
-                        raise ValueError(f"{name}: numbers, not {str(item).lower()}")
-        return data
-
-
-def _numbers_only(annotation: Any) -> bool:
-    """``int``, ``float``, or a union of them with ``None``."""
-    if get_origin(annotation) is list:
-        return False
-    kinds = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
-    return all(kind in (int, float) for kind in kinds)
-
-
-def one_name_is_a_list(value: Any) -> Any:
-    """``"tracr-reverse"`` is read as ``["tracr-reverse"]``; anything else as it is."""
-    return [value] if isinstance(value, str) else value
-
-
-def no_repeats(values: list[Any]) -> list[Any]:
-    """``values`` unchanged; a ValueError naming the first value given twice.
-
-    Example:
-        >>> no_repeats([0, 1, 0])
-        Traceback (most recent call last):
-        ...
-        ValueError: 0 is given twice
-    """
-    seen: set[Any] = set()
-    for value in values:
-        if value in seen:
-            raise ValueError(f"{value!r} is given twice")
-        seen.add(value)
-    return values
-
-
-TaskNames = Annotated[list[str], BeforeValidator(one_name_is_a_list)]
-"""Task names (and named suites) of a comparison or transfer config; one name may stand
-alone."""
-
-DistinctSeeds = Annotated[list[int], AfterValidator(no_repeats)]
-"""Seeds of a comparison or transfer config: a repeated seed would count one run twice."""
-
-
-class FloatRange(_Strict):
+class FloatRange(StrictModel):
     type: Literal["float"]
     low: float
     high: float
@@ -111,7 +39,7 @@ class FloatRange(_Strict):
         return self
 
 
-class IntRange(_Strict):
+class IntRange(StrictModel):
     type: Literal["int"]
     low: int
     high: int
@@ -128,7 +56,7 @@ class IntRange(_Strict):
         return self
 
 
-class Categorical(_Strict):
+class Categorical(StrictModel):
     type: Literal["categorical"]
     choices: list[Any] = Field(min_length=1)
 
@@ -146,7 +74,7 @@ def _check_range(low: float, high: float, log: bool) -> None:
         raise ValueError(f"a log range needs low > 0, got {low}")
 
 
-class Objective(_Strict):
+class Objective(StrictModel):
     """What a study optimises.
 
     ``roc_auc``: score-based AUC against the study's ground truth (maximise).
@@ -177,26 +105,26 @@ class Objective(_Strict):
         return self.metric in ("roc_auc", "cpr")
 
 
-class Sampler(_Strict):
+class Sampler(StrictModel):
     type: Literal["tpe", "random", "grid", "cmaes"] = "tpe"
     multivariate: bool = True
     constant_liar: bool = False
     n_startup_trials: int = Field(default=10, ge=0)
 
 
-class Pruner(_Strict):
+class Pruner(StrictModel):
     type: Literal["median", "hyperband", "none"] = "median"
     n_startup_trials: int = Field(default=5, ge=0)
     n_warmup_steps: int = Field(default=5, ge=0)
 
 
-class Wandb(_Strict):
+class Wandb(StrictModel):
     mode: Literal["offline", "online", "disabled"] = "offline"
     project: str = "circuit-harness"
     entity: str | None = None
 
 
-class Heldout(_Strict):
+class Heldout(StrictModel):
     """Held-out evaluation after the search (see :mod:`harness.study.heldout`): the best
     trial's parameters run again on ``seeds`` seeds the search never used, faithfulness
     on the test split. 0 turns it off (as ``harness run --no-heldout`` does)."""
@@ -204,7 +132,7 @@ class Heldout(_Strict):
     seeds: int = Field(default=5, ge=0, le=1000)
 
 
-class StudyConfig(_Strict):
+class StudyConfig(StrictModel):
     """One study: a task, an algorithm, a search space and how to search it."""
 
     version: int = CONFIG_VERSION
@@ -254,8 +182,6 @@ class StudyConfig(_Strict):
             >>> config.task_names(), config.task_label
             (['tracr-reverse', 'tracr-proportion'], 'tracr-reverse+tracr-proportion')
         """
-        from harness.tasks import expand_tasks
-
         return expand_tasks([self.task] if isinstance(self.task, str) else list(self.task))
 
     @property
@@ -287,51 +213,12 @@ def load_config(path: Path | str, overrides: dict[str, Any] | None = None) -> St
         ValueError: One line naming the problem (malformed YAML, unknown key, wrong type,
             bad range...).
     """
-    from harness.configs.safe_yaml import read_yaml_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"study config {str(path)!r} does not exist")
-    data = read_yaml_file(path) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a study config is a mapping of keys, got {type(data).__name__}")
+    data = read_mapping(path, "study config", overrides)
     if data.get("kind") == "compare":
         raise ValueError(f"{path}: a comparison config: run `harness compare {path}`")
-    for key, value in (overrides or {}).items():
-        _set_dotted(data, key, value)
     return validate_config(data, source=str(path))
 
 
 def validate_config(data: dict[str, Any], source: str = "config") -> StudyConfig:
     """Validate a study config mapping; one-line ValueError on the first problem."""
     return validate_model(StudyConfig, data, source)
-
-
-def validate_model(model: type[BaseModel], data: dict[str, Any], source: str) -> Any:
-    """Validate ``data`` as ``model``; a one-line ValueError naming the first problem."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        parts = [str(p) for p in first["loc"]]
-        where = ".".join(p for p in parts if not re.fullmatch(_UNION_TAGS, p))
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            message = "unknown key"
-        raise ValueError(
-            f"{source}: {where}: {message}" if where else f"{source}: {message}"
-        ) from None
-
-
-_UNION_TAGS = r"[a-z]+\[.*\]|float|int|categorical"
-
-
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ValueError(f"--set {key}: {part!r} is not a mapping")
-        node = child
-    node[parts[-1]] = value

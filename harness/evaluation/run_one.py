@@ -11,7 +11,7 @@ from typing import Any
 from harness.algorithms import AlgorithmSpec, get_algorithm
 from harness.algorithms.params import check_seed, check_values
 from harness.engine.prune_scores import PruneScores
-from harness.evaluation.metrics import RocCurve, score_roc
+from harness.evaluation.roc import RocCurve, score_roc
 from harness.tasks import Task
 from harness.util.did_you_mean import did_you_mean
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.evaluation.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
+from harness.evaluation.roc import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
 
 # Okabe & Ito (2008), "Color Universal Design"; black last, for the random baseline.
 OKABE_ITO = (

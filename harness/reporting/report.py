@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.evaluation.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
-from harness.records.store import best_complete_record, first_objective, method_label
+from harness.evaluation.roc import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
+from harness.records.selection import best_complete_record, first_objective, method_label
 from harness.reporting.figures import MethodRuns, record_auc
 from harness.reporting.suite import spans_several_tasks, suite_figures, suite_tables, task_frame
 from harness.reporting.tables import Table
@@ -135,11 +135,11 @@ def _load_config(path: Path):
     except ValueError:
         data = None  # the loader below reports it in one line
     if isinstance(data, dict) and data.get("kind") == "compare":
-        from harness.benchmark.compare import load_compare_config
+        from harness.configs.compare import load_compare_config
 
         return load_compare_config(path)
     if isinstance(data, dict) and data.get("kind") == "transfer":
-        from harness.benchmark.transfer import load_transfer_config
+        from harness.configs.transfer import load_transfer_config
 
         return load_transfer_config(path)
     from harness.configs.study import load_config
@@ -366,7 +366,7 @@ def auc_frame(runs: list[MethodRuns], samples: int = 10000):
     truth, convention) group."""
     import pandas as pd
 
-    from harness.evaluation.metrics import bootstrap_interval
+    from harness.evaluation.stats import bootstrap_interval
 
     rows = []
     for run in runs:

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.evaluation.metrics import SCORE_TRAPEZOID
+from harness.evaluation.roc import SCORE_TRAPEZOID
 
 
 def summary_markdown(

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harness.evaluation.metrics import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
+from harness.evaluation.roc import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
 from harness.reporting.figures import MethodRuns
 from harness.reporting.tables import Table
 
@@ -150,7 +150,7 @@ def task_frame(
     95% bootstrap interval, against the ground truth matched to the ablation."""
     import pandas as pd
 
-    from harness.evaluation.metrics import bootstrap_interval
+    from harness.evaluation.stats import bootstrap_interval
 
     rows = []
     for convention in conventions:

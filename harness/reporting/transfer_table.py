@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from harness.evaluation.metrics import SCORE_TRAPEZOID
+from harness.evaluation.roc import SCORE_TRAPEZOID
 from harness.reporting.figures import MethodRuns
 from harness.reporting.report import markdown_table
 from harness.reporting.suite import suite_tables

@@ -3,7 +3,7 @@
 A study is created or resumed from a :class:`~harness.configs.study.StudyConfig`. Each trial
 suggests the searched parameters, runs the algorithm on the task (SP reports its
 faithfulness after every epoch so the pruner can stop it), scores the result against
-every ground truth, appends a :class:`~harness.records.store.TrialRecord` and tells Optuna.
+every ground truth, appends a :class:`~harness.records.schema.TrialRecord` and tells Optuna.
 
 Budget: ``n_trials`` counts the study's finished trials (COMPLETE, PRUNED, FAIL), across
 every worker and every resume; a trial cut short by Ctrl-C is not a result and does not
@@ -421,7 +421,7 @@ def prepare_study(
     return study
 
 
-_BATCH_SHARED = (
+BATCH_SHARED = (
     "mask_fn",
     "dropout_p",
     "circuit_size",
@@ -446,7 +446,7 @@ def check_batchable(config: StudyConfig) -> None:
             f"--batch-trials cannot search {varying[0]!r}: trials in one pass share it "
             f"(searchable: {', '.join(p for p in PER_TRIAL if p != 'seed')})"
         )
-    other = [k for k in config.params if k not in PER_TRIAL and k not in _BATCH_SHARED]
+    other = [k for k in config.params if k not in PER_TRIAL and k not in BATCH_SHARED]
     if other:
         raise ValueError(f"--batch-trials does not support the SP parameter {other[0]!r}")
 
@@ -492,7 +492,7 @@ def _train_and_tell(study, runner, trials: list, on_trial) -> None:
     for trial in trials:
         params, seed, _ = runner.settings(trial)
         settings.append({**{k: params[k] for k in PER_TRIAL if k in params}, "seed": seed})
-        shared = {k: v for k, v in params.items() if k in _BATCH_SHARED}
+        shared = {k: v for k, v in params.items() if k in BATCH_SHARED}
         history: dict[str, list[float]] = {"epoch_loss": [], "epoch_faithfulness": []}
         histories.append(history)
         callbacks.append(runner.reporter(trial, history))

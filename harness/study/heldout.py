@@ -21,8 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.configs.study import StudyConfig
-from harness.evaluation.metrics import SCORE_TRAPEZOID
-from harness.records.store import best_complete_record
+from harness.evaluation.roc import SCORE_TRAPEZOID
+from harness.records.selection import best_complete_record
 
 HELDOUT_OFFSET = 1_000_000  # held-out seeds start here (search seeds are seed + trial)
 HELDOUT_FILE = "heldout.jsonl"
@@ -181,7 +181,7 @@ def summarize_heldout(lines: list[dict[str, Any]], samples: int = 10000) -> Held
         >>> summary.trial, summary.runs, round(summary.objective[0], 3)
         (3, 2, 0.7)
     """
-    from harness.evaluation.metrics import bootstrap_interval
+    from harness.evaluation.stats import bootstrap_interval
 
     if not lines:
         return None

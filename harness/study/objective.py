@@ -13,18 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.configs.study import StudyConfig
-from harness.evaluation.metrics import (
-    SCORE_TRAPEZOID,
-    SWEEP_PESSIMISTIC,
-    circuit_faithfulness,
-    sweep_roc,
-)
+from harness.evaluation.faithfulness_curve import circuit_faithfulness
 from harness.evaluation.mib import mib_metrics
-from harness.records.store import (
-    TrialRecord,
-    append_record,
-    thin_curve,
-)
+from harness.evaluation.roc import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, sweep_roc
+from harness.records.schema import TrialRecord, thin_curve
+from harness.records.store import append_record
 from harness.study.runtime.failures import storage_cause
 from harness.study.runtime.interrupts import interruptible, uninterruptible
 from harness.study.trials import (

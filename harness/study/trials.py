@@ -52,7 +52,7 @@ def study_trial_record(
         >>> record.study, record.trial, record.state, bool(record.versions)
         ('sp-tracr-reverse', 3, 'FAIL', True)
     """
-    from harness.records.store import TrialRecord, git_commit, package_versions
+    from harness.records.schema import TrialRecord, git_commit, package_versions
 
     return TrialRecord(
         study=config.name,

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.configs.study import StudyConfig
-from harness.records.store import TrialRecord
+from harness.records.schema import TrialRecord
 
 _BLOCK = 32 * 1024
 _CHUNK_HEADER = struct.Struct("<IHB")  # crc32, length, type

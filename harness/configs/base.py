@@ -1,0 +1,154 @@
+"""What every config kind shares: the strict base model, the version, one-line validation
+errors, ``--set`` overrides and reading a YAML file into a mapping.
+
+Precedence, for every kind: the algorithm's defaults < the YAML file < ``--set key=value``
+overrides. Dotted keys reach into nested fields (``--set sampler.type=random``,
+``--set params.epochs=50``).
+
+Example:
+    >>> validate_model(StrictModel, {"x": 1}, "my.yaml")
+    Traceback (most recent call last):
+    ...
+    ValueError: my.yaml: x: unknown key
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, get_args, get_origin
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    ValidationError,
+    model_validator,
+)
+
+from harness.configs.safe_yaml import read_yaml_file
+
+CONFIG_VERSION = 1
+
+
+class StrictModel(BaseModel):
+    """The base of every config model: unknown keys refused, frozen, and ``true``/``false``
+    refused where a number is expected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        """pydantic reads ``true`` as 1 for an int or float field (``n_trials: true`` ran
+        one trial): refused."""
+        for name, value in data.items() if isinstance(data, dict) else ():
+            field = cls.model_fields.get(name)
+            if field is None:
+                continue
+            if isinstance(value, bool) and _numbers_only(field.annotation):
+                raise ValueError(f"{name}: a number, not {str(value).lower()}")
+            listed = get_origin(field.annotation) is list and isinstance(value, list)
+            if listed and _numbers_only(get_args(field.annotation)[0]):
+                for item in value:
+                    if isinstance(item, bool):
+                        raise ValueError(f"{name}: numbers, not {str(item).lower()}")
+        return data
+
+
+def _numbers_only(annotation: Any) -> bool:
+    """``int``, ``float``, or a union of them with ``None``."""
+    if get_origin(annotation) is list:
+        return False
+    kinds = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
+    return all(kind in (int, float) for kind in kinds)
+
+
+def one_name_is_a_list(value: Any) -> Any:
+    """``"tracr-reverse"`` is read as ``["tracr-reverse"]``; anything else as it is."""
+    return [value] if isinstance(value, str) else value
+
+
+def no_repeats(values: list[Any]) -> list[Any]:
+    """``values`` unchanged; a ValueError naming the first value given twice.
+
+    Example:
+        >>> no_repeats([0, 1, 0])
+        Traceback (most recent call last):
+        ...
+        ValueError: 0 is given twice
+    """
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise ValueError(f"{value!r} is given twice")
+        seen.add(value)
+    return values
+
+
+TaskNames = Annotated[list[str], BeforeValidator(one_name_is_a_list)]
+"""Task names (and named suites) of a comparison or transfer config; one name may stand
+alone."""
+
+DistinctSeeds = Annotated[list[int], AfterValidator(no_repeats)]
+"""Seeds of a comparison or transfer config: a repeated seed would count one run twice."""
+
+
+def validate_model(model: type[BaseModel], data: dict[str, Any], source: str) -> Any:
+    """Validate ``data`` as ``model``; a one-line ValueError naming the first problem."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        parts = [str(p) for p in first["loc"]]
+        where = ".".join(p for p in parts if not re.fullmatch(_UNION_TAGS, p))
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = "unknown key"
+        raise ValueError(
+            f"{source}: {where}: {message}" if where else f"{source}: {message}"
+        ) from None
+
+
+_UNION_TAGS = r"[a-z]+\[.*\]|float|int|categorical"
+
+
+def set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``data[a][b][c] = value`` for ``key`` ``"a.b.c"`` (a ``--set`` override).
+
+    Example:
+        >>> data = {"sampler": {"type": "tpe"}}
+        >>> set_dotted(data, "sampler.type", "random")
+        >>> data
+        {'sampler': {'type': 'random'}}
+    """
+    parts = key.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ValueError(f"--set {key}: {part!r} is not a mapping")
+        node = child
+    node[parts[-1]] = value
+
+
+def read_mapping(path: Path | str, what: str, overrides: dict[str, Any] | None = None) -> dict:
+    """The YAML file at ``path`` as a mapping, with ``--set`` overrides applied.
+
+    Args:
+        what: What the file should be, for messages (``"study config"``).
+
+    Raises:
+        ValueError: One line: the file does not exist, is not valid YAML, or is not a
+            mapping; an override reaches into a non-mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{what} {str(path)!r} does not exist")
+    data = read_yaml_file(path) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a {what} is a mapping of keys, got {type(data).__name__}")
+    for key, value in (overrides or {}).items():
+        set_dotted(data, key, value)
+    return data
