@@ -21,14 +21,25 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.algorithms import get_algorithm
+from harness.algorithms.params import check_seed, check_value
+from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
 from harness.configs.compare import CompareConfig
+from harness.engine.ablation import check_ablation
 from harness.evaluation.faithfulness_curve import faithfulness_curve
 from harness.evaluation.mib import mib_metrics
 from harness.evaluation.roc import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, sweep_roc
+from harness.evaluation.run_one import algorithm_parameters, check_parameters, run_algorithm
 from harness.evaluation.stats import bootstrap_interval
+from harness.records.check import check_records_file
 from harness.records.schema import TrialRecord, git_commit, package_versions, thin_curve
 from harness.records.selection import best_complete_record, method_label
 from harness.records.store import append_record, read_records
+from harness.study.driver import BATCH_SHARED
+from harness.study.trials import failure_reason
+from harness.tasks import get_task_spec
+from harness.tasks import load as load_task
+from harness.tasks.base import check_metric_supported, check_task_options
 
 # The ACDC paper (Conmy et al. 2023), edge-level ROC AUC on tracr against its own
 # zero-ablation circuits, sweep-based with the pessimistic staircase.
@@ -47,13 +58,6 @@ PAPER_GROUND_TRUTH = "acdc-zero"
 
 def preflight_compare(config: CompareConfig) -> None:
     """Names and parameters against the registries, before anything runs."""
-    from harness.algorithms import get_algorithm
-    from harness.algorithms.params import check_seed, check_value
-    from harness.engine.ablation import check_ablation
-    from harness.evaluation.run_one import check_parameters
-    from harness.tasks import get_task_spec
-    from harness.tasks.base import check_metric_supported, check_task_options
-
     specs = [get_task_spec(task) for task in config.tasks]
     for task_spec in specs:
         check_task_options(task_spec, config.task_options)
@@ -103,9 +107,6 @@ def run_compare(
     """Run every missing (method, task, ablation, seed) and return all records."""
     from tqdm.auto import tqdm
 
-    from harness.records.check import check_records_file
-    from harness.tasks import load
-
     path = runs_dir / config.name / "trials.jsonl"
     check_records_file(path)
     done = {_key(r) for r in read_records(path) if r["state"] == "COMPLETE"}
@@ -118,7 +119,7 @@ def run_compare(
     next_number = len(read_records(path))
     for slug, task_name, ablation, seed in tqdm(todo, desc=config.name, disable=not progress):
         if task_name not in tasks:
-            tasks[task_name] = load(task_name, **config.task_options)
+            tasks[task_name] = load_task(task_name, **config.task_options)
         from_study = studied[slug, task_name]
         record = _run_one(config, tasks[task_name], slug, ablation, seed, next_number, from_study)
         append_record(path, record)
@@ -143,9 +144,6 @@ def _method_params(config: CompareConfig, slug: str, task, ablation: str, from_s
     params: dict[str, Any] = dict(from_study)
     params.update(method.params)
     params.update(method.per_task.get(task.slug, {}))
-    from harness.algorithms import get_algorithm
-    from harness.evaluation.run_one import algorithm_parameters
-
     if "ablation" in algorithm_parameters(get_algorithm(slug)):
         params["ablation"] = ablation
     return params
@@ -204,8 +202,6 @@ def _maximizes(study: str, records: list[dict[str, Any]], runs_dir: Path) -> boo
 
 
 def _run_one(config, task, slug, ablation, seed, number, from_study) -> TrialRecord:
-    from harness.evaluation.run_one import run_algorithm
-
     params = _method_params(config, slug, task, ablation, from_study)
     record = TrialRecord(  # the ablation is recorded for every method, to group the table
         study=config.name,
@@ -249,8 +245,6 @@ def _run_one(config, task, slug, ablation, seed, number, from_study) -> TrialRec
         record.peak_memory_mb, record.peak_memory_kind = run.peak_memory_mb, run.peak_memory_kind
         record.state = "COMPLETE"
     except Exception as error:
-        from harness.study.trials import failure_reason
-
         record.state = "FAIL"
         record.fail_reason = failure_reason(error)
     record.seconds = round(time.perf_counter() - start, 4)
@@ -275,10 +269,6 @@ def edge_counts(n_edges: int, per_decade: int = 6) -> list[int]:
 
 def _sweep_circuits(task, slug, params, name, values, seed) -> list[tuple[Any, frozenset[str]]]:
     """One circuit per swept value; SP's per-trial settings train in one batched pass."""
-    from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
-    from harness.evaluation.run_one import run_algorithm
-    from harness.study.driver import BATCH_SHARED
-
     batchable = (
         slug == "sp"
         and name in PER_TRIAL

@@ -28,11 +28,21 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.algorithms import get_algorithm
+from harness.algorithms.params import check_seed
 from harness.configs.study import Heldout, Objective, StudyConfig, Wandb
 from harness.configs.transfer import TransferConfig
+from harness.engine.ablation import check_ablation
 from harness.evaluation.roc import SCORE_TRAPEZOID
+from harness.evaluation.run_one import algorithm_parameters, check_parameters, run_algorithm
+from harness.records.check import check_records_file
 from harness.records.schema import TrialRecord, git_commit, package_versions
 from harness.records.store import append_record, read_records
+from harness.study.driver import preflight, records_path, run_study
+from harness.study.heldout import selected_trial
+from harness.study.objective import score_outcome
+from harness.study.trials import failure_reason
+from harness.tasks import load as load_task
 
 TRANSFER_FILE = "transfer.jsonl"
 SP_METHODS = ("sp-default", "sp-transfer", "sp-oracle")
@@ -91,12 +101,6 @@ def _ground_truth(config: TransferConfig) -> str:
 
 def preflight_transfer(config: TransferConfig) -> None:
     """Names and parameters against the registries, before anything runs."""
-    from harness.algorithms import get_algorithm
-    from harness.algorithms.params import check_seed
-    from harness.engine.ablation import check_ablation
-    from harness.evaluation.run_one import check_parameters
-    from harness.study.driver import preflight
-
     check_ablation(config.ablation)
     for seed in config.seeds:
         check_seed(seed, "seeds")
@@ -113,12 +117,7 @@ def run_transfer(
 ) -> list[dict[str, Any]]:
     """Search on the train tasks, then score every method on every test task and seed
     not yet recorded; return every line of ``transfer.jsonl``."""
-    from harness.study.driver import records_path, run_study
-    from harness.study.heldout import selected_trial
-
     path = runs_dir / config.name / TRANSFER_FILE
-    from harness.records.check import check_records_file
-
     check_records_file(path)
     for fold, train, test in splits(config):
         suffix = "" if fold is None else f"-fold{fold}"
@@ -145,10 +144,6 @@ def run_transfer(
 
 
 def _score_task(config, path: Path, fold, task_name: str, methods) -> None:
-    from harness.algorithms import get_algorithm
-    from harness.evaluation.run_one import algorithm_parameters
-    from harness.tasks import load
-
     records = read_records(path)
     done = {(r["task"], r["method"], r["seed"]) for r in records if r["state"] == "COMPLETE"}
     number = len(records)  # the next record's number (one writer per transfer)
@@ -157,7 +152,7 @@ def _score_task(config, path: Path, fold, task_name: str, methods) -> None:
         for seed in config.seeds:
             if (task_name, method, seed) in done:
                 continue
-            task = task or load(task_name, **config.task_options)
+            task = task or load_task(task_name, **config.task_options)
             run_params = dict(params or {})
             if "ablation" in algorithm_parameters(get_algorithm(slug)):
                 run_params["ablation"] = config.ablation
@@ -168,10 +163,6 @@ def _score_task(config, path: Path, fold, task_name: str, methods) -> None:
 
 
 def _score_one(config, task, method, slug, params, seed, fold, chosen) -> TrialRecord:
-    from harness.evaluation.run_one import run_algorithm
-    from harness.study.objective import score_outcome
-    from harness.study.trials import failure_reason
-
     record = TrialRecord(
         study=config.name,
         trial=0,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.evaluation.roc import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
+from harness.reporting.static_export import StaticJob, render_static
 
 # Okabe & Ito (2008), "Color Universal Design"; black last, for the random baseline.
 OKABE_ITO = (
@@ -451,8 +452,6 @@ def export_figures(
         >>> export_figures({"f": go.Figure()}, out, static=False).files
         {'f': {'html': 'f.html', 'json': 'f.json'}}
     """
-    from harness.reporting.static_export import StaticJob, render_static
-
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, dict[str, str]] = {}
     for stem, fig in figures.items():

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.evaluation.roc import SCORE_TRAPEZOID
+from harness.study.heldout import format_interval, summarize_heldout
 
 
 def summary_markdown(
@@ -64,8 +65,6 @@ def summary_markdown(
 
 
 def _heldout_section(heldout: list[dict[str, Any]]) -> list[str]:
-    from harness.study.heldout import format_interval, summarize_heldout
-
     summary = summarize_heldout(heldout)
     if summary is None:
         return []

@@ -22,11 +22,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from harness.evaluation.roc import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
-from harness.reporting.figures import MethodRuns
+from harness.evaluation.stats import bootstrap_interval
+from harness.reporting.conventions import CONVENTIONS
+from harness.reporting.figures import DOUBLE_COLUMN, MethodRuns, styled
 from harness.reporting.tables import Table
 
-CONVENTIONS = (SCORE_TRAPEZOID, SWEEP_PESSIMISTIC)
 HEADROOM_AUC = 0.95  # a method "has headroom" on a task where its mean AUC is below this
 SEPARATION_GAP = 0.05  # tasks where the best and worst non-random methods differ by this
 # ablation -> the ground-truth names made for it, in order of preference
@@ -150,8 +150,6 @@ def task_frame(
     95% bootstrap interval, against the ground truth matched to the ablation."""
     import pandas as pd
 
-    from harness.evaluation.stats import bootstrap_interval
-
     rows = []
     for convention in conventions:
         for (method, ablation), by_task in seed_values(runs, convention).items():
@@ -206,8 +204,6 @@ def separating_tasks(tasks, gap: float = SEPARATION_GAP):
 def suite_figure(tasks, ablation: str, convention: str, colours: dict[str, str]):
     """AUC per task (x) per method (colour): mean over seeds with its 95% interval."""
     import plotly.graph_objects as go
-
-    from harness.reporting.figures import DOUBLE_COLUMN, styled
 
     part = tasks[(tasks["ablation"] == ablation) & (tasks["convention"] == convention)]
     order = sorted(set(part["task"]))

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 from harness.evaluation.roc import SCORE_TRAPEZOID
 from harness.reporting.figures import MethodRuns
-from harness.reporting.report import markdown_table
 from harness.reporting.suite import suite_tables
+from harness.reporting.tables import markdown_table
 
 
 def transfer_markdown(config, runs: Sequence[MethodRuns], samples: int = 10000) -> str:
