@@ -36,7 +36,16 @@ def ablation_of(record: dict[str, Any]) -> str:
 
 
 def method_runs(sources: list[Source]) -> list[MethodRuns]:
-    """Each method's COMPLETE runs per task and ablation, in order of appearance."""
+    """Each method's COMPLETE runs per task and ablation, in order of appearance, each
+    method in its colour (comparisons first, then the studies' tuned rows).
+
+    Example:
+        >>> run = {"state": "COMPLETE", "algorithm": "eap", "task": "t",
+        ...        "params": {"ablation": "zero"}}
+        >>> [(r.label, r.task, r.ablation, len(r.records))
+        ...  for r in method_runs([Source("c", "compare", [run, run])])]
+        [('eap', 't', 'zero', 2)]
+    """
     runs: dict[tuple[str, str, str], MethodRuns] = {}
     for source in sorted(sources, key=lambda s: s.kind != "compare"):  # tuned rows last
         if source.kind == "compare":

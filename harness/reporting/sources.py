@@ -52,6 +52,17 @@ def load_source(spec: str, runs_dir: Path) -> Source:
 
     Raises:
         ValueError: One line, when the file is missing or invalid or there are no records.
+
+    Example:
+        >>> import json, tempfile
+        >>> runs = Path(tempfile.mkdtemp())
+        >>> run = {"study": "cmp", "trial": 0, "state": "COMPLETE", "algorithm": "eap",
+        ...        "task": "t", "ground_truth": None, "objective": None, "params": {}}
+        >>> (runs / "cmp").mkdir()
+        >>> _ = (runs / "cmp" / "trials.jsonl").write_text(json.dumps(run) + "\\n")
+        >>> source = load_source("cmp", runs)
+        >>> source.kind, len(source.records)
+        ('compare', 1)
     """
     path = Path(spec)
     config = None

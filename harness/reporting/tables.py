@@ -127,7 +127,14 @@ def _latex_escape(text: str) -> str:
 
 
 def write_table(table: Table, out: Path) -> list[Path]:
-    """Markdown, CSV and LaTeX of one table under ``out/tables``."""
+    """Markdown, CSV and LaTeX of one table under ``out/tables``.
+
+    Example:
+        >>> import pandas as pd, tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> [p.name for p in write_table(Table("t", "A table.", pd.DataFrame({"a": ["1"]})), out)]
+        ['t.md', 't.tex']
+    """
     directory = out / "tables"
     directory.mkdir(parents=True, exist_ok=True)
     md = directory / f"{table.stem}.md"
