@@ -23,6 +23,7 @@ from harness.configs.base import (
     read_mapping,
     validate_model,
 )
+from harness.configs.figure import FigureConfig
 from harness.tasks import expand_tasks
 
 
@@ -67,6 +68,7 @@ class CompareConfig(StrictModel):
     seeds: DistinctSeeds = Field(default_factory=lambda: [0], min_length=1)
     methods: dict[str, MethodConfig] = Field(min_length=1)
     bootstrap_samples: int = Field(default=10000, ge=100)
+    figure: FigureConfig = Field(default_factory=FigureConfig, exclude=True)  # no result
 
 
 def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = None) -> CompareConfig:

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from harness.configs.base import CONFIG_VERSION, StrictModel, read_mapping, validate_model
+from harness.configs.figure import FigureConfig
 from harness.tasks import expand_tasks
 
 
@@ -155,6 +156,7 @@ class StudyConfig(StrictModel):
     storage: str | None = None
     wandb: Wandb = Wandb()
     heldout: Heldout = Heldout()
+    figure: FigureConfig = Field(default_factory=FigureConfig, exclude=True)  # no result
 
     @model_validator(mode="after")
     def _consistent(self) -> StudyConfig:

@@ -24,6 +24,7 @@ from harness.configs.base import (
     read_mapping,
     validate_model,
 )
+from harness.configs.figure import FigureConfig
 from harness.configs.study import Distribution, Objective, Pruner, Sampler
 from harness.tasks import expand_tasks
 
@@ -54,6 +55,7 @@ class TransferConfig(StrictModel):
     )
     oracle: bool = False
     bootstrap_samples: int = Field(default=10000, ge=100)
+    figure: FigureConfig = Field(default_factory=FigureConfig, exclude=True)  # no result
 
     @model_validator(mode="after")
     def _split(self) -> TransferConfig:

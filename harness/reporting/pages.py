@@ -5,14 +5,43 @@ from __future__ import annotations
 
 import html
 
+from harness.configs.figure import FigureConfig
 from harness.reporting.conventions import CONVENTION_NOTES
-from harness.reporting.report_figures import Figure
+from harness.reporting.figure_style import (
+    COLUMN_IN,
+    FONT_PT,
+    PAGE_IN,
+    PNG_SCALE,
+    PX_PER_IN,
+    SMALL_PT,
+)
+from harness.reporting.figures import Figure
 from harness.reporting.sources import Source
 from harness.reporting.tables import Table, markdown_table, table_styler
 
 Section = tuple[Figure, dict[str, str]]
-"""A figure and its files: format (``html``, ``json``, ``png``...) -> file name under
-``figures/``."""
+"""A figure and its files: format (``html``, ``json``, ``png``, ``caption``, ``tex``...) ->
+file name under ``figures/``."""
+
+
+def figure_settings(config: FigureConfig) -> str:
+    """The figure settings a report was made with, as the config section that makes them.
+
+    Example:
+        >>> print(figure_settings(FigureConfig()))  # doctest: +NORMALIZE_WHITESPACE
+        `figure: {width: auto, formats: [pdf, svg, png]}`: multi-panel figures 6.9 in wide,
+        single-panel ones 3.3 in; fonts 7–8 pt at that size; PNGs at 288 dpi.
+    """
+    widths = {
+        "auto": f"multi-panel figures {PAGE_IN} in wide, single-panel ones {COLUMN_IN} in",
+        "column": f"every figure {COLUMN_IN} in wide",
+        "page": f"every figure {PAGE_IN} in wide",
+    }[config.width]
+    return (
+        f"`figure: {{width: {config.width}, formats: [{', '.join(config.formats)}]}}`: "
+        f"{widths}; fonts {SMALL_PT}–{FONT_PT} pt at that size"
+        + (f"; PNGs at {PX_PER_IN * PNG_SCALE} dpi." if "png" in config.formats else ".")
+    )
 
 
 def describe(sources: list[Source]) -> str:
@@ -31,7 +60,11 @@ def describe(sources: list[Source]) -> str:
 
 
 def report_markdown(
-    sources: list[Source], tables: list[Table], sections: list[Section], warning: str | None
+    sources: list[Source],
+    tables: list[Table],
+    sections: list[Section],
+    warning: str | None,
+    figure: FigureConfig | None = None,
 ) -> str:
     """``report.md``: the tables inline, each figure's PNG inline where there is one, and
     links to every file (paths relative to the report's directory)."""
@@ -59,6 +92,8 @@ def report_markdown(
             "",
         ]
     lines += ["## Figures", ""]
+    if sections:
+        lines += [f"Figure settings: {figure_settings(figure or FigureConfig())}", ""]
     for figure, files in sections:
         links = " · ".join(f"[{fmt.upper()}](figures/{name})" for fmt, name in files.items())
         lines += [f"### {figure.stem}", ""]
@@ -69,7 +104,11 @@ def report_markdown(
 
 
 def report_html(
-    sources: list[Source], tables: list[Table], sections: list[Section], warning: str | None
+    sources: list[Source],
+    tables: list[Table],
+    sections: list[Section],
+    warning: str | None,
+    figure: FigureConfig | None = None,
 ) -> str:
     """``index.html``: the tables inline, each figure as its PNG linking to its interactive
     HTML (or as a link without a PNG), and links to every file."""
@@ -96,6 +135,9 @@ def report_html(
             styler.to_html(),
         ]
     body.append("<h2>Figures</h2>")
+    if sections:
+        settings = figure_settings(figure or FigureConfig()).replace("`", "")
+        body.append(f"<p>Figure settings: {escape(settings)}</p>")
     for figure, files in sections:
         links = " · ".join(f"<a href='figures/{n}'>{fmt}</a>" for fmt, n in files.items())
         image = (

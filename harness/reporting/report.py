@@ -11,8 +11,12 @@
     tables/trials-<name>.{md,csv,tex}       every trial / run
     tables/suite-*.{md,csv,tex}             comparisons over 2+ tasks: the suite mean per
                                             method, AUC per task, tasks that separate methods
-    figures/<stem>.{html,json,pdf,svg,png}  ROC, faithfulness (up to 4 tasks), AUC per task
-                                            (suites), Optuna and training plots
+    figures/<stem>.{html,json,pdf,svg,png}  the ROC and faithfulness grids (up to 4 tasks),
+                                            AUC per task (suites), each study's figures
+    figures/<stem>.caption.md, <stem>.tex   each figure's caption, and a LaTeX figure of it
+
+The ``figure`` section of the configs (:class:`~harness.configs.figure.FigureConfig`) sets
+the figures' width (a column or the page of a two-column paper) and static formats.
 
 A study contributes its best trial's held-out runs as the method ``<algorithm> tuned
 (<study>), held-out``; a comparison contributes each method's seeds. Where each part is
@@ -20,7 +24,8 @@ made: :mod:`~harness.reporting.sources` (what is read), :mod:`~harness.reporting
 (each method's runs), :mod:`~harness.reporting.auc_tables`,
 :mod:`~harness.reporting.record_tables`, :mod:`~harness.reporting.pareto` and
 :mod:`~harness.reporting.suite` (the tables), :mod:`~harness.reporting.report_figures`
-(the figures) and :mod:`~harness.reporting.pages` (the two pages).
+(the figures and their captions, :mod:`~harness.reporting.captions` writes them) and
+:mod:`~harness.reporting.pages` (the two pages).
 """
 
 from __future__ import annotations
@@ -29,16 +34,18 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.configs.figure import FigureConfig
 from harness.reporting.auc_tables import auc_frame, auc_tables
+from harness.reporting.captions import write_captions
 from harness.reporting.figures import export_figures
 from harness.reporting.pages import report_html, report_markdown
 from harness.reporting.pareto import pareto_table
 from harness.reporting.record_tables import best_params_table, trials_table
-from harness.reporting.report_figures import Figure, comparison_figures, study_figures
+from harness.reporting.report_figures import comparison_figures, study_figures, suite_figures
 from harness.reporting.runs import method_runs
-from harness.reporting.sources import Source, load_source
+from harness.reporting.sources import Source, figure_config, load_source
 from harness.reporting.static_export import HOW_TO_GET_THEM, static_timeout
-from harness.reporting.suite import spans_several_tasks, suite_figures, suite_tables, task_frame
+from harness.reporting.suite import spans_several_tasks, suite_tables, task_frame
 from harness.reporting.tables import markdown_table, write_table
 
 __all__ = [
@@ -51,7 +58,7 @@ __all__ = [
 ]
 
 WIDE_TABLE = 8  # in a suite report, per-method AUC tables wider than this go to auc.csv only
-FEW_TASKS = 4  # ROC and faithfulness figures per task up to this many tasks (suite figures beyond)
+FEW_TASKS = 4  # ROC and faithfulness grids up to this many tasks (a row each; suite figure beyond)
 
 
 @dataclass
@@ -73,14 +80,18 @@ class ReportResult:
     seconds_per_figure: float | None = None
 
 
-def build_report(sources: list[Source], out: Path, static: bool = True) -> ReportResult:
+def build_report(
+    sources: list[Source], out: Path, static: bool = True, figure: FigureConfig | None = None
+) -> ReportResult:
     """Write the tables, figures, ``index.html`` and ``report.md`` of some sources.
 
     Args:
         sources: What to report (see :func:`load_source`).
         out: The report's directory (made if missing).
-        static: Also write PDF, SVG and PNG figures (needs a browser; without one the
+        static: Also write the static figures (needs a browser; without one the
             result's ``warning`` says so).
+        figure: The figures' width and formats; None: the ``figure`` section of the
+            sources' configs, else the defaults (see :func:`figure_config`).
 
     Example:
         >>> import tempfile
@@ -94,6 +105,7 @@ def build_report(sources: list[Source], out: Path, static: bool = True) -> Repor
     """
     if static:
         static_timeout()  # a bad HARNESS_STATIC_TIMEOUT fails before any work
+    figure = figure_config(sources) if figure is None else figure
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     result = ReportResult(out)
@@ -116,14 +128,18 @@ def build_report(sources: list[Source], out: Path, static: bool = True) -> Repor
     for table in tables:
         files += write_table(table, out)
     few_tasks = len({run.task for run in runs}) <= FEW_TASKS
-    figures = comparison_figures(runs) if few_tasks else []
+    figures = comparison_figures(runs, figure) if few_tasks else []
     if suite:
-        colours = {run.label: run.colour for run in runs}
-        figures += [Figure(*parts) for parts in suite_figures(per_task, colours)]
+        figures += suite_figures(per_task, runs, figure)
     for source in sources:
         if source.kind == "study":
-            figures += study_figures(source)
-    exported = export_figures({f.stem: f.figure for f in figures}, out / "figures", static)
+            figures += study_figures(source, figure)
+    exported = export_figures(
+        {f.stem: f.figure for f in figures}, out / "figures", static, formats=figure.formats
+    )
+    image = "pdf" if "pdf" in figure.formats or "png" not in figure.formats else "png"
+    for stem, names in write_captions(figures, out / "figures", image).items():
+        exported.files[stem].update(names)
     result.seconds_per_figure = exported.seconds_per_figure
     if exported.static_error:
         result.warning = (
@@ -135,8 +151,10 @@ def build_report(sources: list[Source], out: Path, static: bool = True) -> Repor
     if exported.files:
         files.append(out / "figures" / "plotly.min.js")
     sections = [(f, exported.files.get(f.stem, {})) for f in figures]
-    (out / "report.md").write_text(report_markdown(sources, tables, sections, result.warning))
-    (out / "index.html").write_text(report_html(sources, tables, sections, result.warning))
+    (out / "report.md").write_text(
+        report_markdown(sources, tables, sections, result.warning, figure)
+    )
+    (out / "index.html").write_text(report_html(sources, tables, sections, result.warning, figure))
     files += [out / "report.md", out / "index.html"]
     result.files = sorted({str(p.relative_to(out)) for p in files if p.exists()})
     result.seconds = time.perf_counter() - start

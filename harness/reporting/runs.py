@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.evaluation.roc import SCORE_TRAPEZOID
 from harness.records.selection import method_label
-from harness.reporting.figures import MethodRuns, assign_colours
+from harness.reporting.figures import MethodRuns
 from harness.reporting.sources import Source, best_trial
 
 
@@ -36,8 +36,8 @@ def ablation_of(record: dict[str, Any]) -> str:
 
 
 def method_runs(sources: list[Source]) -> list[MethodRuns]:
-    """Each method's COMPLETE runs per task and ablation, in order of appearance, each
-    method in its colour (comparisons first, then the studies' tuned rows).
+    """Each method's COMPLETE runs per task and ablation, in order of appearance
+    (comparisons first, then the studies' tuned rows).
 
     Example:
         >>> run = {"state": "COMPLETE", "algorithm": "eap", "task": "t",
@@ -61,9 +61,6 @@ def method_runs(sources: list[Source]) -> list[MethodRuns]:
                 label = f"{method_label(best)} tuned ({source.name}), held-out"
                 key = (label, best["task"], ablation_of(best))
                 runs[key] = MethodRuns(*key, records=lines)
-    colours = assign_colours([run.label for run in runs.values()])
-    for run in runs.values():
-        run.colour = colours[run.label]
     return list(runs.values())
 
 

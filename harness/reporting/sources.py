@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.configs.figure import FigureConfig
 from harness.configs.loading import AnyConfig, load_any_config
 from harness.evaluation.roc import SCORE_TRAPEZOID
 from harness.records.check import check_records_file
@@ -34,6 +35,7 @@ class Source:
         log_params: Parameters searched on a log scale.
         bootstrap_samples: Resamples of the bootstrap interval.
         heldout: A study's held-out runs (``heldout.jsonl``).
+        figure: The ``figure`` section of its config, where the config has one.
     """
 
     name: str
@@ -45,6 +47,7 @@ class Source:
     log_params: tuple[str, ...] = ()
     bootstrap_samples: int = 10000
     heldout: list[dict[str, Any]] = field(default_factory=list)
+    figure: FigureConfig | None = None
 
 
 def load_source(spec: str, runs_dir: Path) -> Source:
@@ -82,11 +85,13 @@ def load_source(spec: str, runs_dir: Path) -> Source:
     comparison = kind in ("compare", "transfer") or (
         config is None and _looks_like_comparison(records)
     )
+    figure = config.figure if config is not None and "figure" in config.model_fields_set else None
     if comparison:
         samples = getattr(config, "bootstrap_samples", 10000)
-        return Source(name, "compare", records, bootstrap_samples=samples)
+        return Source(name, "compare", records, bootstrap_samples=samples, figure=figure)
     source = _study_source(name, records, config)
     source.heldout = read_records(records_path.with_name("heldout.jsonl"))
+    source.figure = figure
     return source
 
 
@@ -137,6 +142,28 @@ def _spread_params(records: list[dict[str, Any]]) -> tuple[str, ...]:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 seen.setdefault(k, []).append(v)
     return tuple(k for k, vs in seen.items() if min(vs) > 0 and max(vs) / min(vs) >= 100)
+
+
+def figure_config(sources: list[Source]) -> FigureConfig:
+    """The figure settings of a report: the ``figure`` section its configs give (they
+    must agree), else the defaults.
+
+    Raises:
+        ValueError: One line, when two sources give different sections.
+
+    Example:
+        >>> column = FigureConfig(width="column")
+        >>> figure_config([Source("a", "compare", []), Source("b", "study", [], figure=column)])
+        FigureConfig(width='column', formats=['pdf', 'svg', 'png'])
+    """
+    given = [s for s in sources if s.figure is not None]
+    for other in given[1:]:
+        if other.figure != given[0].figure:
+            raise ValueError(
+                f"the figure sections of {given[0].name!r} and {other.name!r} differ "
+                f"({given[0].figure} vs {other.figure}); give one, or the same in both"
+            )
+    return given[0].figure if given else FigureConfig()
 
 
 def best_trial(source: Source) -> dict[str, Any] | None:

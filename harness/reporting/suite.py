@@ -24,7 +24,7 @@ from typing import Any
 
 from harness.evaluation.stats import bootstrap_interval
 from harness.reporting.conventions import CONVENTIONS
-from harness.reporting.figures import DOUBLE_COLUMN, MethodRuns, styled
+from harness.reporting.figures import MethodRuns
 from harness.reporting.tables import Table
 
 HEADROOM_AUC = 0.95  # a method "has headroom" on a task where its mean AUC is below this
@@ -201,52 +201,6 @@ def separating_tasks(tasks, gap: float = SEPARATION_GAP):
     return frame.sort_values("gap", ascending=False, kind="stable").reset_index(drop=True)
 
 
-def suite_figure(tasks, ablation: str, convention: str, colours: dict[str, str]):
-    """AUC per task (x) per method (colour): mean over seeds with its 95% interval."""
-    import plotly.graph_objects as go
-
-    part = tasks[(tasks["ablation"] == ablation) & (tasks["convention"] == convention)]
-    order = sorted(set(part["task"]))
-    methods = list(dict.fromkeys(part["method"]))
-    fig = go.Figure()
-    for i, method in enumerate(methods):
-        rows = part[part["method"] == method].set_index("task").reindex(order)
-        offset = (i - (len(methods) - 1) / 2) * 0.8 / max(len(methods), 1)
-        fig.add_trace(
-            go.Scatter(
-                x=[order.index(t) + offset for t in order],
-                y=rows["mean"],
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": rows["ci high"] - rows["mean"],
-                    "arrayminus": rows["mean"] - rows["ci low"],
-                    "thickness": 1,
-                    "width": 0,
-                },
-                mode="markers",
-                marker={"size": 6, "color": colours.get(method, "#000")},
-                name=method,
-                hovertext=[f"{t}: {m:.3f}" for t, m in zip(order, rows["mean"], strict=True)],
-            )
-        )
-    width, height = DOUBLE_COLUMN
-    fig = styled(
-        fig,
-        f"AUC per task · {ablation} ablation · {convention}",
-        (max(width, 28 * len(order) + 120), height + 80),
-        legend_rows=len(methods),
-    )
-    fig.update_xaxes(
-        tickmode="array",
-        tickvals=list(range(len(order))),
-        ticktext=[t.removeprefix("tracr-") for t in order],
-        tickangle=-60,
-    )
-    fig.update_yaxes(title_text="AUC", range=[-0.02, 1.02])
-    return fig
-
-
 def _cell(mean: float, low: float, high: float, seeds: int) -> str:
     return f"{mean:.3f}" if seeds < 2 else f"{mean:.3f} [{low:.3f}, {high:.3f}]"
 
@@ -336,19 +290,3 @@ def suite_tables(
         )
     )
     return tables
-
-
-def suite_figures(tasks, colours: dict[str, str]) -> list[tuple[str, str, Any]]:
-    """(stem, caption, figure) of AUC per task per method, one per ablation and convention,
-    from :func:`task_frame`'s rows; ``colours``: method label -> colour."""
-    if tasks.empty:
-        return []
-    out = []
-    for (ablation, convention), _ in tasks.groupby(["ablation", "convention"], sort=False):
-        caption = (
-            f"AUC per task and method, {ablation} ablation against its ground truth, "
-            f"convention {convention}: mean over seeds, bars the 95% bootstrap interval."
-        )
-        figure = suite_figure(tasks, ablation, convention, colours)
-        out.append((f"suite-{ablation}-{convention}", caption, figure))
-    return out
