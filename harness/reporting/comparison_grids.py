@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from harness.configs.figure import FigureConfig
@@ -25,14 +26,16 @@ from harness.reporting.figure_checks import text_width
 from harness.reporting.figure_style import (
     SMALL_PT,
     figure_width,
+    fit_lines,
     font_px,
     legend_traces,
     method_style,
 )
 from harness.reporting.figures import MEASURE_SHORT, MethodRuns, faithfulness_measure
-from harness.reporting.panel_grid import PanelGrid
+from harness.reporting.panel_grid import LINE_PX, PanelGrid
 
 ROC_RANGE = (-0.03, 1.03)
+MIN_PANEL_PX = 88  # a ROC panel narrower than this has no room for its AUC numbers
 AUC_LINE_PX = font_px(SMALL_PT) * 1.3  # one line of a panel's AUC numbers
 AUC_LEGEND_TITLE = "AUC in each panel, mean over seeds: score-trapezoid | sweep-pessimistic"
 
@@ -68,7 +71,12 @@ def roc_columns(runs: Sequence[MethodRuns]) -> list[tuple[str, str]]:
 
 
 def roc_grid(runs: Sequence[MethodRuns], config: FigureConfig):
-    """The ROC grid of ``runs`` (see the module docstring); None without ROC curves."""
+    """The ROC grid of ``runs`` (see the module docstring); None without ROC curves.
+
+    Where the columns do not fit the width at :data:`MIN_PANEL_PX` a panel, the panels
+    that have curves wrap in reading order instead, each titled with its task, ablation
+    and ground truth.
+    """
     import plotly.graph_objects as go
 
     columns = roc_columns(runs)
@@ -77,38 +85,74 @@ def roc_grid(runs: Sequence[MethodRuns], config: FigureConfig):
         return None
     tasks = list(dict.fromkeys(run.task for run in drawn))
     methods = list(dict.fromkeys(run.label for run in drawn))
-    grid = PanelGrid(len(tasks), len(columns), figure_width(config, multi_panel=True))
-    fig = grid.figure(
-        [f"{ablation} ablation<br>ground truth {gt}" for ablation, gt in columns],
-        tasks,
-        shared_xaxes=True,
-        shared_yaxes=True,
-    )
+    fig, grid, cells = _roc_layout(drawn, tasks, columns, figure_width(config, True))
     legend_traces(fig, methods)
-    for row, task in enumerate(tasks, start=1):
-        for col, (ablation, gt) in enumerate(columns, start=1):
-            fig.add_trace(
-                go.Scatter(
-                    x=[0, 1],
-                    y=[0, 1],
-                    mode="lines",
-                    line={"color": "#999", "width": 0.75, "dash": "dot"},
-                    showlegend=False,
-                    hoverinfo="skip",
-                ),
-                row=row,
-                col=col,
-            )
-            members = [r for r in drawn if r.task == task and r.ablation == ablation]
-            numbers = [_roc_traces(fig, run, gt, row, col) for run in members]
-            _auc_numbers(fig, grid, row, col, [n for n in numbers if n is not None])
+    for row, col, task, ablation, gt in cells:
+        fig.add_trace(
+            go.Scatter(
+                x=[0, 1],
+                y=[0, 1],
+                mode="lines",
+                line={"color": "#999", "width": 0.75, "dash": "dot"},
+                showlegend=False,
+                hoverinfo="skip",
+            ),
+            row=row,
+            col=col,
+        )
+        members = [r for r in drawn if r.task == task and r.ablation == ablation]
+        numbers = [n for run in members if (n := _roc_traces(fig, run, gt, row, col))]
+        _auc_numbers(fig, grid, row, col, numbers)
     fig.update_xaxes(range=ROC_RANGE, tickvals=[0, 0.5, 1], ticktext=["0", "0.5", "1"])
     fig.update_yaxes(range=ROC_RANGE, tickvals=[0, 0.5, 1], ticktext=["0", "0.5", "1"])
-    for col in range(1, len(columns) + 1):
-        fig.update_xaxes(title_text="false-positive rate", row=len(tasks), col=col)
-    for row in range(1, len(tasks) + 1):
+    bottom = {col: max(r for r, c, *_ in cells if c == col) for _, col, *_ in cells}
+    for col, row in bottom.items():
+        fig.update_xaxes(title_text="false-positive rate", row=row, col=col)
+    for i in range(len(cells), grid.rows * grid.cols):  # the wrapped grid's empty cells
+        fig.update_xaxes(visible=False, row=i // grid.cols + 1, col=i % grid.cols + 1)
+        fig.update_yaxes(visible=False, row=i // grid.cols + 1, col=i % grid.cols + 1)
+    for row in range(1, grid.rows + 1):
         fig.update_yaxes(title_text="true-positive rate", row=row, col=1)
     return grid.style(fig, methods, AUC_LEGEND_TITLE)
+
+
+def _roc_layout(drawn, tasks: list[str], columns: list[tuple[str, str]], width: float):
+    """The ROC figure's grid: tasks × columns where they fit, else the scored panels
+    wrapped; returns the figure, its grid and its cells (row, col, task, ablation, gt)."""
+    grid = PanelGrid(len(tasks), len(columns), width)
+    if grid.panel_w >= MIN_PANEL_PX:
+        grid, titles = grid.titled(
+            [f"{ablation} ablation<br>ground truth {gt}" for ablation, gt in columns]
+        )
+        fig = grid.figure(titles, tasks, shared_xaxes=True, shared_yaxes=True)
+        cells = [
+            (row, col, task, ablation, gt)
+            for row, task in enumerate(tasks, start=1)
+            for col, (ablation, gt) in enumerate(columns, start=1)
+        ]
+        return fig, grid, cells
+    scored = [
+        (task, ablation, gt)
+        for task in tasks
+        for ablation, gt in columns
+        if any(
+            gt in r.get("roc", {})
+            for run in drawn
+            if run.task == task and run.ablation == ablation
+            for r in run.records
+        )
+    ]
+    cols = max(1, grid.columns_that_fit(MIN_PANEL_PX))
+    grid = replace(grid, rows=-(-len(scored) // cols), cols=cols, title_lines=0)
+    titles = [
+        fit_lines(f"{t}<br>{a} ablation, ground truth {g}", grid.panel_w) for t, a, g in scored
+    ]
+    lines = max(title.count("<br>") + 1 for title in titles)
+    grid = replace(grid, title_lines=lines, row_gap=lines * LINE_PX + 24)
+    fig = grid.figure(shared_yaxes=True)
+    cells = [(i // cols + 1, i % cols + 1, *panel) for i, panel in enumerate(scored)]
+    grid.panel_titles(fig, titles)
+    return fig, grid, cells
 
 
 def _roc_traces(fig, run: MethodRuns, gt: str, row: int, col: int):
@@ -160,9 +204,21 @@ def _auc_numbers(fig, grid: PanelGrid, row: int, col: int, numbers: list[tuple])
     marker, on a white ground."""
     import plotly.graph_objects as go
 
-    if not numbers:
-        return
+    axis = fig.get_subplot(row, col)
+    xref = axis.xaxis.plotly_name.replace("axis", "")
+    yref = axis.yaxis.plotly_name.replace("axis", "")
     size = font_px(SMALL_PT)
+    if not numbers:  # no run has this ground truth on this task
+        fig.add_annotation(
+            text="not scored",
+            x=0.5,
+            y=0.25,
+            xref=xref,
+            yref=yref,
+            showarrow=False,
+            font={"size": size, "color": "#666666"},
+        )
+        return
     texts = [
         " | ".join("–" if v is None else f"{v:.3f}" for v in (score, sweep))
         if sweep is not None
@@ -176,11 +232,6 @@ def _auc_numbers(fig, grid: PanelGrid, row: int, col: int, numbers: list[tuple])
     ys = [
         ROC_RANGE[0] + (2 + (len(texts) - i - 0.5) * AUC_LINE_PX) * per_y for i in range(len(texts))
     ]
-    axis = fig.get_subplot(row, col)
-    xref, yref = (
-        axis.xaxis.plotly_name.replace("axis", ""),
-        axis.yaxis.plotly_name.replace("axis", ""),
-    )
     for text, y in zip(texts, ys, strict=True):
         fig.add_annotation(
             text=text,
@@ -259,8 +310,9 @@ def faithfulness_grid(runs: Sequence[MethodRuns], config: FigureConfig):
     panel_w = PanelGrid(len(rows), 2, width, right=30.0, gap=20.0).panel_w
     panel_px = min(max(panel_w * 0.4, 80.0), 130.0)
     grid = PanelGrid(len(rows), 2, width, right=30.0, gap=20.0, panel_px=panel_px)
+    grid, titles = grid.titled(["top-k edges by |score|", "MIB's normalised f, |score| ranking"])
     fig = grid.figure(
-        ["top-k edges by |score|", "MIB's normalised f, |score| ranking"],
+        titles,
         [f"{task}<br>{ablation} ablation" for task, ablation in rows],
         shared_xaxes="columns",
     )

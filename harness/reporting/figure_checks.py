@@ -120,6 +120,11 @@ def _font_size(element: ET.Element, inherited: float) -> float:
     return float(found.group(1)) if found else float(element.get("font-size", inherited))
 
 
+def _is_legend(element: ET.Element) -> bool:
+    """A legend's group: plotly's first legend is ``legend``, the others ``legend2``..."""
+    return any(re.fullmatch(r"legend\d*", c) for c in element.get("class", "").split())
+
+
 def _hidden(element: ET.Element) -> bool:
     style = element.get("style", "").replace(" ", "")
     return "display:none" in style or "visibility:hidden" in style
@@ -158,7 +163,7 @@ def svg_text_boxes(svg: str) -> list[TextBox]:
             return
         m = _compose(m, _matrix(element.get("transform", "")))
         size = _font_size(element, size)
-        legend = legend or "legend" in element.get("class", "").split()
+        legend = legend or _is_legend(element)
         if element.tag != f"{_SVG}text":
             for child in element:
                 visit(child, m, size, legend)
@@ -218,9 +223,8 @@ def legend_areas(svg: str) -> list[TextBox]:
 
     def visit(element: ET.Element, m: tuple[float, ...], legend: bool) -> None:
         m = _compose(m, _matrix(element.get("transform", "")))
-        classes = element.get("class", "").split()
-        legend = legend or "legend" in classes
-        if legend and element.tag == f"{_SVG}rect" and "bg" in classes:
+        legend = legend or _is_legend(element)
+        if legend and element.tag == f"{_SVG}rect" and "bg" in element.get("class", "").split():
             x, y = float(element.get("x", 0)), float(element.get("y", 0))
             w, h = float(element.get("width", 0)), float(element.get("height", 0))
             xs, ys = (

@@ -153,6 +153,29 @@ def legend_rows(labels: list[str], width_px: float) -> list[list[str]]:
     return rows
 
 
+def fit_lines(text: str, width_px: float, points: float = FONT_PT) -> str:
+    """``text`` with line breaks (``<br>``) at spaces so that no line is wider than
+    ``width_px`` at ``points`` pt, where a word allows; breaks it has are kept.
+
+    Example:
+        >>> fit_lines("zero ablation<br>ground truth acdc-zero", 80)
+        'zero ablation<br>ground truth<br>acdc-zero'
+    """
+    size = font_px(points)
+    lines: list[str] = []
+    for part in text.split("<br>"):
+        line = ""
+        for word in part.split(" "):
+            wider = f"{line} {word}" if line else word
+            if line and text_width(wider, size) > width_px:
+                lines.append(line)
+                line = word
+            else:
+                line = wider
+        lines.append(line)
+    return "<br>".join(lines)
+
+
 def _legends(fig, rows: list[list[str]], title: str | None, height: float) -> None:
     """One horizontal plotly legend per row of entries across the figure's top, each
     trace named in a row shown in the legend of its row, every other trace in none."""
@@ -161,9 +184,9 @@ def _legends(fig, rows: list[list[str]], title: str | None, height: float) -> No
         for i, row in enumerate(rows)
         for label in row
     }
-    titled = bool(title and rows)
+    title_rows = title.count("<br>") + 1 if title and rows else 0
     for i in range(len(rows)):
-        offset = 2 + (i + (1 if titled and i else 0)) * LEGEND_ROW_PX
+        offset = 2 + (i + (title_rows if i else 0)) * LEGEND_ROW_PX
         fig.update_layout(
             {
                 ("legend" if i == 0 else f"legend{i + 1}"): {
@@ -175,7 +198,11 @@ def _legends(fig, rows: list[list[str]], title: str | None, height: float) -> No
                     "y": 1 - offset / height,
                     "yanchor": "top",
                     "font": {"size": font_px(FONT_PT)},
-                    "title": {"text": title if titled and i == 0 else "", "side": "top"},
+                    "title": {
+                        "text": title if title_rows and i == 0 else "",
+                        "side": "top",
+                        "font": {"size": font_px(FONT_PT)},
+                    },
                     "tracegroupgap": 0,
                     "bgcolor": "rgba(0,0,0,0)",
                 }
@@ -219,7 +246,9 @@ def paper_layout(
     margins = {"l": 40, "r": 8, "t": 8, "b": 32, **(margin or {})}
     plot_px = width - margins["l"] - margins["r"] - LEGEND_SPARE_PX
     rows = legend_rows(legend, plot_px) if legend else []
-    legend_px = (len(rows) + bool(legend_title and rows)) * LEGEND_ROW_PX + (12 if rows else 0)
+    legend_title = fit_lines(legend_title, plot_px) if legend_title and rows else None
+    title_rows = legend_title.count("<br>") + 1 if legend_title else 0
+    legend_px = (len(rows) + title_rows) * LEGEND_ROW_PX + (12 if rows else 0)
     height = round(height_px + legend_px)
     _legends(fig, rows, legend_title, height)
     margins["t"] += legend_px

@@ -8,9 +8,9 @@ in layout pixels; figures use that to place things inside a panel at a size in p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from harness.reporting.figure_style import FONT_PT, PX_PER_IN, font_px, paper_layout
+from harness.reporting.figure_style import FONT_PT, PX_PER_IN, fit_lines, font_px, paper_layout
 
 LINE_PX = font_px(FONT_PT) * 1.25  # one line of an 8 pt title
 
@@ -122,6 +122,46 @@ class PanelGrid:
                 showarrow=False,
             )
         return fig
+
+    def columns_that_fit(self, panel_px: float) -> int:
+        """How many panels at least ``panel_px`` wide fit side by side.
+
+        Example:
+            >>> PanelGrid(1, 1, 3.3).columns_that_fit(88)
+            2
+        """
+        inner = self.width_in * PX_PER_IN - self.left - self.right
+        return int((inner + self.gap) // (panel_px + self.gap))
+
+    def panel_titles(self, fig, titles: list[str]) -> None:
+        """A title above each panel, in reading order."""
+        for i, title in enumerate(titles):
+            axes = fig.get_subplot(i // self.cols + 1, i % self.cols + 1)
+            fig.add_annotation(
+                text=title,
+                x=sum(axes.xaxis.domain) / 2,
+                y=axes.yaxis.domain[1],
+                xref="paper",
+                yref="paper",
+                xanchor="center",
+                yanchor="bottom",
+                yshift=3,
+                showarrow=False,
+            )
+
+    def titled(self, titles: list[str]) -> tuple[PanelGrid, list[str]]:
+        """This grid with room for ``titles`` above its columns, each broken into lines
+        no wider than a panel (at spaces, and at the ``<br>`` it has), and the titles.
+
+        Example:
+            >>> title = "zero ablation<br>ground truth acdc-zero"
+            >>> grid, titles = PanelGrid(1, 6, 6.9).titled([title])
+            >>> grid.title_lines, titles
+            (3, ['zero ablation<br>ground truth<br>acdc-zero'])
+        """
+        fitted = [fit_lines(title, self.panel_w) for title in titles]
+        lines = max((title.count("<br>") + 1 for title in fitted), default=0)
+        return replace(self, title_lines=lines), fitted
 
     def style(self, fig, legend: list[str] | None = None, legend_title: str | None = None):
         """The report's style and the grid's margins on ``fig`` (see ``paper_layout``)."""

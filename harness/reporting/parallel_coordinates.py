@@ -118,18 +118,19 @@ def parallel_figure(
         axes.append(Axis.of(wrap_label(objective_name, 18), objectives))
     fig = go.Figure()
     _draw_axes(fig, axes)
-    sign = 1.0 if maximize else -1.0
-    best = max(complete, key=lambda r: sign * finite_objective(r), default=None)
-    legend = _draw_trials(fig, finished, names, axes, best, sign)
-    lowest, highest = (min(objectives), max(objectives)) if objectives else (0.0, 1.0)
+    legend = []
     if objectives:
+        lowest, highest = min(objectives), max(objectives)
+        middle = sample_colorscale(SCALE, [0.5])[0]
+        fig.add_trace(
+            go.Scatter(x=[None], y=[None], mode="lines", name=COMPLETE, line={"color": middle})
+        )
         fig.add_trace(
             go.Scatter(
                 x=[None],
                 y=[None],
-                mode="lines+markers",
-                name=COMPLETE,
-                line={"color": sample_colorscale(SCALE, [0.5])[0], "width": 1},
+                mode="markers",
+                showlegend=False,
                 marker={
                     "color": [lowest],
                     "colorscale": SCALE,
@@ -137,11 +138,13 @@ def parallel_figure(
                     "cmax": highest,
                     "showscale": True,
                     "colorbar": colorbar(wrap_label(objective_name)),
-                    "size": 0.1,
                 },
             )
         )
-        legend.insert(0, COMPLETE)
+        legend.append(COMPLETE)
+    sign = 1.0 if maximize else -1.0
+    best = max(complete, key=lambda r: sign * finite_objective(r), default=None)
+    legend += _draw_trials(fig, finished, names, axes, best, sign)
     first = max((text_width(label, font_px(SMALL_PT)) for _, label in axes[0].ticks()), default=0)
     fig.update_xaxes(
         tickvals=list(range(len(axes))),

@@ -104,6 +104,7 @@ def contour_figure(study, x: str, y: str, objective_name: str, config: FigureCon
     fig.update_traces(
         colorscale=SCALE,
         colorbar=colorbar(wrap_label(objective_name)),
+        contours_coloring="fill",  # filled paths: optuna's "heatmap" would be a picture
         selector={"type": "contour"},
     )
     fig.update_traces(
