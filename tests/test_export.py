@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.reporting.figure_style import PNG_SCALE
 from harness.reporting.static_export import static_timeout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,9 +27,9 @@ EXPORT = """
 import json, sys
 from pathlib import Path
 import plotly.graph_objects as go
-from harness.reporting.figures import SINGLE_COLUMN, export_figures
+from harness.reporting.figures import export_figures
 figure = go.Figure(go.Scatter(x=[0, 1, 2], y=[1, 3, 2]))
-figure.update_layout(width=SINGLE_COLUMN[0], height=SINGLE_COLUMN[1])
+figure.update_layout(width=317, height=240)  # a column of a two-column paper, 3.3 in
 result = export_figures({"a": figure, "b": figure}, Path(sys.argv[1]))
 print(json.dumps({"files": result.files, "error": result.static_error}))
 """
@@ -130,4 +131,4 @@ def test_real_browser_writes_every_format(tmp_path, usable_browser):
         png = (out / f"{stem}.png").read_bytes()
         assert png.startswith(b"\x89PNG\r\n\x1a\n")
         width, height = struct.unpack(">II", png[16:24])
-        assert (width, height) == (340 * 3, 260 * 3)  # single column, scale 3
+        assert (width, height) == (317 * PNG_SCALE, 240 * PNG_SCALE)  # 288 dpi

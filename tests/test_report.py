@@ -70,13 +70,14 @@ def built(tmp_path_factory):
 
 
 FIGURES = [
-    "roc-tracr-reverse-resample-resample",
-    "roc-tracr-reverse-acdc-zero-resample",
-    "faithfulness-tracr-reverse-resample",
+    "roc",
+    "faithfulness",
     "history-tiny",
+    "slice-tiny",
     "parallel-tiny",
     "contour-tiny",
     "training-tiny",
+    "heldout-tiny",
 ]
 TABLES = [
     "auc-resample-score-trapezoid",
@@ -98,7 +99,7 @@ def test_every_file_is_written(built):
     for stem in ("best-params", "trials-tiny", "trials-tiny-cmp"):
         assert (out / "tables" / f"{stem}.csv").stat().st_size > 0
     for stem in FIGURES:
-        for ext in ("html", "json"):
+        for ext in ("html", "json", "caption.md", "tex"):
             assert (out / "figures" / f"{stem}.{ext}").stat().st_size > 0, (stem, ext)
         assert f"figures/{stem}.html" in (out / "index.html").read_text()
     html = (out / "figures" / f"{FIGURES[0]}.html").read_text()

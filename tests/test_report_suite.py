@@ -143,11 +143,13 @@ def test_a_suite_report_has_suite_tables_and_figures_not_per_task_rocs(runs, tmp
         "suite-separating",
     ):
         assert {f"tables/{stem}.md", f"tables/{stem}.tex", f"tables/{stem}.csv"} <= names
-    assert "figures/suite-zero-score-trapezoid.html" in names
-    assert not any(name.startswith("figures/roc-") for name in names)  # 5 tasks: too many
+    assert {"figures/suite-auc.html", "figures/suite-auc.caption.md"} <= names
+    assert not any(name.startswith("figures/roc") for name in names)  # 5 tasks: too many
     per_task = pd.read_csv(out / "tables" / "suite-resample-score-trapezoid.csv")
     assert set(per_task["task"]) == set(TASKS)
     markdown = (out / "tables" / "suite-resample-score-trapezoid.md").read_text()
     assert "| suite mean |" in markdown
-    figure = json.loads(Path(out / "figures" / "suite-resample-score-trapezoid.json").read_text())
+    figure = json.loads(Path(out / "figures" / "suite-auc.json").read_text())
     assert {trace["name"] for trace in figure["data"]} == set(METHODS)
+    listed = [trace["name"] for trace in figure["data"] if trace.get("showlegend")]
+    assert sorted(listed) == sorted(METHODS)  # one legend entry per method

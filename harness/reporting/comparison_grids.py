@@ -24,6 +24,7 @@ from harness.configs.figure import FigureConfig
 from harness.evaluation.roc import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
 from harness.reporting.figure_checks import text_width
 from harness.reporting.figure_style import (
+    PX_PER_IN,
     SMALL_PT,
     figure_width,
     fit_lines,
@@ -36,6 +37,7 @@ from harness.reporting.panel_grid import LINE_PX, PanelGrid
 
 ROC_RANGE = (-0.03, 1.03)
 MIN_PANEL_PX = 88  # a ROC panel narrower than this has no room for its AUC numbers
+PAGE_HEIGHT_PX = 8.5 * PX_PER_IN  # the faithfulness grid's panels shrink to keep it this tall
 AUC_LINE_PX = font_px(SMALL_PT) * 1.3  # one line of a panel's AUC numbers
 AUC_LEGEND_TITLE = "AUC in each panel, mean over seeds: score-trapezoid | sweep-pessimistic"
 
@@ -307,9 +309,10 @@ def faithfulness_grid(runs: Sequence[MethodRuns], config: FigureConfig):
     drawn = [run for run in runs if (run.task, run.ablation) in rows]
     methods = list(dict.fromkeys(run.label for run in drawn))
     width = figure_width(config, multi_panel=True)
-    panel_w = PanelGrid(len(rows), 2, width, right=30.0, gap=20.0).panel_w
-    panel_px = min(max(panel_w * 0.4, 80.0), 130.0)
-    grid = PanelGrid(len(rows), 2, width, right=30.0, gap=20.0, panel_px=panel_px)
+    grid = PanelGrid(len(rows), 2, width, right=30.0, gap=20.0)
+    fitting = (PAGE_HEIGHT_PX - grid.top - grid.bottom) / len(rows) - grid.gap  # a page tall
+    panel_px = max(min(grid.panel_w * 0.4, 130.0, fitting), 60.0)
+    grid = replace(grid, panel_px=panel_px)
     grid, titles = grid.titled(["top-k edges by |score|", "MIB's normalised f, |score| ranking"])
     fig = grid.figure(
         titles,

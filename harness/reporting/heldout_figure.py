@@ -14,10 +14,10 @@ from typing import Any
 
 from harness.configs.figure import FigureConfig
 from harness.evaluation.roc import SCORE_TRAPEZOID
+from harness.evaluation.stats import bootstrap_interval
 from harness.reporting.figure_style import BLACK, BLUE, figure_width
 from harness.reporting.panel_grid import PanelGrid
 from harness.reporting.study_plots import finite_objective
-from harness.study.heldout import summarize_heldout
 
 SELECTION = "selection: the best trial in the search"
 HELDOUT = "held-out: mean and 95% interval over seeds"
@@ -26,8 +26,10 @@ SEEDS = "held-out: one seed"
 
 def heldout_values(heldout: list[dict[str, Any]], objective_name: str, samples: int = 10000):
     """Per value (the objective, then the AUC against each ground truth): its name, the
-    selection value, the held-out seeds' values and their (mean, low, high); None without
-    held-out runs. An objective that is the AUC against a ground truth is shown once.
+    selection value, the held-out seeds' values and their mean with its 95% percentile-
+    bootstrap interval (mean, low, high); None without complete held-out runs. An objective
+    that is the AUC against a ground truth is shown once. ``heldout``: the lines of one
+    selected trial.
 
     Example:
         >>> lines = [{"trial": 3, "state": "COMPLETE", "selection_value": 0.1, "objective": v,
@@ -38,26 +40,27 @@ def heldout_values(heldout: list[dict[str, Any]], objective_name: str, samples: 
         >>> [name for name, *_ in heldout_values(lines, "AUC vs g", 200)]
         ['AUC vs g (score-trapezoid, the objective)']
     """
-    summary = summarize_heldout(heldout, samples)
-    if summary is None or not summary.runs:
-        return None
     complete = [r for r in heldout if r.get("state") == "COMPLETE"]
+    if not complete:
+        return None
+    first = complete[0]
+    gts = list(dict.fromkeys(gt for r in complete for gt in r.get("auc", {})))
     values = []
-    objective_is_auc = objective_name in {f"AUC vs {gt}" for gt in summary.auc}
-    if summary.objective is not None and not objective_is_auc:
+    if objective_name not in {f"AUC vs {gt}" for gt in gts}:
         seeds = [v for r in complete if (v := finite_objective(r)) is not None]
-        name = f"{objective_name} (objective)"
-        values.append((name, summary.selection_value, seeds, summary.objective))
-    for gt, interval in summary.auc.items():
-        if interval is None:
-            continue
-        seeds = [r["auc"][gt].get(SCORE_TRAPEZOID) for r in complete if gt in r["auc"]]
+        selection = finite_objective({"objective": first.get("selection_value")})
+        values.append((f"{objective_name} (objective)", selection, seeds))
+    for gt in gts:
+        seeds = [r["auc"].get(gt, {}).get(SCORE_TRAPEZOID) for r in complete]
+        selection = (first.get("selection_auc") or {}).get(gt, {}).get(SCORE_TRAPEZOID)
         the = ", the objective" if objective_name == f"AUC vs {gt}" else ""
         name = f"AUC vs {gt} ({SCORE_TRAPEZOID}{the})"
-        values.append(
-            (name, summary.selection_auc.get(gt), [v for v in seeds if v is not None], interval)
-        )
-    return values or None
+        values.append((name, selection, [v for v in seeds if v is not None and v == v]))
+    return [
+        (name, selection, seeds, (sum(seeds) / len(seeds), *bootstrap_interval(seeds, samples)))
+        for name, selection, seeds in values
+        if seeds
+    ] or None
 
 
 def heldout_figure(

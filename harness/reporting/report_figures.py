@@ -15,7 +15,12 @@ from collections.abc import Sequence
 
 from harness.configs.figure import FigureConfig
 from harness.evaluation.roc import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC
-from harness.reporting.comparison_grids import faithfulness_grid, faithfulness_rows, roc_grid
+from harness.reporting.comparison_grids import (
+    faithfulness_grid,
+    faithfulness_rows,
+    roc_columns,
+    roc_grid,
+)
 from harness.reporting.conventions import CONVENTION_NOTES
 from harness.reporting.figures import (
     MEASURE_LABELS,
@@ -49,7 +54,7 @@ def seeds_note(runs: Sequence[MethodRuns]) -> str:
     Example:
         >>> two, one = MethodRuns("sp", "t", "zero", [{}, {}]), MethodRuns("eap", "t", "zero", [{}])
         >>> seeds_note([two, one]), seeds_note([two])
-        ('seeds per method: sp 2, eap 1', '2 seeds per method')
+        ('seeds per method: sp: 2, eap: 1', '2 seeds per method')
     """
     counts: dict[str, set[int]] = {}
     for run in runs:
@@ -57,7 +62,7 @@ def seeds_note(runs: Sequence[MethodRuns]) -> str:
     if len({n for ns in counts.values() for n in ns}) == 1:
         n = next(iter(next(iter(counts.values()))))
         return f"{n} seed{'s' if n != 1 else ''} per method"
-    parts = [f"{label} {'–'.join(map(str, sorted(ns)))}" for label, ns in counts.items()]
+    parts = [f"{label}: {'–'.join(map(str, sorted(ns)))}" for label, ns in counts.items()]
     return "seeds per method: " + ", ".join(parts)
 
 
@@ -76,9 +81,13 @@ def comparison_figures(runs: list[MethodRuns], config: FigureConfig) -> list[Fig
     tasks = ", ".join(dict.fromkeys(run.task for run in runs))
     roc = roc_grid(runs, config)
     if roc is not None:
+        columns = roc_columns(runs)
+        ablations = ", ".join(dict.fromkeys(a for a, _ in columns))
+        gts = ", ".join(dict.fromkeys(gt for _, gt in columns))
         caption = (
-            f"ROC curves on {tasks} (rows) under each ablation against each ground truth "
-            f"(columns). Solid lines: each seed's ranking of all edges ({SCORE_TRAPEZOID}: "
+            f"ROC curves on {tasks} (rows) under each ablation ({ablations}) against each "
+            f"ground truth ({gts}) (columns). Solid lines: each seed's ranking of all "
+            f"edges ({SCORE_TRAPEZOID}: "
             f"{CONVENTION_NOTES[SCORE_TRAPEZOID]}); dashed steps through markers: each "
             f"seed's sweep, for the methods that sweep ({SWEEP_PESSIMISTIC}: "
             f"{CONVENTION_NOTES[SWEEP_PESSIMISTIC]}). Numbers in each panel: each method's "
@@ -233,9 +242,10 @@ def _result_figures(source: Source, about: str, stem: str, config: FigureConfig)
                 training_figure(best["history"], config),
             )
         )
-    heldout = heldout_figure(source.heldout, objective, source.bootstrap_samples, config)
+    lines = [r for r in source.heldout if best is not None and r["trial"] == best["trial"]]
+    heldout = heldout_figure(lines, objective, source.bootstrap_samples, config)
     if heldout is not None:
-        done = [r for r in source.heldout if r.get("state") == "COMPLETE"]
+        done = [r for r in lines if r.get("state") == "COMPLETE"]
         split = done[0].get("split", "test") if done else "test"
         out.append(
             Figure(
