@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from harness.configs.figure import FigureConfig
@@ -24,6 +25,7 @@ from harness.reporting.figure_style import (
     VERMILLION,
     colorbar,
     figure_width,
+    fit_lines,
     font_px,
     paper_layout,
 )
@@ -249,9 +251,10 @@ def slice_figure(
     if len(complete) < 2 or not names:
         return None
     width = figure_width(config, multi_panel=len(names) > 1)
-    cols = min(len(names), max(1, int(width * 96 // 160)))
-    rows = -(-len(names) // cols)
-    grid = PanelGrid(rows, cols, width, aspect=0.8, title_lines=0, gap=24, right=56)
+    grid = PanelGrid(1, 1, width, aspect=0.8, title_lines=0, gap=24, right=56)
+    cols = min(len(names), max(1, grid.columns_that_fit(90)))  # panels at least 90 px wide
+    grid = replace(grid, rows=-(-len(names) // cols), cols=cols, row_gap=44)
+    rows = grid.rows
     fig = grid.figure(shared_yaxes=True)
     trials = [r["trial"] for r in complete]
     for i, name in enumerate(names):
@@ -277,7 +280,10 @@ def slice_figure(
         )
         log = name in log_params
         fig.update_xaxes(
-            title_text=axis_label(name, log), type="log" if log else None, row=row, col=col
+            title_text=fit_lines(axis_label(name, log), grid.panel_w + grid.gap - 4),
+            type="log" if log else None,
+            row=row,
+            col=col,
         )
     for row in range(1, rows + 1):
         fig.update_yaxes(title_text=wrap_label(objective_name, 24), row=row, col=1)
