@@ -12,9 +12,9 @@ trials (:mod:`~harness.study.batching`), the progress bar (:mod:`~harness.study.
 the checks before a run (:mod:`~harness.study.preflight`), one trial
 (:mod:`~harness.study.objective`) and held-out runs (:mod:`~harness.study.heldout`).
 
-Budget: ``n_trials`` counts the study's finished trials (COMPLETE, PRUNED, FAIL), across
-every worker and every resume; a trial cut short by Ctrl-C is not a result and does not
-count. Trials are admitted in the order of their numbers, so
+Budget (see :mod:`harness.study.budget`): ``n_trials`` counts the study's finished trials
+(COMPLETE, PRUNED, FAIL), across every worker and every resume; a trial cut short by Ctrl-C
+is not a result and does not count. Trials are admitted in the order of their numbers, so
 several workers never overshoot; a trial a dead worker left RUNNING is failed by the
 heartbeat check (RDB storages) or by its worker's released file lock (journal files, see
 :mod:`harness.study.runtime.liveness`) and run again with the same parameters and seed,
