@@ -13,6 +13,11 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from harness.records.store import RecordWriteError, append_record
+from harness.study.runtime.retries import DEATHS, FAILED_TRIAL, REASON, STALE, retried_numbers
+from harness.study.runtime.storage_urls import mask_password
+from harness.study.trials import NOT_RESULTS, study_trial_record
+
 
 class StorageError(Exception):
     """The study's storage failed: one line, the run stops (exit code 1)."""
@@ -29,8 +34,6 @@ def storage_failures(storage_url: str) -> Iterator[None]:
         ...
         harness.study.runtime.failures.StorageError: storage sqlite:///x.db failed: No space ...
     """
-    from harness.records.store import RecordWriteError
-
     try:
         yield
     except (RecordWriteError, StorageError, ValueError):  # ValueError: bad input, one line
@@ -39,8 +42,6 @@ def storage_failures(storage_url: str) -> Iterator[None]:
         cause = storage_cause(error)
         if cause is None:
             raise
-        from harness.study.runtime.storage_urls import mask_password
-
         raise StorageError(f"storage {mask_password(storage_url)} failed: {cause}") from None
 
 
@@ -87,10 +88,6 @@ def _first_line(error: BaseException) -> str:
 def record_given_up(study: Any, runner: Any) -> int:
     """Write the FAIL record of each trial that ended FAILed without one (a worker that
     died too often; see :mod:`harness.study.runtime.retries`). Returns how many it wrote."""
-    from harness.records.store import append_record
-    from harness.study.runtime.retries import DEATHS, FAILED_TRIAL, REASON, STALE, retried_numbers
-    from harness.study.trials import NOT_RESULTS, study_trial_record
-
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
     lost = [

@@ -33,6 +33,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.records.store import RecordWriteError
+from harness.study.runtime.failures import StorageError
+from harness.study.runtime.interrupts import (
+    catching_interrupts,
+    forget_unhandled_interrupt,
+    relaying_interrupts,
+)
+from harness.util.notices import one_line_warnings
+
 INTERRUPTED_EXIT = 130  # a worker that Ctrl-C (SIGUSR1) stopped
 FAILED_EXIT = 3  # a worker that stopped with an error (its report names it)
 
@@ -54,8 +63,6 @@ def run_workers(
         KeyboardInterrupt: Ctrl-C stopped the workers.
         Exception: The error a worker stopped with (its type where known, one line).
     """
-    from harness.study.runtime.interrupts import relaying_interrupts
-
     reports = Path(tempfile.mkdtemp(prefix="harness-workers-"))
     live: list[Any] = []
     replaced, errors = 0, []
@@ -146,9 +153,6 @@ def _worker_main(target: Callable[..., None], args: tuple[Any, ...], reports: st
     """The body of a worker process: run, then exit with a code the parent reads."""
     import sys
 
-    from harness.study.runtime.interrupts import catching_interrupts, forget_unhandled_interrupt
-    from harness.util.notices import one_line_warnings
-
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGUSR1
     _thread_lock_for_tqdm()
     one_line_warnings()
@@ -199,9 +203,6 @@ def _read_report(reports: Path, pid: int | None, code: int | None) -> dict[str, 
 
 def _rebuild(report: dict[str, str]) -> Exception:
     """The worker's error as one of ours, by name (one line)."""
-    from harness.records.store import RecordWriteError
-    from harness.study.runtime.failures import StorageError
-
     known = {"RecordWriteError": RecordWriteError, "StorageError": StorageError}
     known["ValueError"] = ValueError
     kind = known.get(report.get("type", ""), WorkerError)

@@ -6,7 +6,7 @@ it short, or when its record cannot be written (a full disk). Such a trial is FA
 in its ``fail_reason`` user attribute and a WAITING copy is enqueued: the copy carries the
 parameters as fixed parameters (so a point outside the search space, e.g. an enqueued
 one, runs again as it is) and Optuna's ``failed_trial`` system attribute, so the budget
-in :mod:`harness.study.driver` gives it the original's slot and seed.
+in :mod:`harness.study.budget` gives it the original's slot and seed.
 
 A worker that dies again and again is not retried for ever: after :data:`MAX_ATTEMPTS`
 deaths the trial stays FAILed, with the reason, and counts as a finished trial.
@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import warnings
 from typing import Any
+
+from harness.study.runtime.heartbeats import heartbeat_enabled
 
 MAX_ATTEMPTS = 3  # runs of one trial whose worker died, the original included
 FAILED_TRIAL = "failed_trial"  # Optuna's system attribute: the original trial's number
@@ -109,11 +111,10 @@ def fail_stale_trials(study: Any) -> int:
         0
     """
     from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.storages._heartbeat import is_heartbeat_enabled
     from optuna.trial import TrialState
 
     storage = study._storage
-    if not is_heartbeat_enabled(storage):
+    if not heartbeat_enabled(storage):
         return 0
     failed = 0
     for trial_id in storage._get_stale_trial_ids(study._study_id):
