@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from harness.engine.device import resolve_device
+from harness.engine.graph import EdgeGraph
 from harness.tasks.base import Task, TaskSpec, register
 from harness.tasks.gpt2.circuits import VARIANTS, official_circuits
 from harness.tasks.gpt2.models import ATTN_ONLY_4L, GPT2_SMALL, ModelSpec, load_model
@@ -206,9 +207,6 @@ def _summary(task: str, layers: int, heads: int, attn_only: bool = False) -> dic
         1281
     """
     from transformer_lens import HookedTransformerConfig
-
-    from harness.engine.graph import EdgeGraph
-    from harness.tasks.gpt2.circuits import official_circuits
 
     cfg = HookedTransformerConfig(
         n_layers=layers, n_heads=heads, d_model=heads, d_head=1, n_ctx=2, d_vocab=2,
