@@ -14,8 +14,8 @@ import torch
 
 import harness.tasks
 from harness.cli import main
-from harness.tasks import suite_tasks
-from harness.tasks.base import check_task_options, get_task_spec
+from harness.tasks import get_task_spec, suite_tasks
+from harness.tasks.base import check_task_options
 from harness.tasks.tracr.compile import (
     PACKAGED_DIR,
     load_compiled,
