@@ -22,7 +22,7 @@ from harness.tasks.base import Task, TaskSpec
 from harness.tasks.gpt2.tasks import TASK_SPECS as GPT2_TASK_SPECS
 from harness.tasks.registry import register, registered_specs
 from harness.tasks.task_files import run_task_files
-from harness.tasks.tracr.compile import TracrProgram
+from harness.tasks.tracr.program import TracrProgram
 from harness.tasks.tracr.tasks import register_tracr_program as register_program
 from harness.tasks.tracr.tasks import suite_task_specs
 from harness.util.did_you_mean import did_you_mean

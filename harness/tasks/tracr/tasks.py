@@ -48,17 +48,8 @@ from harness.engine.device import resolve_device
 from harness.engine.patching import PatchableModel
 from harness.tasks.base import Task, TaskSpec
 from harness.tasks.registry import register, unregister
-from harness.tasks.tracr.compile import (
-    BOS,
-    PAD,
-    CompiledTracr,
-    TracrProgram,
-    cache_path,
-    load_compiled,
-    one_line_error,
-    packaged_path,
-    packaged_summary,
-)
+from harness.tasks.tracr.compile import load_compiled, one_line_error
+from harness.tasks.tracr.compiled import CompiledTracr
 from harness.tasks.tracr.data import (
     DEFAULT_EXAMPLES,
     check_options,
@@ -75,12 +66,14 @@ from harness.tasks.tracr.derive import (
     necessary_alone,
     one_thread,
 )
+from harness.tasks.tracr.program import BOS, PAD, TracrProgram
 from harness.tasks.tracr.programs import (
     add_program,
     all_programs,
     builtin_programs,
     forget_program,
 )
+from harness.tasks.tracr.weight_files import cache_path, packaged_path, packaged_summary
 
 _AUTO_CIRCUIT = "UFO-101/auto-circuit@98db58c auto_circuit/metrics/official_circuits/circuits/tracr"
 _ACDC = "ArthurConmy/Automatic-Circuit-Discovery@a9a7857 (big-rerun) acdc/tracr_task/utils.py"
@@ -494,7 +487,7 @@ def register_tracr_program(program: TracrProgram) -> str:
 
     Example:
         >>> from harness.tasks import load
-        >>> from harness.tasks.tracr.compile import TracrProgram
+        >>> from harness.tasks.tracr.program import TracrProgram
         >>> def build_first():
         ...     from tracr.rasp import rasp
         ...     first = rasp.Select(rasp.indices, rasp.Map(lambda i: 0, rasp.indices),
