@@ -219,7 +219,7 @@ def _summary(task: str, layers: int, heads: int, attn_only: bool = False) -> dic
     }  # fmt: skip
 
 
-# The tasks :mod:`harness.tasks.catalog` registers, in this order.
+# The GPT-2 tasks, in the order :mod:`harness.tasks.catalog` registers them.
 TASK_SPECS: tuple[TaskSpec, ...] = (
     TaskSpec(
         slug="ioi",

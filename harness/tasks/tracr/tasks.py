@@ -417,8 +417,8 @@ _EDGES = {"reverse": 77, "proportion": 23}
 _KIND = {True: "numerical", False: "categorical"}
 
 
-def task_spec(name: str, spec: TracrProgram) -> TaskSpec:
-    """The registry entry of the program ``spec`` as the task ``tracr-<name>``.
+def task_spec(name: str, program: TracrProgram) -> TaskSpec:
+    """The registry entry of ``program`` as the task ``tracr-<name>``.
 
     Example:
         >>> task_spec("hist", builtin_programs()["hist"]).description
@@ -427,7 +427,7 @@ def task_spec(name: str, spec: TracrProgram) -> TaskSpec:
     what = {
         "reverse": "sequence reversal over {1,2,3} (77 edges; categorical)",
         "proportion": "fraction of 'x' so far over {w,x,y,z} (23 edges; numerical)",
-    }.get(name, f"{spec.description or name} ({_KIND[spec.numerical]})")
+    }.get(name, f"{program.description or name} ({_KIND[program.numerical]})")
     return TaskSpec(
         slug=f"tracr-{name}",
         label=f"tracr {name}",
@@ -440,7 +440,7 @@ def task_spec(name: str, spec: TracrProgram) -> TaskSpec:
         ground_truth_aliases=tuple(ALIASES) if name in OFFICIAL_SOURCES else (),
         needs_weights=False,
         description=f"tracr-compiled {what}",
-        numerical_output=spec.numerical,
+        numerical_output=program.numerical,
         summary=lambda name=name: packaged_summary(name),
         check_options=lambda options, name=name: check_options(name, options),
     )
@@ -453,7 +453,7 @@ def suite_task_specs() -> tuple[TaskSpec, ...]:
         >>> [spec.slug for spec in suite_task_specs()][:2]
         ['tracr-reverse', 'tracr-proportion']
     """
-    return tuple(task_spec(name, spec) for name, spec in builtin_programs().items())
+    return tuple(task_spec(name, program) for name, program in builtin_programs().items())
 
 
 def forget_tracr_program(name: str) -> None:
