@@ -58,8 +58,8 @@ TERMS = ("loss", "faithfulness", "sparsity", "lambda1", "lambda2")
 
 @hyperparameters(
     target_sparsity=Param("float", low=0, high=1, high_open=True, call_words="in [0, 1)"),
-    learning_rate=Param("float", low=0, low_open=True),
-    lagrangian_lr=Param("float", low=0, low_open=True),
+    learning_rate=Param("float", low=0, low_open=True, also_on_call=(0,)),
+    lagrangian_lr=Param("float", low=0, low_open=True, also_on_call=(0,)),
     epochs=Param("int", low=1),
     warmup_fraction=Param("float", low=0, high=1),
     init_log_alpha=Param("float"),
@@ -166,11 +166,8 @@ class _EdgePruning:
         target_sparsity: float,
         warmup_steps: float,
     ) -> None:
-        self.patchable, self.batches, self.faithfulness_target = (
-            patchable,
-            batches,
-            faithfulness_target,
-        )
+        self.patchable, self.batches = patchable, batches
+        self.faithfulness_target = faithfulness_target
         self.target_sparsity, self.warmup_steps = target_sparsity, warmup_steps
         device, dtype, n_edges = patchable.device, patchable.dtype, patchable.n_edges
         self.generator = torch.Generator(device=device).manual_seed(int(seed))

@@ -46,11 +46,15 @@ class Param:
         low_open, high_open: Whether the bound itself is excluded.
         choices: For ``choice``: the allowed values.
         optional: ``None`` is allowed.
-        searchable: Whether a study may search it (every parameter today).
+        searchable: Whether a study may search it (a search space that names one that
+            may not is refused).
         default: What the function takes when a call gives nothing (its signature's
             default, filled in by :func:`hyperparameters`).
         call_words: What a refused call of the function is told the value must be, where
             the function words it otherwise than :meth:`describe` does.
+        also_on_call: Numbers outside the range that a call of the function accepts all
+            the same, while configs and studies may not use them (a learning rate of 0:
+            nothing trains, the masks stay where they start).
     """
 
     kind: str
@@ -63,6 +67,7 @@ class Param:
     searchable: bool = True
     default: Any = None
     call_words: str | None = None
+    also_on_call: tuple[float, ...] = ()
 
     def describe(self) -> str:
         """The allowed values in words.
@@ -124,6 +129,19 @@ class Param:
             return isinstance(value, str) and bool(value)
         return isinstance(value, (bool, str, os.PathLike))  # bool_or_path
 
+    def accepts_call(self, value: Any) -> bool:
+        """Whether a call of the function may give ``value``: :meth:`accepts`, or one of
+        :attr:`also_on_call`.
+
+        Example:
+            >>> spec = Param("float", low=0, low_open=True, also_on_call=(0,))
+            >>> spec.accepts(0.0), spec.accepts_call(0.0), spec.accepts_call(False)
+            (False, True, False)
+        """
+        if self.accepts(value):
+            return True
+        return is_number(value, "float") and value in self.also_on_call
+
     def in_range(self, value: float) -> bool:
         """Whether a number lies within the bounds.
 
@@ -156,7 +174,8 @@ class Param:
                 return f"{name} is empty: give at least one positive threshold"
             bad = next(v for v in values if not (is_number(v, "float") and v > 0))
             return f"{name} must be finite positive numbers, got {bad!r}"
-        return f"{name} must be {self.call_words or self.describe()}, got {value!r}"
+        also = f" (or {', '.join(map(repr, self.also_on_call))})" if self.also_on_call else ""
+        return f"{name} must be {self.call_words or self.describe()}{also}, got {value!r}"
 
 
 def is_number(value: Any, kind: str) -> bool:
@@ -224,7 +243,8 @@ def check_arguments(
     params: Mapping[str, Param], arguments: Mapping[str, Any], where: str = ""
 ) -> None:
     """A one-line ValueError, in a function's words, for the first argument that its
-    :class:`Param` refuses (arguments without one are left alone).
+    :class:`Param` refuses on a call (:meth:`Param.accepts_call`; arguments without one
+    are left alone).
 
     Example:
         >>> check_arguments({"epochs": Param("int", low=1)}, {"epochs": 0}, "trial 2: ")
@@ -234,7 +254,7 @@ def check_arguments(
     """
     for name, value in arguments.items():
         spec = params.get(name)
-        if spec is not None and not spec.accepts(value):
+        if spec is not None and not spec.accepts_call(value):
             raise ValueError(where + spec.refusal(name, value))
 
 

@@ -112,13 +112,15 @@ def subnetwork_probing_batched(
     mode = sp_mode(tree_optimisation, restore_clean, ablation)
     settings = _trial_settings(trials)
     batches = on_device(dataloader, patchable.device, "SP")
+    limit = max_pass_bytes or DEFAULT_PASS_BYTES.get(
+        patchable.device.type, DEFAULT_PASS_BYTES["cuda"]
+    )
     with frozen_weights(patchable.model):
         training = _BatchedTraining(
             patchable,
             prepare_runs(patchable, batches, ablation, mode),
             settings,
-            max_pass_bytes
-            or DEFAULT_PASS_BYTES.get(patchable.device.type, DEFAULT_PASS_BYTES["cuda"]),
+            limit,
             mask_fn=mask_fn,
             dropout_p=dropout_p,
             circuit_size=circuit_size,

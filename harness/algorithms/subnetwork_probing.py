@@ -60,6 +60,7 @@ from harness.engine.prune_scores import PruneScores
 
 __all__ = [
     "SP_MODES",
+    "TERMS",
     "EpochCallback",
     "diverged",
     "initial_logit",
@@ -72,7 +73,7 @@ TERMS = ("loss", "faithfulness", "regularisation")
 
 
 @hyperparameters(
-    learning_rate=Param("float", low=0, low_open=True),
+    learning_rate=Param("float", low=0, low_open=True, also_on_call=(0,)),
     epochs=Param("int", low=1),
     regularize_lambda=Param("float", low=0),
     mask_fn=Param("choice", choices=(*MASK_FNS, None)),
