@@ -343,8 +343,7 @@ def test_a_trial_killed_again_and_again_is_retried_then_failed_with_its_reason(
     """The first trial is an enqueued point outside the search space: its retries must
     still work (Optuna's own retry rebuilt it from the search space and raised)."""
     from harness.study.objective import TrialRunner
-    from harness.study.runtime.failures import record_given_up
-    from harness.study.runtime.retries import fail_stale_trials
+    from harness.study.runtime.retries import fail_stale_trials, record_given_up
 
     monkeypatch.setattr("harness.study.storages.HEARTBEAT_SECONDS", 1)  # stale after 3 s
     path = quick_study(tmp_path, "twice", enqueue=[{"learning_rate": 5.0, "epochs": 2}])

@@ -42,11 +42,12 @@ from harness.study.objective import TrialRunner
 from harness.study.preflight import preflight
 from harness.study.progress import StudyProgress
 from harness.study.runtime import retries
-from harness.study.runtime.failures import record_given_up, storage_failures
+from harness.study.runtime.failures import storage_failures
 from harness.study.runtime.guard import bind_records, check_config
 from harness.study.runtime.interrupts import catching_interrupts, check, interruptible
 from harness.study.runtime.liveness import claim, reap_dead_trials, settle_recorded_trials
 from harness.study.runtime.processes import run_workers
+from harness.study.runtime.retries import record_given_up
 from harness.study.runtime.seeding import process_seed, started_trials
 from harness.study.runtime.storage_urls import mask_password
 from harness.study.samplers import create_sampler

@@ -18,6 +18,9 @@ fork and exec), so a Ctrl-C while they import never prints their tracebacks nor 
 them; they unblock both once their handlers are in place (a relayed stop that came
 meanwhile is then taken). The parent blocks them only while it starts a worker, so
 its own Ctrl-C is delayed, never lost.
+
+Like :mod:`harness.study.runtime.failures`, this module stays light (no torch): the command
+line imports it to catch :class:`WorkerError`, maybe while a Ctrl-C cut an import short.
 """
 
 from __future__ import annotations
