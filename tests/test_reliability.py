@@ -47,3 +47,47 @@ def test_records_id_keeps_no_password_with_url_characters(tmp_path: Path):
     bind_records(study, tmp_path / "trials.jsonl", mask_password(url))
     stored = json.loads((tmp_path / ID_FILE).read_text())
     assert stored["storage"] == "postgresql://bob:***@db/optuna"
+
+
+def hostile_record(trial: int, state: str) -> dict:
+    """A study's record as the harness writes it, with HTML in every text a report shows:
+    the task, a parameter's name and value, and (failed) the reason."""
+    complete = state == "COMPLETE"
+    return {
+        "record_version": 1,
+        "study": "evil",
+        "trial": trial,
+        "state": state,
+        "algorithm": "sp",
+        "task": "<svg onload=alert('task')>",
+        "seed": 0,
+        "direction": "maximize",
+        "objective": 0.7 if complete else None,
+        "params": {"epochs": trial + 1, "<b>name</b>": f"<img src=x onerror=alert({trial})>"},
+        "auc": {"resample": {"score-trapezoid": 0.7, "sweep-pessimistic": 0.0}} if complete else {},
+        "roc": {},
+        "sweep_roc": {},
+        "ground_truth": None,
+        "circuit_size": 3,
+        "seconds": 1.0,
+        "faithfulness": {},
+        "faithfulness_curve": [],
+        "history": {},
+        "per_task": {},
+        "fail_reason": None if complete else "<script>alert('reason')</script>",
+    }
+
+
+def test_index_html_escapes_text_from_records(tmp_path: Path):
+    records = tmp_path / "runs" / "evil" / "trials.jsonl"
+    records.parent.mkdir(parents=True)
+    lines = [json.dumps(hostile_record(n, s)) for n, s in enumerate(["COMPLETE", "FAIL"])]
+    records.write_text("\n".join(lines) + "\n")
+    env = {"BROWSER_PATH": "/nonexistent/chrome", "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    result = harness("report", "evil", "--runs-dir", "runs", "--out", "out", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "out" / "index.html").read_text()
+    for markup in ("<script>alert", "<img src=x", "<b>name", "<svg onload"):
+        assert markup not in page
+    assert "&lt;script&gt;alert(&#39;reason&#39;)&lt;/script&gt;" in page
+    assert "&lt;b&gt;name&lt;/b&gt;" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
