@@ -6,13 +6,16 @@ child's working directory, a FIFO, a symlink) and the harness must refuse it in 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
 
 from harness.study.runtime.guard import ID_FILE, bind_records
 from harness.study.runtime.storage_urls import mask_password
-from tests.test_study import harness, write_study
+from tests.test_study import ROOT, harness, write_study
 
 # SQLAlchemy takes each of these unencoded in a URL's password
 NASTY_PASSWORDS = ["pa?ss#word", "pass word!", "it's\"quoted", "a@b?c#d e'f"]
@@ -91,3 +94,62 @@ def test_index_html_escapes_text_from_records(tmp_path: Path):
         assert markup not in page
     assert "&lt;script&gt;alert(&#39;reason&#39;)&lt;/script&gt;" in page
     assert "&lt;b&gt;name&lt;/b&gt;" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+HOSTILE_MODULE = """import os, sys
+open(os.path.join(os.path.dirname(os.path.abspath(__file__)), f"RAN-{os.getpid()}"), "w").close()
+raise SystemExit("selectors.py of the working directory ran")
+"""
+
+
+def launched_like_a_console_script(tmp_path: Path, code: str, *args: str, env: dict | None = None):
+    """``code`` run as the ``harness`` console script runs: a script outside the working
+    directory, which holds a ``selectors.py`` (imported by subprocess, multiprocessing and
+    asyncio, so by every child). Returns (result, files the module left)."""
+    work, bin_dir = tmp_path / "work", tmp_path / "bin"
+    work.mkdir(exist_ok=True)
+    bin_dir.mkdir(exist_ok=True)
+    (work / "selectors.py").write_text(HOSTILE_MODULE)
+    (bin_dir / "launch.py").write_text(code)
+    result = subprocess.run(
+        [sys.executable, str(bin_dir / "launch.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+    return result, sorted(p.name for p in work.glob("RAN-*"))
+
+
+def test_jobs_workers_do_not_run_a_module_file_of_the_working_directory(tmp_path: Path):
+    code = (
+        "import os\n"
+        "from harness.study.runtime.processes import start_blocked\n"
+        "if __name__ == '__main__':\n"
+        "    process = start_blocked(os.getpid, ())\n"
+        "    process.join(60)\n"
+        "    print(process.exitcode)\n"
+    )
+    result, ran = launched_like_a_console_script(tmp_path, code)
+    assert ran == [] and result.stdout.strip() == "0", result.stderr
+
+
+def test_static_export_child_does_not_run_a_module_file_of_the_working_directory(tmp_path):
+    records = tmp_path / "work" / "runs" / "evil" / "trials.jsonl"
+    records.parent.mkdir(parents=True)
+    records.write_text(json.dumps(hostile_record(0, "COMPLETE")) + "\n")
+    browser = tmp_path / "fake-chrome"  # an executable, so the export process starts
+    browser.write_text("#!/bin/sh\nexit 1\n")
+    browser.chmod(0o755)
+    env = {
+        "BROWSER_PATH": str(browser),
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+        "HARNESS_STATIC_TIMEOUT": "10",
+    }
+    code = "import sys\nfrom harness.cli import main\nsys.exit(main())\n"
+    args = ("report", "evil", "--runs-dir", "runs", "--out", "out")
+    result, ran = launched_like_a_console_script(tmp_path, code, *args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert ran == [], result.stderr
+    assert "selectors.py" not in result.stderr
