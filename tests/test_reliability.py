@@ -153,3 +153,38 @@ def test_static_export_child_does_not_run_a_module_file_of_the_working_directory
     assert result.returncode == 0, result.stderr
     assert ran == [], result.stderr
     assert "selectors.py" not in result.stderr
+
+
+def refused(tmp_path: Path, *args: str) -> str:
+    """The one line of a command that must refuse at once (a blocking read would time out)."""
+    result = harness(*args, cwd=tmp_path, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_fifo_or_a_device_as_an_input_is_refused_in_one_line(tmp_path: Path):
+    os.mkfifo(tmp_path / "s.yaml")
+    os.mkfifo(tmp_path / "c.json")
+    records = tmp_path / "runs" / "fifo-study" / "trials.jsonl"
+    records.parent.mkdir(parents=True)
+    os.mkfifo(records)
+    fifo = "is a FIFO, not a regular file"
+    assert f"config 's.yaml' {fifo}" in refused(tmp_path, "validate", "s.yaml")
+    assert f"config 's.yaml' {fifo}" in refused(tmp_path, "run", "s.yaml")
+    device = "config '/dev/zero' is a character device, not a regular file"
+    assert device in refused(tmp_path, "validate", "/dev/zero")
+    mib = ("score", "--task", "tracr-reverse", "--mib-in")
+    assert f"MIB circuit file 'c.json' {fifo}" in refused(tmp_path, *mib, "c.json")
+    assert "MIB circuit file '/dev/zero' is a character" in refused(tmp_path, *mib, "/dev/zero")
+    line = refused(tmp_path, "report", "fifo-study", "--runs-dir", "runs", "--out", "out")
+    assert f"records file 'runs/fifo-study/trials.jsonl' {fifo}" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_config_over_one_mib_is_refused_unread(tmp_path: Path):
+    big = write_study(tmp_path)
+    with big.open("a") as handle:
+        handle.write("# padding\n" * 110_000)  # valid YAML, 1.1 MB
+    line = refused(tmp_path, "validate", big.name)
+    assert line.startswith(f"harness: error: config '{big.name}' is larger than 1 MiB")
