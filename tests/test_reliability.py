@@ -188,3 +188,21 @@ def test_a_config_over_one_mib_is_refused_unread(tmp_path: Path):
         handle.write("# padding\n" * 110_000)  # valid YAML, 1.1 MB
     line = refused(tmp_path, "validate", big.name)
     assert line.startswith(f"harness: error: config '{big.name}' is larger than 1 MiB")
+
+
+def test_a_report_does_not_write_through_a_symlinked_output(tmp_path: Path):
+    records = tmp_path / "runs" / "evil" / "trials.jsonl"
+    records.parent.mkdir(parents=True)
+    records.write_text(json.dumps(hostile_record(0, "COMPLETE")) + "\n")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep\n")
+    out = tmp_path / "out"
+    (out / "tables").mkdir(parents=True)
+    args = ("report", "evil", "--runs-dir", "runs", "--out", "out")
+    for link in (out / "report.md", out / "tables" / "trials-evil.md"):
+        link.symlink_to(victim)
+        line = refused(tmp_path, *args)
+        assert f"{link.relative_to(tmp_path)} is a symbolic link (to {victim})" in line
+        assert victim.read_text() == "keep\n"
+        link.unlink()
+    assert sorted(p.name for p in out.rglob("*")) == ["tables"]  # nothing written

@@ -91,3 +91,29 @@ def _size(n: int) -> str:
         ('1 MiB', '300 bytes')
     """
     return f"{n / MiB:.3g} MiB" if n >= MiB else f"{n} bytes"
+
+
+def refuse_symlinked_outputs(out: Path, names: tuple[str, ...]) -> None:
+    """A one-line ValueError if ``out``'s entry of any of ``names``, or anything under one
+    that is a folder, is a symbolic link: writing through it would change a file elsewhere
+    (a link planted in a shared folder). ``out`` itself may be a link: the user named it.
+
+    Example:
+        >>> import tempfile
+        >>> out = Path(tempfile.mkdtemp())
+        >>> (out / "report.md").symlink_to("/etc/passwd")
+        >>> refuse_symlinked_outputs(out, ("report.md",))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: .../report.md is a symbolic link (to /etc/passwd): ...
+    """
+    for name in names:
+        top = out / name
+        found = [top] if top.is_symlink() else []
+        if not found and top.is_dir():
+            found = [p for p in sorted(top.rglob("*")) if p.is_symlink()][:1]
+        if found:
+            raise ValueError(
+                f"{found[0]} is a symbolic link (to {os.readlink(found[0])}): the report "
+                "will not write through it; remove it or choose another --out"
+            )
