@@ -206,3 +206,12 @@ def test_a_report_does_not_write_through_a_symlinked_output(tmp_path: Path):
         assert victim.read_text() == "keep\n"
         link.unlink()
     assert sorted(p.name for p in out.rglob("*")) == ["tables"]  # nothing written
+
+
+def test_jobs_and_threads_are_capped_in_one_line(tmp_path: Path):
+    path = write_study(tmp_path)
+    line = refused(tmp_path, "run", path.name, "--jobs", "100000", "--runs-dir", "runs")
+    assert "--jobs must be at most" in line and "per CPU" in line and "got 100000" in line
+    assert not (tmp_path / "runs").exists()
+    line = refused(tmp_path, "--threads", "100000", "validate", path.name)
+    assert "--threads must be at most" in line and "got 100000" in line
