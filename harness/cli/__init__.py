@@ -17,7 +17,7 @@ import importlib
 import sys
 
 from harness.cli.errors import UsageError, halting_errors, is_environment_error, one_line
-from harness.cli.inputs import parse_assignments, writable_dir
+from harness.cli.inputs import check_parallelism, parse_assignments, writable_dir
 from harness.cli.parser import build_parser
 
 __all__ = ["UsageError", "main", "parse_assignments", "writable_dir"]
@@ -68,8 +68,10 @@ def _main(argv: list[str] | None) -> int:
     line and an exit code."""
     args = build_parser().parse_args(argv)
     if args.threads is not None:
-        if args.threads < 1:
-            print(f"harness: error: --threads must be >= 1, got {args.threads}", file=sys.stderr)
+        try:
+            check_parallelism("--threads", args.threads)
+        except UsageError as error:
+            print(f"harness: error: {error}", file=sys.stderr)
             return 2
         import torch
 

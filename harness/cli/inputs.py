@@ -4,10 +4,43 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
 from harness.cli.errors import UsageError
+
+PER_CPU = 4
+"""``--jobs`` and ``--threads`` may be at most this many times the CPUs this process may
+use: more only queues work on the same cores, while each worker costs about 0.4 GB and
+torch crashes on absurd thread counts (100000 segfaulted)."""
+
+
+def parallel_limit() -> int:
+    """The most worker processes or threads the harness starts (see :data:`PER_CPU`)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return PER_CPU * cpus
+
+
+def check_parallelism(flag: str, value: int) -> None:
+    """A one-line UsageError unless 1 <= ``value`` <= :func:`parallel_limit`.
+
+    Example:
+        >>> check_parallelism("--jobs", 100_000)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        harness.cli.errors.UsageError: --jobs must be at most ... (4 per CPU ...), got 100000
+    """
+    if value < 1:
+        raise UsageError(f"{flag} must be >= 1, got {value}")
+    if value > parallel_limit():
+        raise UsageError(
+            f"{flag} must be at most {parallel_limit()} ({PER_CPU} per CPU this process may "
+            f"use), got {value}"
+        )
 
 
 def writable_dir(path: Path, what: str) -> None:

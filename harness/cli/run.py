@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from harness.cli.errors import UsageError
-from harness.cli.inputs import load_study, writable_dir
+from harness.cli.inputs import check_parallelism, load_study, writable_dir
 
 
 def check_trial_limits(args: argparse.Namespace) -> None:
@@ -42,8 +42,7 @@ def check_storage_and_records(args: argparse.Namespace, config, runs_dir: Path) 
 
 def _check_processes(args: argparse.Namespace, config) -> None:
     """``--jobs`` and ``--batch-trials``: both >= 1, not both > 1, and a batch SP can train."""
-    if args.jobs < 1:
-        raise UsageError(f"--jobs must be >= 1, got {args.jobs}")
+    check_parallelism("--jobs", args.jobs)
     if args.batch_trials < 1 or (args.batch_trials > 1 and args.jobs > 1):
         raise UsageError("--batch-trials K needs K >= 1 and --jobs 1")
     if args.batch_trials > 1:

@@ -135,11 +135,28 @@ def start_blocked(target: Callable[..., None], args: tuple[Any, ...]) -> Any:
     import multiprocessing
     from multiprocessing import resource_tracker
 
-    resource_tracker.ensure_running()
-    with _signals_blocked():
-        process = multiprocessing.get_context("spawn").Process(target=target, args=args)
-        process.start()
+    with _safe_import_path():
+        resource_tracker.ensure_running()
+        with _signals_blocked():
+            process = multiprocessing.get_context("spawn").Process(target=target, args=args)
+            process.start()
     return process
+
+
+@contextlib.contextmanager
+def _safe_import_path() -> Iterator[None]:
+    """Children started in here do not put the working directory first on their import
+    path (spawn's ``python -c`` would, and a user's ``selectors.py`` there would run). They
+    take the parent's ``sys.path`` once started. Python 3.11+ (``PYTHONSAFEPATH``)."""
+    previous = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["PYTHONSAFEPATH"]
+        else:
+            os.environ["PYTHONSAFEPATH"] = previous
 
 
 @contextlib.contextmanager
