@@ -693,13 +693,14 @@ def test_an_error_that_is_not_bad_input_keeps_its_traceback(monkeypatch):
     import errno
 
     import harness.cli as cli
+    import harness.cli.ls as ls_command
 
     for error in (RuntimeError("a bug"), KeyError("k"), FileNotFoundError(errno.ENOENT, "gone")):
 
         def broken(args, error=error):
             raise error
 
-        monkeypatch.setattr(cli, "_cmd_ls", broken)
+        monkeypatch.setattr(ls_command, "command", broken)
         with pytest.raises(type(error)):
             cli.main(["ls", "tasks"])
 
@@ -746,10 +747,11 @@ def test_a_warning_is_one_stderr_line():
     script = (
         "import sys, warnings\n"
         "import harness.cli as cli\n"
+        "import harness.cli.ls as ls_command\n"
         "def warns(args):\n"
         "    warnings.warn('first part\\nsecond part', UserWarning)\n"
         "    return 0\n"
-        "cli._cmd_ls = warns\n"
+        "ls_command.command = warns\n"
         "sys.exit(cli.main(['ls', 'tasks']))\n"
     )
     result = subprocess.run(

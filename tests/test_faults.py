@@ -22,7 +22,8 @@ import yaml
 from harness.configs.study import load_config
 from harness.records.schema import TrialRecord
 from harness.records.store import append_record, read_records
-from harness.study.driver import _budget, load_or_create_study, run_study
+from harness.study.budget import count_trials
+from harness.study.driver import load_or_create_study, run_study
 from tests.test_study import (
     ROOT,
     harness,
@@ -146,7 +147,8 @@ def test_a_full_disk_under_the_records_stops_the_run_and_costs_no_trial(tmp_path
         written = after.count(b"\n")
         assert all(r["state"] == "COMPLETE" for r in read_records(records_file))
         study = load_or_create_study(config, storage)
-        assert _budget(study).finished == written  # the cut trial is no FAIL against the budget
+        # the cut trial is no FAIL against the budget
+        assert count_trials(study).finished == written
         cut = [t for t in study.trials if t.state.name == "FAIL"]
         assert [t.user_attrs.get("record_error") for t in cut] == [line.split(": ", 2)[2]]
         filler.unlink()
@@ -257,7 +259,7 @@ def test_a_full_disk_stops_jobs_workers_in_one_line(tmp_path):
         kept = read_records(runs / "fulljobs" / "trials.jsonl")  # (space another freed)
         assert len(kept) == after.count(b"\n") and all(r["state"] == "COMPLETE" for r in kept)
         study = load_or_create_study(load_config(path), storage)
-        assert _budget(study).finished <= len(kept)  # the cut trials cost nothing
+        assert count_trials(study).finished <= len(kept)  # the cut trials cost nothing
         cut = [t for t in study.trials if t.state.name == "FAIL"]
         assert cut and all(t.user_attrs.keys() & {"record_error", "interrupted"} for t in cut)
 
@@ -341,10 +343,9 @@ def test_a_trial_killed_again_and_again_is_retried_then_failed_with_its_reason(
     """The first trial is an enqueued point outside the search space: its retries must
     still work (Optuna's own retry rebuilt it from the search space and raised)."""
     from harness.study.objective import TrialRunner
-    from harness.study.runtime.failures import record_given_up
-    from harness.study.runtime.retries import fail_stale_trials
+    from harness.study.runtime.retries import fail_stale_trials, record_given_up
 
-    monkeypatch.setattr("harness.study.driver.HEARTBEAT_SECONDS", 1)  # stale after 3 s
+    monkeypatch.setattr("harness.study.storages.HEARTBEAT_SECONDS", 1)  # stale after 3 s
     path = quick_study(tmp_path, "twice", enqueue=[{"learning_rate": 5.0, "epochs": 2}])
     config = load_config(path)
     url = config.storage_url(tmp_path / "runs")
@@ -366,14 +367,14 @@ def test_a_trial_killed_again_and_again_is_retried_then_failed_with_its_reason(
     assert [t.state.name for t in trials] == ["FAIL", "FAIL", "WAITING"]
     assert trials[2].system_attrs["fixed_params"] == {"learning_rate": 5.0, "epochs": 2}
     assert trials[1].user_attrs["fail_reason"] == "worker died (heartbeat stale); retried"
-    assert _budget(study).finished == 0  # no budget spent on deaths
+    assert count_trials(study).finished == 0  # no budget spent on deaths
     die()
     assert fail_stale_trials(study) == 1
     trials = study.get_trials()
     assert [t.state.name for t in trials] == ["FAIL"] * 3  # given up: no fourth try
     reason = "worker died (heartbeat stale); given up after 3 attempts"
     assert trials[2].user_attrs["fail_reason"] == reason
-    assert _budget(study).finished == 1  # one trial, one slot
+    assert count_trials(study).finished == 1  # one trial, one slot
     runner = TrialRunner(config, tmp_path / "runs" / "twice" / "trials.jsonl")
     assert record_given_up(study, runner) == 1 and record_given_up(study, runner) == 0
     (failed,) = read_records(runner.records_file)

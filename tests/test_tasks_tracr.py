@@ -13,9 +13,13 @@ import torch
 import harness.tasks
 from harness.engine.ablation import ablation_activations
 from harness.tasks.tracr import compile as tracr_compile
-from harness.tasks.tracr.compile import cache_path, compile_rasp, convert, load_compiled
+from harness.tasks.tracr.compile import compile_rasp, load_compiled
+from harness.tasks.tracr.convert import convert
 from harness.tasks.tracr.data import all_inputs, expected_outputs, make_batches
+from harness.tasks.tracr.programs import builtin_programs
 from harness.tasks.tracr.tasks import GROUND_TRUTH_ABLATIONS
+from harness.tasks.tracr.tracr_pypi import tracr_version
+from harness.tasks.tracr.weight_files import cache_path
 
 PROGRAMS = ("reverse", "proportion")
 SHAPES = {  # n_layers, d_model, d_head, d_mlp, d_vocab, d_vocab_out (the official files)
@@ -50,7 +54,7 @@ def test_converted_model_equals_tracr(program):
         model.cfg.d_vocab,
         model.cfg.d_vocab_out,
     ) == SHAPES[program]
-    vocab = tracr_compile.PROGRAMS[program].vocab
+    vocab = builtin_programs()[program].vocab
     generator = np.random.default_rng(0)
     samples = [list(generator.choice(vocab, size=n)) for n in (1, 2, 3, 4, 5) for _ in range(6)]
     samples = [[v.item() for v in s] for s in samples]
@@ -130,7 +134,7 @@ def test_cached_load_without_tracr_installed(cache_dir, tasks, tmp_path, monkeyp
 
     monkeypatch.setattr(importlib.metadata, "version", version)
     with pytest.raises(ImportError):
-        tracr_compile.tracr_version()
+        tracr_version()
     loaded = harness.tasks.load("tracr-reverse", device="cpu", cache_dir=cache_dir)
     assert loaded.patchable.n_edges == tasks["reverse"].patchable.n_edges
     with pytest.raises(ImportError, match="pip install tracr-pypi==1.0.0"):

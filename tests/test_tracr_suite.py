@@ -14,20 +14,20 @@ import torch
 
 import harness.tasks
 from harness.cli import main
-from harness.tasks import suite_tasks
-from harness.tasks.base import check_task_options, get_task_spec
-from harness.tasks.tracr.compile import (
-    PACKAGED_DIR,
-    load_compiled,
-    packaged_path,
-    packaged_summary,
-    read_payload,
-)
+from harness.tasks import get_task_spec, suite_tasks
+from harness.tasks.base import check_task_options
+from harness.tasks.tracr.compile import load_compiled
 from harness.tasks.tracr.data import all_inputs, make_splits
 from harness.tasks.tracr.tasks import (
     circuits_payload,
     derive_program_circuits,
     necessary_alone_counts,
+)
+from harness.tasks.tracr.weight_files import (
+    PACKAGED_DIR,
+    packaged_path,
+    packaged_summary,
+    read_payload,
 )
 from tests.tracr_checks import clean_and_ablated_outputs
 
@@ -257,7 +257,7 @@ def test_build_check_passes_and_names_a_tampered_file(tmp_path, capsys):
     payload = read_payload(packaged_path("hist", tmp_path))
     weight = payload["state_dict"]["blocks.0.attn.W_Q"]
     weight.view(-1)[0] = torch.nextafter(weight.view(-1)[0], torch.tensor(1.0))
-    from harness.tasks.tracr.compile import write_payload
+    from harness.tasks.tracr.weight_files import write_payload
 
     write_payload(payload, packaged_path("hist", tmp_path))
     capsys.readouterr()

@@ -13,15 +13,12 @@ import torch
 
 import harness.tasks
 from harness.tasks import TracrProgram, register_tracr_program
-from harness.tasks.tracr.compile import (
-    BOS,
-    cache_path,
-    compile_rasp,
-    load_compiled,
-    program_digest,
-)
+from harness.tasks.tracr.compile import compile_rasp, load_compiled
 from harness.tasks.tracr.data import all_inputs
+from harness.tasks.tracr.program import BOS
+from harness.tasks.tracr.rasp_graph import program_digest
 from harness.tasks.tracr.tasks import forget_tracr_program
+from harness.tasks.tracr.weight_files import cache_path
 from tests.test_study import harness as run_harness
 from tests.tracr_checks import clean_and_ablated_outputs
 
@@ -108,7 +105,7 @@ def test_converted_model_equals_tracr_and_the_rasp_interpreter(user_tasks, name)
     JAX model's (decoded) and the RASP interpreter's; the task's answers are the latter."""
     from tracr.rasp import rasp
 
-    from harness.tasks.tracr.compile import build_program
+    from harness.tasks.tracr.rasp_graph import build_program
 
     compiled = load_compiled(name)
     assembled = compile_rasp(name)

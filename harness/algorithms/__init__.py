@@ -39,11 +39,13 @@ class AlgorithmSpec:
 
     @property
     def parameters(self) -> dict[str, Param]:
-        """The type and range of each hyperparameter (see :mod:`harness.algorithms.params`).
+        """Each hyperparameter as its function declares it: type, range, default, whether
+        a study may search it (see :mod:`harness.algorithms.param_spec`).
 
         Example:
-            >>> get_algorithm("sp").parameters["dropout_p"].describe()
-            'a finite number in [0, 1)'
+            >>> dropout_p = get_algorithm("sp").parameters["dropout_p"]
+            >>> dropout_p.describe(), dropout_p.default
+            ('a finite number in [0, 1)', 0.0)
         """
         return PARAMETERS[self.slug]
 

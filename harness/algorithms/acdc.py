@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from harness.engine.ablation import ablation_activations, check_ablation
+from harness.algorithms.param_spec import Param, hyperparameters, number_list
+from harness.engine.ablation import ABLATIONS, ablation_activations
 from harness.engine.batches import PromptBatch
 from harness.engine.faithfulness import kl_divergence, logit_difference, mean_squared_error
 from harness.engine.graph import RESID_END, EdgeGraph, Node
@@ -67,6 +68,11 @@ def circuit_metric(metric: str, logits: Tensor, reference_logits: Tensor, batch:
     raise ValueError(f"metric {metric!r} is not one of {', '.join(ACDC_METRICS)}")
 
 
+@hyperparameters(
+    thresholds=Param("thresholds", optional=True),
+    ablation=Param("choice", choices=ABLATIONS),
+    metric=Param("choice", choices=ACDC_METRICS),
+)
 def acdc_prune_scores(
     model: Any,
     dataloader: Iterable[PromptBatch],
@@ -110,10 +116,7 @@ def acdc_prune_scores(
         True
     """
     patchable = model if isinstance(model, PatchableModel) else PatchableModel.wrap(model)
-    taus = _checked_thresholds(thresholds)
-    check_ablation(ablation)
-    if metric not in ACDC_METRICS:
-        raise ValueError(f"metric {metric!r} is not one of {', '.join(ACDC_METRICS)}")
+    taus = _ascending(thresholds)
     batches = [b.to(patchable.device) for b in dataloader]
     if not batches:
         raise ValueError("dataloader is empty: ACDC needs at least one batch")
@@ -221,21 +224,12 @@ def _sweep(graph: EdgeGraph, taus: list[float], evaluate: _Evaluator) -> list[_R
     return runs
 
 
-def _checked_thresholds(thresholds) -> list[float]:
+def _ascending(thresholds: Sequence[float] | Tensor | None) -> list[float]:
+    """The distinct thresholds, ascending (checked by the declaration); the default
+    sweep for ``None``."""
     if thresholds is None:
         return list(default_thresholds())
-    if isinstance(thresholds, Tensor):
-        values = thresholds.reshape(-1).tolist()
-    elif isinstance(thresholds, (int, float)):
-        values = [thresholds]
-    else:
-        values = list(thresholds)
-    if not values:
-        raise ValueError("thresholds is empty: give at least one positive threshold")
-    for t in values:
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 < t < float("inf"):
-            raise ValueError(f"thresholds must be finite positive numbers, got {t!r}")
-    return sorted({float(t) for t in values})
+    return sorted({float(t) for t in number_list(thresholds)})
 
 
 def _node_of(dest: Node) -> str:

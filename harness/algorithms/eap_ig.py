@@ -45,8 +45,9 @@ from typing import Any
 
 import torch
 
-from harness.algorithms.edge_attribution import EAP_METRICS, _resolved_metric, eap_loss
-from harness.engine.ablation import ablation_activations, check_ablation
+from harness.algorithms.edge_attribution import EAP_METRICS, eap_loss, resolved_metric
+from harness.algorithms.param_spec import Param, hyperparameters
+from harness.engine.ablation import ABLATIONS, ablation_activations
 from harness.engine.batches import PromptBatch
 from harness.engine.patching import PatchableModel, frozen_weights
 from harness.engine.prune_scores import PruneScores
@@ -54,6 +55,12 @@ from harness.engine.prune_scores import PruneScores
 EAP_IG_VARIANTS = ("inputs", "activations")
 
 
+@hyperparameters(
+    steps=Param("int", low=1),
+    variant=Param("choice", choices=EAP_IG_VARIANTS),
+    ablation=Param("choice", choices=ABLATIONS),
+    metric=Param("choice", choices=EAP_METRICS),
+)
 def eap_ig_prune_scores(
     model: Any,
     dataloader: Iterable[PromptBatch],
@@ -90,18 +97,11 @@ def eap_ig_prune_scores(
         True
     """
     patchable = model if isinstance(model, PatchableModel) else PatchableModel.wrap(model)
-    check_ablation(ablation)
-    if variant not in EAP_IG_VARIANTS:
-        raise ValueError(f"variant {variant!r} is not one of {', '.join(EAP_IG_VARIANTS)}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if metric not in EAP_METRICS:
-        raise ValueError(f"metric {metric!r} is not one of {', '.join(EAP_METRICS)}")
     batches = [b.to(patchable.device) for b in dataloader]
     if not batches:
         raise ValueError("dataloader is empty: EAP-IG needs at least one batch")
     for batch in batches:
-        _resolved_metric(metric, batch)  # refuse degenerate choices before any work
+        resolved_metric(metric, batch)  # refuse degenerate choices before any work
     patches = ablation_activations(patchable, batches, ablation)
     n_examples = sum(b.size for b in batches)
     total = torch.zeros(patchable.n_edges, dtype=torch.float64, device=patchable.device)

@@ -26,7 +26,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from harness.engine.ablation import ablation_activations, check_ablation
+from harness.algorithms.param_spec import Param, hyperparameters
+from harness.engine.ablation import ABLATIONS, ablation_activations
 from harness.engine.batches import PromptBatch
 from harness.engine.faithfulness import answer_logit, logit_difference, mean_squared_error
 from harness.engine.patching import PatchableModel, frozen_weights
@@ -52,7 +53,7 @@ def eap_loss(metric: str, logits: Tensor, reference_logits: Tensor, batch: Promp
         >>> eap_loss("auto", logits, logits, batch)
         tensor([-1., -2.])
     """
-    metric = _resolved_metric(metric, batch)
+    metric = resolved_metric(metric, batch)
     if metric == "logit_diff":
         return -logit_difference(logits, batch)
     if metric == "mse":
@@ -62,6 +63,10 @@ def eap_loss(metric: str, logits: Tensor, reference_logits: Tensor, batch: Promp
     return -answer_logit(logits, batch)
 
 
+@hyperparameters(
+    ablation=Param("choice", choices=ABLATIONS),
+    metric=Param("choice", choices=EAP_METRICS),
+)
 def eap_prune_scores(
     model: Any,
     dataloader: Iterable[PromptBatch],
@@ -96,14 +101,11 @@ def eap_prune_scores(
         True
     """
     patchable = model if isinstance(model, PatchableModel) else PatchableModel.wrap(model)
-    check_ablation(ablation)
-    if metric not in EAP_METRICS:
-        raise ValueError(f"metric {metric!r} is not one of {', '.join(EAP_METRICS)}")
     batches = [b.to(patchable.device) for b in dataloader]
     if not batches:
         raise ValueError("dataloader is empty: EAP needs at least one batch")
     for batch in batches:
-        _resolved_metric(metric, batch)  # refuse degenerate choices before any work
+        resolved_metric(metric, batch)  # refuse degenerate choices before any work
     patches = ablation_activations(patchable, batches, ablation)
     n_examples = sum(b.size for b in batches)
     grad_total = torch.zeros(patchable.n_edges, dtype=torch.float64, device=patchable.device)
@@ -120,7 +122,16 @@ def eap_prune_scores(
     return PruneScores(patchable.graph.edge_names, grad_total)
 
 
-def _resolved_metric(metric: str, batch: PromptBatch) -> str:
+def resolved_metric(metric: str, batch: PromptBatch) -> str:
+    """The EAP metric ``metric`` means on ``batch`` (``auto`` resolved), refusing the
+    choices whose gradient at the clean model is zero or that the batch cannot support.
+
+    Example:
+        >>> batch = PromptBatch.create("b", torch.zeros(2, 3, dtype=torch.long),
+        ...     torch.zeros(2, 3, dtype=torch.long), torch.tensor([1, 2]))
+        >>> resolved_metric("auto", batch)
+        'answer'
+    """
     has_wrong = not batch.is_regression and batch.wrong_answers.shape[-1] > 0
     if metric == "auto":
         return "logit_diff" if has_wrong else "answer"

@@ -21,21 +21,29 @@ single output is always 0 there.
 The scores are the learned log-alphas, shifted by their minimum so that every score is
 >= 0 (rankings by |score|, as the ROC uses, then follow the log-alphas). The circuit is
 the edges whose deterministic gate exceeds 0.5 (log-alpha > 0); a sweep over
-``target_sparsity`` gives the sweep-based ROC.
+``target_sparsity`` gives the sweep-based ROC. The training loop is
+:func:`harness.algorithms.training_loop.train`; this module gives it Edge Pruning's step.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from harness.algorithms.subnetwork_probing import EpochCallback
-from harness.engine.ablation import ablation_activations, check_ablation
+from harness.algorithms.param_spec import Param, hyperparameters
+from harness.algorithms.training_loop import (
+    EpochCallback,
+    Progress,
+    TrainingLog,
+    on_device,
+    train,
+)
+from harness.engine.ablation import ABLATIONS, ablation_activations
 from harness.engine.batches import PromptBatch
-from harness.engine.faithfulness import check_faithfulness_target, faithfulness_loss
+from harness.engine.faithfulness import FAITHFULNESS_TARGETS, faithfulness_loss
 from harness.engine.masks import (
     gate_open_probability,
     hard_concrete_deterministic,
@@ -44,7 +52,20 @@ from harness.engine.masks import (
 from harness.engine.patching import PatchableModel, frozen_weights
 from harness.engine.prune_scores import PruneScores
 
+TERMS = ("loss", "faithfulness", "sparsity", "lambda1", "lambda2")
+"""What the training loop records at every step (the history adds the ramped ``target``)."""
 
+
+@hyperparameters(
+    target_sparsity=Param("float", low=0, high=1, high_open=True, call_words="in [0, 1)"),
+    learning_rate=Param("float", low=0, low_open=True, also_on_call=(0,)),
+    lagrangian_lr=Param("float", low=0, low_open=True, also_on_call=(0,)),
+    epochs=Param("int", low=1),
+    warmup_fraction=Param("float", low=0, high=1),
+    init_log_alpha=Param("float"),
+    faithfulness_target=Param("choice", choices=FAITHFULNESS_TARGETS),
+    ablation=Param("choice", choices=ABLATIONS),
+)
 def edge_pruning_prune_scores(
     model: Any,
     dataloader: Iterable[PromptBatch],
@@ -96,81 +117,111 @@ def edge_pruning_prune_scores(
         True
     """
     patchable = model if isinstance(model, PatchableModel) else PatchableModel.wrap(model)
-    check_ablation(ablation)
-    check_faithfulness_target(faithfulness_target)
-    if not 0 <= target_sparsity < 1:
-        raise ValueError(f"target_sparsity must be in [0, 1), got {target_sparsity!r}")
-    batches = [b.to(patchable.device) for b in dataloader]
-    if not batches:
-        raise ValueError("dataloader is empty: Edge Pruning needs at least one batch")
-    device, dtype, n_edges = patchable.device, patchable.dtype, patchable.n_edges
-    generator = torch.Generator(device=device).manual_seed(int(seed))
-    noise = torch.randn(n_edges, generator=generator, device=device, dtype=dtype)
-    log_alpha = (init_log_alpha + 0.01 * noise).requires_grad_(True)
-    lambdas = torch.zeros(2, device=device, dtype=dtype, requires_grad=True)
-    mask_optimiser = torch.optim.Adam([log_alpha], lr=learning_rate)
-    lambda_optimiser = torch.optim.Adam([lambdas], lr=lagrangian_lr)
-    history: dict[str, list[float]] = {
-        k: [] for k in ("loss", "faithfulness", "sparsity", "target", "lambda1", "lambda2")
-    }
-    total_steps = max(1, int(epochs) * len(batches))
-    warmup_steps = warmup_fraction * total_steps
-    step = 0
+    batches = on_device(dataloader, patchable.device, "Edge Pruning")
     with frozen_weights(patchable.model):
-        patches = ablation_activations(patchable, batches, ablation)
+        pruning = _EdgePruning(
+            patchable,
+            batches,
+            ablation,
+            init_log_alpha=init_log_alpha,
+            learning_rate=learning_rate,
+            lagrangian_lr=lagrangian_lr,
+            seed=seed,
+            faithfulness_target=faithfulness_target,
+            target_sparsity=target_sparsity,
+            warmup_steps=warmup_fraction * max(1, int(epochs) * len(batches)),
+        )
+        log = train(
+            pruning.step,
+            len(batches),
+            epochs,
+            TERMS,
+            diverged=lambda _, loss, epoch: FloatingPointError(
+                f"Edge Pruning loss is {loss} at epoch {epoch} (learning_rate "
+                f"{learning_rate} or lagrangian_lr {lagrangian_lr} too high?)"
+            ),
+            callback=callback,
+            progress=Progress("Edge Pruning") if progress else None,
+            device=patchable.device,
+        )
+    return pruning.scores(log)
+
+
+class _EdgePruning:
+    """One Edge Pruning training: the log-alphas ``[n_edges]`` (Adam, descent), the two
+    multipliers (Adam, ascent), the seeded generator of the initial noise and the gates,
+    and each batch's ablated sources and clean output, computed once."""
+
+    def __init__(
+        self,
+        patchable: PatchableModel,
+        batches: list[PromptBatch],
+        ablation: str,
+        *,
+        init_log_alpha: float,
+        learning_rate: float,
+        lagrangian_lr: float,
+        seed: int,
+        faithfulness_target: str,
+        target_sparsity: float,
+        warmup_steps: float,
+    ) -> None:
+        self.patchable, self.batches = patchable, batches
+        self.faithfulness_target = faithfulness_target
+        self.target_sparsity, self.warmup_steps = target_sparsity, warmup_steps
+        device, dtype, n_edges = patchable.device, patchable.dtype, patchable.n_edges
+        self.generator = torch.Generator(device=device).manual_seed(int(seed))
+        noise = torch.randn(n_edges, generator=self.generator, device=device, dtype=dtype)
+        self.log_alpha = (init_log_alpha + 0.01 * noise).requires_grad_(True)
+        self.lambdas = torch.zeros(2, device=device, dtype=dtype, requires_grad=True)
+        self.mask_optimiser = torch.optim.Adam([self.log_alpha], lr=learning_rate)
+        self.lambda_optimiser = torch.optim.Adam([self.lambdas], lr=lagrangian_lr)
+        self.patches = ablation_activations(patchable, batches, ablation)
         with torch.no_grad():
-            clean_logits = {b.key: b.output_logits(patchable.model(b.clean)) for b in batches}
-        for epoch in _progress(epochs, progress):
-            losses, faiths, sparsities, multipliers = [], [], [], []
-            for batch in batches:
-                gates = hard_concrete_sample(log_alpha, batch.size, generator)  # [batch, n_edges]
-                logits = patchable.forward_patched(batch.clean, patches[batch.key], 1 - gates)
-                out = batch.output_logits(logits)  # [batch, n_out, vocab]
-                faith = faithfulness_loss(
-                    faithfulness_target, out, clean_logits[batch.key], batch
-                ).mean()
-                sparsity = 1 - gate_open_probability(log_alpha).mean()
-                ramp = min(1.0, step / warmup_steps) if warmup_steps > 0 else 1.0
-                target = target_sparsity * ramp
-                gap = sparsity - target
-                loss = faith + lambdas[0] * gap + lambdas[1] * gap**2
-                mask_optimiser.zero_grad(set_to_none=True)
-                lambda_optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                lambdas.grad.neg_()  # ascent on the multipliers
-                mask_optimiser.step()
-                lambda_optimiser.step()
-                losses.append(loss.detach())
-                faiths.append(faith.detach())
-                sparsities.append(sparsity.detach())
-                multipliers.append(lambdas.detach().clone())
-                history["target"].append(target)
-                step += 1
-            epoch_losses = torch.stack(losses).tolist()
-            epoch_faiths = torch.stack(faiths).tolist()
-            history["loss"] += epoch_losses
-            history["faithfulness"] += epoch_faiths
-            history["sparsity"] += torch.stack(sparsities).tolist()  # one sync per epoch
-            lambda1, lambda2 = torch.stack(multipliers).T.tolist()
-            history["lambda1"] += lambda1
-            history["lambda2"] += lambda2
-            mean_loss = sum(epoch_losses) / len(epoch_losses)
-            mean_faith = sum(epoch_faiths) / len(epoch_faiths)
-            if not math.isfinite(mean_loss):
-                raise FloatingPointError(
-                    f"Edge Pruning loss is {mean_loss} at epoch {epoch} (learning_rate "
-                    f"{learning_rate} or lagrangian_lr {lagrangian_lr} too high?)"
-                )
-            if callback is not None:
-                callback(epoch, mean_loss, mean_faith)
-    final = log_alpha.detach()
-    names = patchable.graph.edge_names
-    kept = hard_concrete_deterministic(final) > 0.5  # [n_edges]
-    circuit = frozenset(names[i] for i in torch.nonzero(kept).flatten().tolist())
-    return PruneScores(names, final - final.min(), history=history, circuit=circuit)
+            self.clean_logits = {
+                b.key: b.output_logits(patchable.model(b.clean)) for b in batches
+            }  # each [batch, n_out, vocab]
 
+    def target(self, step: int) -> float:
+        """The target sparsity at ``step``: ramped linearly from 0 over the warmup."""
+        ramp = min(1.0, step / self.warmup_steps) if self.warmup_steps > 0 else 1.0
+        return self.target_sparsity * ramp
 
-def _progress(epochs: int, enabled: bool):
-    from tqdm.auto import tqdm
+    def step(self, epoch: int, index: int) -> Tensor:
+        """One step on batch ``index``: ``[5]``, the loss, faithfulness and expected
+        sparsity before it, and the multipliers after it."""
+        batch, log_alpha, lambdas = self.batches[index], self.log_alpha, self.lambdas
+        gates = hard_concrete_sample(log_alpha, batch.size, self.generator)  # [batch, n_edges]
+        logits = self.patchable.forward_patched(batch.clean, self.patches[batch.key], 1 - gates)
+        out = batch.output_logits(logits)  # [batch, n_out, vocab]
+        faith = faithfulness_loss(
+            self.faithfulness_target, out, self.clean_logits[batch.key], batch
+        ).mean()
+        sparsity = 1 - gate_open_probability(log_alpha).mean()
+        gap = sparsity - self.target(epoch * len(self.batches) + index)
+        loss = faith + lambdas[0] * gap + lambdas[1] * gap**2
+        self.mask_optimiser.zero_grad(set_to_none=True)
+        self.lambda_optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        lambdas.grad.neg_()  # ascent on the multipliers
+        self.mask_optimiser.step()
+        self.lambda_optimiser.step()
+        terms = torch.stack([loss.detach(), faith.detach(), sparsity.detach()])
+        return torch.cat([terms, lambdas.detach()])
 
-    return tqdm(range(int(epochs)), desc="Edge Pruning", disable=not enabled, leave=False)
+    def scores(self, log: TrainingLog) -> PruneScores:
+        """The shifted log-alphas, the circuit of open gates and the per-step history."""
+        trained = log.histories[0]
+        history = {
+            "loss": trained["loss"],
+            "faithfulness": trained["faithfulness"],
+            "sparsity": trained["sparsity"],
+            "target": [self.target(step) for step in range(len(trained["loss"]))],
+            "lambda1": trained["lambda1"],
+            "lambda2": trained["lambda2"],
+        }
+        final = self.log_alpha.detach()
+        names = self.patchable.graph.edge_names
+        kept = hard_concrete_deterministic(final) > 0.5  # [n_edges]
+        circuit = frozenset(names[i] for i in torch.nonzero(kept).flatten().tolist())
+        return PruneScores(names, final - final.min(), history=history, circuit=circuit)

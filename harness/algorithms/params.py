@@ -1,10 +1,13 @@
 """The type and allowed range of every algorithm parameter, checked before anything runs.
 
-One table, :data:`PARAMETERS`, says what each algorithm's hyperparameters may be. The
-command line (``--param``, ``--set``), study configs (fixed values, search-space bounds,
-enqueued points), comparison configs and :func:`harness.evaluation.run_one.run_algorithm` all check
-against it, so a bad value gets one ``ValueError`` naming the parameter, the value and
-what is allowed, instead of a ``TypeError`` deep inside training.
+Each algorithm declares its hyperparameters once, next to its function
+(:func:`harness.algorithms.param_spec.hyperparameters`); :data:`PARAMETERS` collects them
+by slug. The command line (``--param``, ``--set``), study configs (fixed values,
+search-space bounds, enqueued points), comparison configs and
+:func:`harness.evaluation.run_one.run_algorithm` all check against it, so a bad value gets
+one ``ValueError`` naming the parameter, the value and what is allowed, instead of a
+``TypeError`` deep inside training. A call of an algorithm's Python function checks the
+same declarations (in the function's own words).
 
 Example:
     >>> check_values("sp", {"learning_rate": 0.05, "epochs": 10})
@@ -16,10 +19,30 @@ Example:
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from harness.algorithms.acdc import acdc_prune_scores
+from harness.algorithms.eap_ig import eap_ig_prune_scores
+from harness.algorithms.edge_attribution import eap_prune_scores
+from harness.algorithms.edge_pruning import edge_pruning_prune_scores
+from harness.algorithms.oracle import oracle_prune_scores
+from harness.algorithms.param_spec import Param, declared, is_number
+from harness.algorithms.random_scores import random_prune_scores
+from harness.algorithms.subnetwork_probing import subnetwork_probing_prune_scores
+from harness.interop.mib_files import import_prune_scores
+
+__all__ = [
+    "PARAMETERS",
+    "SEED_MAX",
+    "Param",
+    "check_batched",
+    "check_distribution",
+    "check_point",
+    "check_seed",
+    "check_value",
+    "check_values",
+]
 
 SEED_MAX = 2**31 - 1
 """Largest seed accepted: a study's trial ``n`` is seeded with ``seed + n``, and NumPy
@@ -38,203 +61,20 @@ def check_seed(seed: Any, what: str = "seed") -> int:
     return seed
 
 
-@dataclass(frozen=True)
-class Param:
-    """What one parameter may be.
-
-    Attributes:
-        kind: ``float``, ``int``, ``bool``, ``choice``, ``edges`` (a list of edge names),
-            ``thresholds`` (positive numbers, or one), ``bool_or_path`` or ``path``.
-        low, high: Bounds of a number (``None``: unbounded).
-        low_open, high_open: Whether the bound itself is excluded.
-        choices: For ``choice``: returns the allowed values (read when checking, so
-            the algorithm module stays the one place that lists them).
-        optional: ``None`` is allowed.
-    """
-
-    kind: str
-    low: float | None = None
-    high: float | None = None
-    low_open: bool = False
-    high_open: bool = False
-    choices: Callable[[], Iterable[Any]] | None = None
-    optional: bool = False
-
-    def describe(self) -> str:
-        """The allowed values in words.
-
-        Example:
-            >>> Param("int", low=1, optional=True).describe()
-            'an integer >= 1 (or null)'
-        """
-        if self.kind in ("float", "int"):
-            noun = "a finite number" if self.kind == "float" else "an integer"
-            text = f"{noun}{self._range_text()}"
-        elif self.kind == "bool":
-            text = "true or false"
-        elif self.kind == "choice":
-            text = "one of " + ", ".join(repr(c) for c in self._choices())
-        elif self.kind == "edges":
-            text = "a list of edge names"
-        elif self.kind == "thresholds":
-            text = "a finite number > 0 or a non-empty list of them"
-        elif self.kind == "path":
-            text = "a file path"
-        else:
-            text = "true, false or a file path"
-        return f"{text} (or null)" if self.optional and self.kind != "choice" else text
-
-    def _range_text(self) -> str:
-        low, high = self.low, self.high
-        if low is not None and high is not None:
-            left, right = "(" if self.low_open else "[", ")" if self.high_open else "]"
-            return f" in {left}{_num(low)}, {_num(high)}{right}"
-        if low is not None:
-            return f" {'>' if self.low_open else '>='} {_num(low)}"
-        if high is not None:
-            return f" {'<' if self.high_open else '<='} {_num(high)}"
-        return ""
-
-    def _choices(self) -> list[Any]:
-        return list(self.choices()) if self.choices is not None else []
-
-    def accepts(self, value: Any) -> bool:
-        """Whether ``value`` is allowed.
-
-        Example:
-            >>> spec = Param("float", low=0, low_open=True)
-            >>> spec.accepts(0.1), spec.accepts(0), spec.accepts(float("nan")), spec.accepts(True)
-            (True, False, False, False)
-        """
-        if value is None:
-            return self.optional or (self.kind == "choice" and None in self._choices())
-        if self.kind in ("float", "int"):
-            return _is_number(value, self.kind) and self.in_range(value)
-        if self.kind == "bool":
-            return isinstance(value, bool)
-        if self.kind == "choice":
-            return any(value == c and type(value) is type(c) for c in self._choices())
-        if self.kind == "edges":
-            return isinstance(value, (list, tuple, set, frozenset)) and all(
-                isinstance(e, str) for e in value
-            )
-        if self.kind == "thresholds":
-            values = value if isinstance(value, (list, tuple)) else [value]
-            return bool(values) and all(_is_number(v, "float") and v > 0 for v in values)
-        if self.kind == "path":
-            return isinstance(value, str) and bool(value)
-        return isinstance(value, (bool, str))  # bool_or_path
-
-    def in_range(self, value: float) -> bool:
-        """Whether a number lies within the bounds.
-
-        Example:
-            >>> Param("float", low=0, high=1, high_open=True).in_range(1.0)
-            False
-        """
-        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
-            return False
-        return not (
-            self.high is not None and (value > self.high or (self.high_open and value == self.high))
-        )
-
-
-def _is_number(value: Any, kind: str) -> bool:
-    if isinstance(value, bool):
-        return False
-    if kind == "int":
-        return isinstance(value, int)
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def _num(x: float) -> str:
-    return "inf" if x == math.inf else f"{x:g}"
-
-
-def _mask_fns() -> list[Any]:
-    from harness.engine.masks import MASK_FNS
-
-    return [*MASK_FNS, None]
-
-
-def _ablations() -> tuple[str, ...]:
-    from harness.engine.ablation import ABLATIONS
-
-    return ABLATIONS
-
-
-def _faithfulness_targets() -> tuple[str, ...]:
-    from harness.engine.faithfulness import FAITHFULNESS_TARGETS
-
-    return FAITHFULNESS_TARGETS
-
-
-def _acdc_metrics() -> tuple[str, ...]:
-    from harness.algorithms.acdc import ACDC_METRICS
-
-    return ACDC_METRICS
-
-
-def _eap_metrics() -> tuple[str, ...]:
-    from harness.algorithms.edge_attribution import EAP_METRICS
-
-    return EAP_METRICS
-
-
-def _eap_ig_variants() -> tuple[str, ...]:
-    from harness.algorithms.eap_ig import EAP_IG_VARIANTS
-
-    return EAP_IG_VARIANTS
-
-
-_ABLATION = Param("choice", choices=_ablations)
-_SP: dict[str, Param] = {
-    "learning_rate": Param("float", low=0, low_open=True),
-    "epochs": Param("int", low=1),
-    "regularize_lambda": Param("float", low=0),
-    "mask_fn": Param("choice", choices=_mask_fns),
-    "dropout_p": Param("float", low=0, high=1, high_open=True),
-    "init_val": Param("float"),
-    "show_train_graph": Param("bool_or_path"),
-    "circuit_size": Param("int", low=1, optional=True),
-    "tree_optimisation": Param("bool"),
-    "avoid_edges": Param("edges", optional=True),
-    "avoid_lambda": Param("float", low=0),
-    "faithfulness_target": Param("choice", choices=_faithfulness_targets),
-    "ablation": _ABLATION,
-    "restore_clean": Param("bool"),
-}
-
 PARAMETERS: dict[str, dict[str, Param]] = {
-    "sp": _SP,
-    "acdc": {
-        "thresholds": Param("thresholds", optional=True),
-        "ablation": _ABLATION,
-        "metric": Param("choice", choices=_acdc_metrics),
-    },
-    "eap": {"ablation": _ABLATION, "metric": Param("choice", choices=_eap_metrics)},
-    "eap-ig": {
-        "steps": Param("int", low=1),
-        "variant": Param("choice", choices=_eap_ig_variants),
-        "ablation": _ABLATION,
-        "metric": Param("choice", choices=_eap_metrics),
-    },
-    "edge-pruning": {
-        "target_sparsity": Param("float", low=0, high=1, high_open=True),
-        "learning_rate": Param("float", low=0, low_open=True),
-        "lagrangian_lr": Param("float", low=0, low_open=True),
-        "epochs": Param("int", low=1),
-        "warmup_fraction": Param("float", low=0, high=1),
-        "init_log_alpha": Param("float"),
-        "faithfulness_target": Param("choice", choices=_faithfulness_targets),
-        "ablation": _ABLATION,
-    },
-    "random": {},
-    "oracle": {},
-    "import": {"path": Param("path", optional=True)},
+    "sp": subnetwork_probing_prune_scores.parameters,  # type: ignore[attr-defined]
+    "acdc": acdc_prune_scores.parameters,  # type: ignore[attr-defined]
+    "eap": eap_prune_scores.parameters,  # type: ignore[attr-defined]
+    "eap-ig": eap_ig_prune_scores.parameters,  # type: ignore[attr-defined]
+    "edge-pruning": edge_pruning_prune_scores.parameters,  # type: ignore[attr-defined]
+    "random": random_prune_scores.parameters,  # type: ignore[attr-defined]
+    "oracle": oracle_prune_scores.parameters,  # type: ignore[attr-defined]
+    # declared here: its function lives in harness.interop, below the algorithms
+    "import": declared(import_prune_scores, path=Param("path", optional=True)),
 }
-"""Per algorithm slug, its hyperparameters' specs. SP's batched path
-(:mod:`harness.algorithms.sp_batched`) takes the same names as SP, plus ``seed``."""
+"""Per algorithm slug, its hyperparameters' declarations (with their defaults). SP's
+batched path (:mod:`harness.algorithms.sp_batched`) takes the same names as SP, plus
+``seed``."""
 
 
 def check_value(algorithm: str, name: str, value: Any, where: str = "") -> None:
@@ -282,6 +122,8 @@ def check_distribution(algorithm: str, name: str, dist: Any, where: str = "") ->
     if spec is None:
         return
     prefix = f"{where}search_space.{name}: "
+    if not spec.searchable:
+        raise ValueError(f"{prefix}{algorithm} parameter {name} cannot be searched")
     if dist.type == "categorical":
         for choice in dist.choices:
             check_value(algorithm, name, choice, prefix)
@@ -330,7 +172,7 @@ def check_point(
 def _in_distribution(value: Any, dist: Any) -> bool:
     if dist.type == "categorical":
         return any(value == c and type(value) is type(c) for c in dist.choices)
-    if not _is_number(value, dist.type):
+    if not is_number(value, dist.type):
         return False
     if not dist.low <= value <= dist.high:
         return False

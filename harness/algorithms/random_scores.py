@@ -7,11 +7,13 @@ from typing import Any
 
 import torch
 
+from harness.algorithms.param_spec import hyperparameters
 from harness.engine.batches import PromptBatch
 from harness.engine.patching import PatchableModel
 from harness.engine.prune_scores import PruneScores
 
 
+@hyperparameters()
 def random_prune_scores(
     model: Any,
     dataloader: Iterable[PromptBatch] | None = None,

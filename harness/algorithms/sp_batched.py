@@ -12,25 +12,28 @@ batch; the others go on.
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import inspect
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
+from torch import Tensor
 
-from harness.algorithms.subnetwork_probing import (
-    _finish,
-    _prepare_runs,
+from harness.algorithms.param_spec import check_arguments, hyperparameters
+from harness.algorithms.sp_common import (
+    PreparedRun,
     diverged,
+    final_scores,
     initial_logit,
+    prepare_runs,
+    size_term,
     sp_mode,
 )
-from harness.engine.ablation import check_ablation
+from harness.algorithms.subnetwork_probing import TERMS, subnetwork_probing_prune_scores
+from harness.algorithms.training_loop import EpochCallback, on_device, train_trials
 from harness.engine.batches import PromptBatch
-from harness.engine.faithfulness import check_faithfulness_target, faithfulness_loss
+from harness.engine.faithfulness import faithfulness_loss
 from harness.engine.masks import (
-    INIT_LOGIT,
-    check_mask_fn,
     drop_masks,
     hard_concrete_from_noise,
     sample_masks,
@@ -40,18 +43,27 @@ from harness.engine.patching import PatchableModel, frozen_weights
 from harness.engine.prune_scores import PruneScores
 
 PER_TRIAL = ("learning_rate", "regularize_lambda", "init_val", "epochs", "seed")
+SHARED = (
+    "mask_fn",
+    "dropout_p",
+    "circuit_size",
+    "tree_optimisation",
+    "faithfulness_target",
+    "ablation",
+    "restore_clean",
+)
+"""SP's parameters that every trial of a batch shares."""
 DEFAULT_PASS_BYTES = {"cpu": 128 * 2**20, "cuda": 4 * 2**30}
 """Patch-buffer bytes per pass, by device type (others: the CUDA value). The buffer is
 ``[trials × batch, n_sources, pos, d_model]``; backward holds a second one as large."""
+_SP = subnetwork_probing_prune_scores.parameters  # type: ignore[attr-defined]
 _DEFAULTS = {
-    "learning_rate": 0.1,
-    "regularize_lambda": 10.0,
-    "init_val": INIT_LOGIT,
-    "epochs": 20,
-    "seed": 0,
+    **{name: _SP[name].default for name in PER_TRIAL if name in _SP},
+    "seed": inspect.signature(subnetwork_probing_prune_scores).parameters["seed"].default,
 }
 
 
+@hyperparameters(**{name: _SP[name] for name in SHARED})
 def subnetwork_probing_batched(
     model: Any,
     dataloader: Iterable[PromptBatch],
@@ -64,7 +76,7 @@ def subnetwork_probing_batched(
     faithfulness_target: str = "kl_div",
     ablation: str = "mean",
     restore_clean: bool = False,
-    callbacks: Sequence[Callable[[int, float, float], None] | None] | None = None,
+    callbacks: Sequence[EpochCallback | None] | None = None,
     max_pass_bytes: int | None = None,
 ) -> list[PruneScores | BaseException]:
     """Train one SP per entry of ``trials`` in a single pass over the data.
@@ -97,10 +109,50 @@ def subnetwork_probing_batched(
         [4, 6]
     """
     patchable = model if isinstance(model, PatchableModel) else PatchableModel.wrap(model)
-    mask_fn = check_mask_fn(mask_fn)
-    check_faithfulness_target(faithfulness_target)
-    check_ablation(ablation)
     mode = sp_mode(tree_optimisation, restore_clean, ablation)
+    settings = _trial_settings(trials)
+    batches = on_device(dataloader, patchable.device, "SP")
+    limit = max_pass_bytes or DEFAULT_PASS_BYTES.get(
+        patchable.device.type, DEFAULT_PASS_BYTES["cuda"]
+    )
+    with frozen_weights(patchable.model):
+        training = _BatchedTraining(
+            patchable,
+            prepare_runs(patchable, batches, ablation, mode),
+            settings,
+            limit,
+            mask_fn=mask_fn,
+            dropout_p=dropout_p,
+            circuit_size=circuit_size,
+            tree_optimisation=tree_optimisation,
+            faithfulness_target=faithfulness_target,
+        )
+        log = train_trials(
+            training.step,
+            len(batches),
+            [int(s["epochs"]) for s in settings],
+            TERMS,
+            diverged=lambda k, loss, epoch: diverged(loss, epoch, settings[k]["learning_rate"]),
+            callbacks=callbacks,
+            device=patchable.device,
+        )
+    return [
+        error
+        if error is not None
+        else final_scores(
+            patchable,
+            training.logits[k].detach().clone(),
+            mask_fn,
+            mode,
+            {**log.histories[k], "val_mean": [], "val_std": []},
+        )
+        for k, error in enumerate(log.errors)
+    ]
+
+
+def _trial_settings(trials: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each trial's settings over SP's defaults, refusing a setting that cannot vary per
+    trial and a value SP refuses (one line, naming the trial)."""
     settings = []
     for i, trial in enumerate(trials):
         unknown = set(trial) - set(PER_TRIAL)
@@ -109,74 +161,11 @@ def subnetwork_probing_batched(
             raise ValueError(
                 f"trial {i}: {sorted(unknown)[0]!r} cannot vary per trial (only {allowed})"
             )
-        setting = {**_DEFAULTS, **trial}
-        if int(setting["epochs"]) != setting["epochs"] or setting["epochs"] < 1:
-            raise ValueError(
-                f"trial {i}: epochs must be an integer >= 1, got {setting['epochs']!r}"
-            )
-        settings.append(setting)
+        check_arguments(_SP, trial, f"trial {i}: ")
+        settings.append({**_DEFAULTS, **trial})
     if not settings:
         raise ValueError("no trials to train")
-    callbacks = list(callbacks) if callbacks is not None else [None] * len(settings)
-    device = patchable.device
-    batches = [b.to(device) for b in dataloader]
-    if not batches:
-        raise ValueError("dataloader is empty: SP needs at least one batch")
-
-    results: list[PruneScores | BaseException | None] = [None] * len(settings)
-    with frozen_weights(patchable.model):
-        training = _BatchedTraining(
-            patchable,
-            _prepare_runs(patchable, batches, ablation, mode),
-            settings,
-            mask_fn=mask_fn,
-            dropout_p=dropout_p,
-            circuit_size=circuit_size,
-            tree_optimisation=tree_optimisation,
-            faithfulness_target=faithfulness_target,
-        )
-        limit = max_pass_bytes or DEFAULT_PASS_BYTES.get(
-            patchable.device.type, DEFAULT_PASS_BYTES["cuda"]
-        )
-        histories = [{"loss": [], "faithfulness": [], "regularisation": []} for _ in settings]
-        for epoch in range(max(int(s["epochs"]) for s in settings)):
-            active = [
-                k for k, s in enumerate(settings) if results[k] is None and epoch < int(s["epochs"])
-            ]
-            if not active:
-                break
-            passes = []  # (trials, [n, 3]: loss, faithfulness, regularisation), step by step
-            for i, run in enumerate(training.runs):
-                for group in _passes(active, training.trial_bytes(run), limit):
-                    passes.append((group, training.train_pass(group, i)))
-            values = torch.cat([terms for _, terms in passes]).tolist()  # one sync per epoch
-            rows: dict[int, list[list[float]]] = {k: [] for k in active}
-            for k, row in zip((k for group, _ in passes for k in group), values, strict=True):
-                rows[k].append(row)
-            for k in active:
-                loss, faith, reg = (list(column) for column in zip(*rows[k], strict=True))
-                histories[k]["loss"] += loss
-                histories[k]["faithfulness"] += faith
-                histories[k]["regularisation"] += reg
-                mean_loss = sum(loss) / len(loss)
-                if not math.isfinite(mean_loss):  # as SP alone: this trial fails, not the rest
-                    results[k] = diverged(mean_loss, epoch, settings[k]["learning_rate"])
-                elif callbacks[k] is not None:
-                    try:
-                        callbacks[k](epoch, mean_loss, sum(faith) / len(faith))
-                    except Exception as error:  # e.g. optuna.TrialPruned: this trial stops
-                        results[k] = error
-    for k in range(len(settings)):
-        if results[k] is None:
-            results[k] = _finish(
-                patchable,
-                training.logits[k].detach().clone(),
-                mask_fn,
-                mode,
-                {**histories[k], "val_mean": [], "val_std": []},
-                None,
-            )
-    return results  # type: ignore[return-value]
+    return settings
 
 
 def _passes(active: list[int], trial_bytes: int, limit: int) -> list[list[int]]:
@@ -190,8 +179,16 @@ class _BatchedTraining:
     """The state of K trials training together: their logits ``[K, n_edges]``, optimiser
     and generators, and one training step for any group of them on one batch."""
 
-    def __init__(self, patchable, runs, settings, **shared) -> None:
+    def __init__(
+        self,
+        patchable: PatchableModel,
+        runs: list[PreparedRun],
+        settings: list[dict[str, Any]],
+        limit: int,
+        **shared: Any,
+    ) -> None:
         self.patchable, self.runs, self.settings, self.shared = patchable, runs, settings, shared
+        self.limit = limit  # patch-buffer bytes per pass
         device, dtype = patchable.device, patchable.dtype
         tree = shared["tree_optimisation"]
         initial = torch.tensor([initial_logit(s["init_val"], tree) for s in settings], dtype=dtype)
@@ -207,13 +204,19 @@ class _BatchedTraining:
         self._repeated: dict[tuple[int, int], _RepeatedRun] = {}
         self._indices: dict[tuple[int, ...], torch.Tensor] = {}
 
-    def trial_bytes(self, run) -> int:
+    def step(self, epoch: int, batch: int, active: list[int]) -> list[tuple[list[int], Tensor]]:
+        """One SP step of every trial in ``active`` on run ``batch``, in as many passes as
+        the patch buffer's limit needs: per pass, its trials and their ``[n, 3]`` terms."""
+        groups = _passes(active, self.trial_bytes(self.runs[batch]), self.limit)
+        return [(group, self.train_pass(group, batch)) for group in groups]
+
+    def trial_bytes(self, run: PreparedRun) -> int:
         """Bytes of one trial's share of the patch buffer on ``run``."""
         graph, cfg = self.patchable.graph, self.patchable.model.cfg
         per_example = graph.n_sources * run.tokens.shape[1] * cfg.d_model
         return run.batch.size * per_example * self.logits.element_size()
 
-    def train_pass(self, group: list[int], run_index: int) -> torch.Tensor:
+    def train_pass(self, group: list[int], run_index: int) -> Tensor:
         """One SP step of the trials in ``group`` on run ``run_index``: ``[n, 3]`` terms."""
         run, shared, n = self.runs[run_index], self.shared, len(group)
         n_edges = self.patchable.n_edges
@@ -233,15 +236,9 @@ class _BatchedTraining:
             .mean(1)
         )  # [n]
         count = _trial_counts(shared["mask_fn"], live, generators)  # [n]
-        if shared["tree_optimisation"]:
-            count = n_edges - count
-        circuit_size = shared["circuit_size"]
-        if circuit_size is not None:
-            size_term = torch.relu(count - circuit_size) / circuit_size
-        else:
-            size_term = count / n_edges
+        size = size_term(count, n_edges, shared["tree_optimisation"], shared["circuit_size"])
         lam = self.regularize_lambda if index is None else self.regularize_lambda[index]
-        reg = lam * size_term
+        reg = lam * size
         loss = faith + reg  # [n]: trials share no parameter, so the sum trains each
         if loss.requires_grad:
             (grad,) = torch.autograd.grad(loss.sum(), [self.logits])

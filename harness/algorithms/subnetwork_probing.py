@@ -7,15 +7,8 @@ SP learns one mask logit per edge with Adam. Each step samples a mask per exampl
 
 With default arguments it computes what the reference (auto-circuit 1.0.1) computes.
 A mask of 1 always means "this edge is patched"; what the base run is, what an edge is
-patched with and which masks form the circuit depend on the mode (:data:`SP_MODES`):
-
-- ``tree``: the base run is the clean prompts and a mask of 1 ablates the edge; the
-  circuit is the masks that are off; logits start at ``+init_val``.
-- ``corrupt-run``: the base run is the corrupt prompts and a mask of 1 patches the edge
-  with its ablation value; the circuit is the masks that are on; logits start at
-  ``−init_val``.
-- ``restore-clean``: the base run is the ablated run and a mask of 1 restores the edge's
-  clean activation; the circuit is the masks that are on; logits start at ``−init_val``.
+patched with and which masks form the circuit depend on the mode (:data:`SP_MODES`, see
+:mod:`harness.algorithms.sp_common`): ``tree``, ``corrupt-run`` or ``restore-clean``.
 
 ``tree`` is ``tree_optimisation=True``. ``corrupt-run`` is the reference's code with
 ``tree_optimisation=False`` (the default). ``restore-clean`` (``restore_clean=True``) is
@@ -24,24 +17,39 @@ value restores the output. The ablation value is, as in the reference by default
 token-wise mean of the corrupt prompts' activations (``ablation="mean"``); ``resample``
 and ``zero`` are options. With a positive ``init_val`` every mode starts from a nearly
 empty circuit; a negative one starts from a nearly full circuit.
+
+The training loop is :func:`harness.algorithms.training_loop.train`; this module gives it
+SP's step (:class:`_Probe`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from harness.engine.ablation import ablation_activations, check_ablation
+from harness.algorithms.param_spec import Param, hyperparameters
+from harness.algorithms.sp_common import (
+    SP_MODES,
+    PreparedRun,
+    diverged,
+    final_scores,
+    initial_logit,
+    prepare_runs,
+    size_term,
+    sp_mode,
+)
+from harness.algorithms.training_loop import EpochCallback, Progress, on_device, train
+from harness.engine.ablation import ABLATIONS
 from harness.engine.batches import PromptBatch
-from harness.engine.faithfulness import check_faithfulness_target, faithfulness_loss
+from harness.engine.faithfulness import FAITHFULNESS_TARGETS, faithfulness_loss
 from harness.engine.masks import (
     INIT_LOGIT,
-    check_mask_fn,
+    MASK_FNS,
     deterministic_masks,
     drop_masks,
     mask_probability,
@@ -50,57 +58,36 @@ from harness.engine.masks import (
 from harness.engine.patching import PatchableModel, frozen_weights
 from harness.engine.prune_scores import PruneScores
 
-EpochCallback = Callable[[int, float, float], None]
-"""Called after every epoch with ``(epoch, mean loss, mean faithfulness term)``; it may
-raise (e.g. ``optuna.TrialPruned``) to stop training."""
+__all__ = [
+    "SP_MODES",
+    "TERMS",
+    "EpochCallback",
+    "diverged",
+    "initial_logit",
+    "sp_mode",
+    "subnetwork_probing_prune_scores",
+]
 
-SP_MODES = {
-    "tree": "clean run; a mask of 1 ablates the edge; the circuit is the edges kept",
-    "corrupt-run": "corrupt run; a mask of 1 patches the edge with its ablation value; "
-    "the circuit is the edges patched (the reference's code without tree optimisation)",
-    "restore-clean": "ablated run; a mask of 1 restores the edge's clean activation; "
-    "the circuit is the edges restored",
-}
-"""SP's three ways of reading a mask, by name (see the module docstring)."""
-
-
-def sp_mode(tree_optimisation: bool, restore_clean: bool = False, ablation: str = "mean") -> str:
-    """The name of the mode SP trains in (a key of :data:`SP_MODES`), refusing
-    combinations that mean nothing.
-
-    Example:
-        >>> sp_mode(False), sp_mode(True), sp_mode(False, restore_clean=True)
-        ('corrupt-run', 'tree', 'restore-clean')
-    """
-    if tree_optimisation:
-        if restore_clean:
-            raise ValueError(
-                "restore_clean=True needs tree_optimisation=False (tree mode ablates edges "
-                "of the clean run; there is nothing to restore)"
-            )
-        return "tree"
-    if restore_clean:
-        return "restore-clean"
-    if ablation == "resample":
-        raise ValueError(
-            "ablation 'resample' without tree optimisation patches the corrupt run with its "
-            "own activations, so every mask is a no-op: use ablation 'mean' or 'zero' (the "
-            "reference uses 'mean'), restore_clean=True, or tree_optimisation=True"
-        )
-    return "corrupt-run"
+TERMS = ("loss", "faithfulness", "regularisation")
+"""What SP records at every step, besides the validation's ``val_mean`` and ``val_std``."""
 
 
-def initial_logit(init_val: float, tree_optimisation: bool) -> float:
-    """Every mask logit's starting value: ``+init_val`` in tree mode, ``−init_val``
-    otherwise, as in the reference.
-
-    Example:
-        >>> initial_logit(1.5, True), initial_logit(1.5, False)
-        (1.5, -1.5)
-    """
-    return float(init_val) if tree_optimisation else -float(init_val)
-
-
+@hyperparameters(
+    learning_rate=Param("float", low=0, low_open=True, also_on_call=(0,)),
+    epochs=Param("int", low=1),
+    regularize_lambda=Param("float", low=0),
+    mask_fn=Param("choice", choices=(*MASK_FNS, None)),
+    dropout_p=Param("float", low=0, high=1, high_open=True, call_words="in [0, 1)"),
+    init_val=Param("float"),
+    show_train_graph=Param("bool_or_path"),
+    circuit_size=Param("int", low=1, optional=True, call_words="a positive number of edges"),
+    tree_optimisation=Param("bool"),
+    avoid_edges=Param("edges", optional=True),
+    avoid_lambda=Param("float", low=0),
+    faithfulness_target=Param("choice", choices=FAITHFULNESS_TARGETS),
+    ablation=Param("choice", choices=ABLATIONS),
+    restore_clean=Param("bool"),
+)
 def subnetwork_probing_prune_scores(
     model: Any,
     dataloader: Iterable[PromptBatch],
@@ -148,8 +135,7 @@ def subnetwork_probing_prune_scores(
         avoid_lambda: Weight of that penalty, added to the size term (so also scaled by
             ``regularize_lambda``, as in the reference): ± the mean probability that an
             avoided edge's mask is on.
-        faithfulness_target: ``kl_div``, ``mse``, ``correct_percent``,
-            ``logit_diff_percent``, ``answer`` or ``wrong_answer`` (see
+        faithfulness_target: One of ``FAITHFULNESS_TARGETS`` (``kl_div``, ``mse``, ...; see
             :func:`harness.engine.faithfulness.faithfulness_loss`).
         validation_dataloader: Batches on which the faithfulness of the deterministic
             mask is measured every step (mean and std over examples).
@@ -180,182 +166,146 @@ def subnetwork_probing_prune_scores(
         True
     """
     patchable = model if isinstance(model, PatchableModel) else PatchableModel.wrap(model)
-    mask_fn = check_mask_fn(mask_fn)
-    check_faithfulness_target(faithfulness_target)
-    check_ablation(ablation)
     mode = sp_mode(tree_optimisation, restore_clean, ablation)
-    if int(epochs) != epochs or epochs < 1:
-        raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if not 0 <= dropout_p < 1:
-        raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p!r}")
-    if circuit_size is not None and circuit_size < 1:
-        raise ValueError(f"circuit_size must be a positive number of edges, got {circuit_size!r}")
-    avoid_index = torch.tensor(
-        patchable.graph.edge_indices(avoid_edges or []), dtype=torch.long
-    ).to(patchable.device)
-    device = patchable.device
-    batches = [b.to(device) for b in dataloader]
-    if not batches:
-        raise ValueError("dataloader is empty: SP needs at least one batch")
-    validation = [b.to(device) for b in validation_dataloader or []]
-
+    settings = _Settings(
+        learning_rate=learning_rate,
+        regularize_lambda=regularize_lambda,
+        mask_fn=mask_fn,
+        dropout_p=dropout_p,
+        init_val=init_val,
+        circuit_size=circuit_size,
+        tree_optimisation=tree_optimisation,
+        avoid_index=patchable.graph.edge_indices(avoid_edges or []),
+        avoid_lambda=avoid_lambda,
+        faithfulness_target=faithfulness_target,
+        seed=seed,
+    )
+    batches = on_device(dataloader, patchable.device, "SP")
+    validation = [b.to(patchable.device) for b in validation_dataloader or []]
     with frozen_weights(patchable.model):
-        runs = _prepare_runs(patchable, batches, ablation, mode)
-        val_runs = _prepare_runs(patchable, validation, ablation, mode)
-        n_edges = patchable.n_edges
-        logits = torch.full(
-            (n_edges,),
-            initial_logit(init_val, tree_optimisation),
+        probe = _Probe(patchable, settings, mode, ablation, batches, validation)
+        history = probe.train(epochs, callback, progress)
+    figure = _figure(history, faithfulness_target, show_train_graph)
+    return final_scores(patchable, probe.logits.detach(), mask_fn, mode, history, figure)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What one SP step needs of SP's arguments (see
+    :func:`subnetwork_probing_prune_scores`); ``avoid_index`` are the avoided edges'
+    indices."""
+
+    learning_rate: float
+    regularize_lambda: float
+    mask_fn: str | None
+    dropout_p: float
+    init_val: float
+    circuit_size: int | None
+    tree_optimisation: bool
+    avoid_index: list[int]
+    avoid_lambda: float
+    faithfulness_target: str
+    seed: int
+
+
+class _Probe:
+    """One SP training: the prepared runs (training and validation batches in ``mode``),
+    the mask logits ``[n_edges]``, Adam on them and the seeded generator of mask noise and
+    dropout; :meth:`step` is one optimiser step on one run."""
+
+    def __init__(
+        self,
+        patchable: PatchableModel,
+        settings: _Settings,
+        mode: str,
+        ablation: str,
+        batches: list[PromptBatch],
+        validation: list[PromptBatch],
+    ) -> None:
+        self.patchable, self.settings = patchable, settings
+        self.runs = prepare_runs(patchable, batches, ablation, mode)
+        self.validation = prepare_runs(patchable, validation, ablation, mode)
+        device = patchable.device
+        self.avoid_index = torch.tensor(settings.avoid_index, dtype=torch.long).to(device)
+        self.logits = torch.full(
+            (patchable.n_edges,),
+            initial_logit(settings.init_val, settings.tree_optimisation),
             device=device,
             dtype=patchable.dtype,
             requires_grad=True,
         )
-        optimiser = torch.optim.Adam([logits], lr=learning_rate)
-        generator = torch.Generator(device=device).manual_seed(int(seed))
-        history: dict[str, list[float]] = {
-            k: [] for k in ("loss", "faithfulness", "regularisation", "val_mean", "val_std")
-        }
-        bar = _progress_bar(epochs, progress)
-        step = 0
-        for epoch in bar:
-            epoch_losses, epoch_faiths, epoch_regs = [], [], []
-            for run in runs:
-                masks = drop_masks(
-                    sample_masks(mask_fn, logits, run.batch.size, generator), dropout_p, generator
-                )  # [batch or 1, n_edges]
-                out = run.batch.output_logits(
-                    patchable.forward_patched(run.tokens, run.patch, masks, run.resid_start)
-                )
-                faith = faithfulness_loss(
-                    faithfulness_target, out, run.clean_logits, run.batch
-                ).mean()
-                count = sample_masks(mask_fn, logits, 1, generator)[0].sum()
-                if tree_optimisation:
-                    count = n_edges - count
-                if circuit_size is not None:
-                    size_term = torch.relu(count - circuit_size) / circuit_size
-                else:
-                    size_term = count / n_edges
-                if avoid_index.numel():
-                    on = mask_probability(mask_fn, logits[avoid_index]).mean()
-                    size_term = size_term + (-on if tree_optimisation else on) * avoid_lambda
-                loss = faith + regularize_lambda * size_term
-                optimiser.zero_grad(set_to_none=True)
-                if loss.requires_grad:  # else nothing trains (correct_percent with λ 0)
-                    loss.backward()
-                optimiser.step()
-                epoch_losses.append(loss.detach())
-                epoch_faiths.append(faith.detach())
-                epoch_regs.append((regularize_lambda * size_term).detach())
-                if val_runs:
-                    _validate(
-                        patchable,
-                        val_runs[step % len(val_runs)],
-                        logits,
-                        mask_fn,
-                        faithfulness_target,
-                        history,
-                    )
-                step += 1
-            losses = torch.stack(epoch_losses).tolist()  # one device sync per epoch
-            faiths = torch.stack(epoch_faiths).tolist()
-            history["loss"] += losses
-            history["faithfulness"] += faiths
-            history["regularisation"] += torch.stack(epoch_regs).tolist()
-            mean_loss, mean_faith = sum(losses) / len(losses), sum(faiths) / len(faiths)
-            if not math.isfinite(mean_loss):
-                raise diverged(mean_loss, epoch, learning_rate)
-            if progress:
-                bar.set_postfix(
-                    {"loss": f"{mean_loss:.4g}", faithfulness_target: f"{mean_faith:.4g}"}
-                )
-            if callback is not None:
-                callback(epoch, mean_loss, mean_faith)
+        self.optimiser = torch.optim.Adam([self.logits], lr=settings.learning_rate)
+        self.generator = torch.Generator(device=device).manual_seed(int(settings.seed))
+        self.validation_history: dict[str, list[float]] = {"val_mean": [], "val_std": []}
 
-    figure = _train_graph(history, faithfulness_target) if show_train_graph else None
+    def train(
+        self, epochs: int, callback: EpochCallback | None, progress: bool
+    ) -> dict[str, list[float]]:
+        """Train ``epochs`` epochs; the history of every step (the validation's too)."""
+        settings = self.settings
+        log = train(
+            self.step,
+            len(self.runs),
+            epochs,
+            TERMS,
+            diverged=lambda _, loss, epoch: diverged(loss, epoch, settings.learning_rate),
+            callback=callback,
+            progress=Progress("Subnetwork Probing", settings.faithfulness_target)
+            if progress
+            else None,
+            device=self.patchable.device,
+        )
+        return {**log.histories[0], **self.validation_history}
+
+    def step(self, epoch: int, batch: int) -> Tensor:
+        """One optimiser step on run ``batch``: ``[3]``, the loss, the faithfulness term and
+        the regularisation (λ × size term) before the step."""
+        s, run, logits, generator = self.settings, self.runs[batch], self.logits, self.generator
+        masks = drop_masks(
+            sample_masks(s.mask_fn, logits, run.batch.size, generator), s.dropout_p, generator
+        )  # [batch or 1, n_edges]
+        out = run.batch.output_logits(
+            self.patchable.forward_patched(run.tokens, run.patch, masks, run.resid_start)
+        )  # [batch, n_out, vocab]
+        faith = faithfulness_loss(s.faithfulness_target, out, run.clean_logits, run.batch).mean()
+        count = sample_masks(s.mask_fn, logits, 1, generator)[0].sum()
+        size = size_term(count, self.patchable.n_edges, s.tree_optimisation, s.circuit_size)
+        if self.avoid_index.numel():
+            on = mask_probability(s.mask_fn, logits[self.avoid_index]).mean()
+            size = size + (-on if s.tree_optimisation else on) * s.avoid_lambda
+        loss = faith + s.regularize_lambda * size
+        self.optimiser.zero_grad(set_to_none=True)
+        if loss.requires_grad:  # else nothing trains (correct_percent with λ 0)
+            loss.backward()
+        self.optimiser.step()
+        if self.validation:
+            step = epoch * len(self.runs) + batch
+            self._validate(self.validation[step % len(self.validation)])
+        return torch.stack([loss.detach(), faith.detach(), (s.regularize_lambda * size).detach()])
+
+    @torch.no_grad()
+    def _validate(self, run: PreparedRun) -> None:
+        """The deterministic mask's faithfulness on ``run``: mean and std over examples."""
+        masks = deterministic_masks(self.settings.mask_fn, self.logits)
+        out = run.batch.output_logits(
+            self.patchable.forward_patched(run.tokens, run.patch, masks, run.resid_start)
+        )
+        values = faithfulness_loss(
+            self.settings.faithfulness_target, out, run.clean_logits, run.batch
+        )
+        self.validation_history["val_mean"].append(float(values.mean()))
+        self.validation_history["val_std"].append(
+            float(values.std()) if values.numel() > 1 else 0.0
+        )
+
+
+def _figure(history: dict[str, list[float]], target: str, show_train_graph: bool | str | Path):
+    """The training curves' figure, if asked for; written to ``show_train_graph`` if it
+    is a path."""
+    figure = _train_graph(history, target) if show_train_graph else None
     if isinstance(show_train_graph, (str, Path)):
         figure.write_html(str(show_train_graph))
-    return _finish(patchable, logits.detach(), mask_fn, mode, history, figure)
-
-
-def diverged(mean_loss: float, epoch: int, learning_rate: float) -> FloatingPointError:
-    """The error that stops an SP training whose epoch loss is no longer finite.
-
-    Example:
-        >>> str(diverged(float("nan"), 3, 0.5)).split(" (")[0]
-        'SP loss is nan at epoch 3'
-    """
-    return FloatingPointError(
-        f"SP loss is {mean_loss} at epoch {epoch} (learning_rate {learning_rate} "
-        "too high, or a faithfulness target undefined on this task?)"
-    )
-
-
-def _finish(patchable, final: Tensor, mask_fn: str, mode: str, history, figure) -> PruneScores:
-    """Scores from final logits as the reference computes them (higher = more important),
-    with the deterministic circuit."""
-    tree = mode == "tree"
-    extreme = (final.max() if tree else final.min()).abs()
-    scores = extreme - final if tree else extreme + final
-    on = deterministic_masks(mask_fn, final) > 0.5  # patched (tree: ablated)
-    in_circuit = ~on if tree else on
-    names = patchable.graph.edge_names
-    circuit = frozenset(names[i] for i in torch.nonzero(in_circuit).flatten().tolist())
-    return PruneScores(
-        names, scores, history=history, train_graph=figure, circuit=circuit, semantics=mode
-    )
-
-
-class _Run:
-    """Everything one batch needs for a patched forward pass, computed once."""
-
-    def __init__(self, batch, tokens, patch, resid_start, clean_logits) -> None:
-        self.batch: PromptBatch = batch
-        self.tokens: Tensor = tokens  # [batch, pos]
-        self.patch: Tensor = patch  # [batch or 1, n_sources, pos, d_model]
-        self.resid_start: Tensor | None = resid_start  # [batch or 1, pos, d_model]
-        self.clean_logits: Tensor = clean_logits  # [batch, n_out, vocab]
-
-
-@torch.no_grad()
-def _prepare_runs(
-    patchable: PatchableModel, batches: list[PromptBatch], ablation: str, mode: str
-) -> list[_Run]:
-    if not batches:
-        return []
-    ablated = ablation_activations(patchable, batches, ablation)
-    runs = []
-    for batch in batches:
-        clean_logits = batch.output_logits(patchable.model(batch.clean))
-        if mode == "tree":
-            run = _Run(batch, batch.clean, ablated[batch.key], None, clean_logits)
-        elif mode == "corrupt-run":
-            run = _Run(batch, batch.corrupt, ablated[batch.key], None, clean_logits)
-        elif ablation == "resample":  # restore-clean: the corrupt run is the ablated run
-            clean = patchable.source_activations(batch.clean)
-            run = _Run(batch, batch.corrupt, clean, None, clean_logits)
-        else:  # restore-clean: the ablated embedding is the ablated run's start
-            clean = patchable.source_activations(batch.clean)
-            run = _Run(batch, batch.clean, clean, ablated[batch.key][:, 0], clean_logits)
-        runs.append(run)
-    return runs
-
-
-@torch.no_grad()
-def _validate(patchable, run: _Run, logits, mask_fn, target, history) -> None:
-    masks = deterministic_masks(mask_fn, logits)
-    out = run.batch.output_logits(
-        patchable.forward_patched(run.tokens, run.patch, masks, run.resid_start)
-    )
-    values = faithfulness_loss(target, out, run.clean_logits, run.batch)
-    history["val_mean"].append(float(values.mean()))
-    history["val_std"].append(float(values.std()) if values.numel() > 1 else 0.0)
-
-
-def _progress_bar(epochs: int, enabled: bool):
-    from tqdm.auto import tqdm
-
-    return tqdm(range(int(epochs)), desc="Subnetwork Probing", disable=not enabled, leave=False)
+    return figure
 
 
 def _train_graph(history: dict[str, list[float]], target: str):

@@ -144,9 +144,9 @@ def read_mapping(path: Path | str, what: str, overrides: dict[str, Any] | None =
             mapping; an override reaches into a non-mapping.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"{what} {str(path)!r} does not exist")
-    data = read_yaml_file(path) or {}
+    data = read_yaml_file(path) or {}  # refuses what is not a regular file
     if not isinstance(data, dict):
         raise ValueError(f"{path}: a {what} is a mapping of keys, got {type(data).__name__}")
     for key, value in (overrides or {}).items():

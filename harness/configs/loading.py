@@ -37,7 +37,7 @@ def config_kind(path: Path | str) -> str:
     except (OSError, ValueError):
         return "study"
     kind = data.get("kind") if isinstance(data, dict) else None
-    return kind if kind in LOADERS else "study"
+    return kind if isinstance(kind, str) and kind in LOADERS else "study"  # kind: [compare] too
 
 
 def load_any_config(path: Path | str, overrides: dict[str, Any] | None = None) -> AnyConfig:

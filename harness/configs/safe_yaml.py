@@ -13,6 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness.util.user_files import MiB, read_user_file
+
+MAX_CONFIG_BYTES = MiB
+"""A config file larger than this is refused unread (a study config is a few KiB)."""
+
 MAX_EXPANDED_NODES = 100_000
 """At most this many nodes once every alias is expanded (a study config has a few
 hundred)."""
@@ -50,7 +55,8 @@ def load_yaml(text: str, source: str = "YAML") -> Any:
 
 
 def read_yaml_file(path: Path, source: str | None = None) -> Any:
-    """:func:`load_yaml` of a file; a file that is not UTF-8 text is a one-line ValueError.
+    """:func:`load_yaml` of a file; a file that is not UTF-8 text, not a regular file (a FIFO,
+    ``/dev/zero``) or larger than :data:`MAX_CONFIG_BYTES` is a one-line ValueError.
 
     Example:
         >>> import tempfile
@@ -63,7 +69,7 @@ def read_yaml_file(path: Path, source: str | None = None) -> Any:
     """
     source = source or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_user_file(path, "config", MAX_CONFIG_BYTES).decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(f"{source}: not UTF-8 text (byte {error.start})") from None
     return load_yaml(text, source)

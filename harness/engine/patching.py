@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from harness.engine.device import resolve_device
 from harness.engine.graph import DestinationGroup, Edge, EdgeGraph, SourceGroup
 
 # Architectures whose head outputs are normalised after the hook, so sources do not add up.
@@ -289,8 +290,6 @@ class PatchableModel:
                 "query heads) has no combined per-head input: use separate_qkv=True"
             )
         if device is not None:
-            from harness.engine.device import resolve_device
-
             model.to(resolve_device(device))
         previous = getattr(model, "_harness_patchable", None)
         if previous is not None:

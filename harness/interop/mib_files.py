@@ -35,6 +35,11 @@ import torch
 from harness.engine.graph import RESID_END, RESID_START, EdgeGraph
 from harness.engine.patching import PatchableModel
 from harness.engine.prune_scores import PruneScores
+from harness.util.user_files import MiB, read_user_file
+
+MAX_MIB_FILE_BYTES = 256 * MiB
+"""An MIB circuit file larger than this is refused unread: GPT-2 small's 32,491 edges
+take about 3 MiB, so this leaves room for models some 50 times larger."""
 
 _QKV_SUFFIX = re.compile(r"^(?P<node>.+)<(?P<qkv>[qkv])>$")
 _HEAD = re.compile(r"^a(?P<layer>\d+)\.h(?P<head>\d+)$")
@@ -187,7 +192,7 @@ def load_mib_file(path: Path | str) -> dict[str, Any]:
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        text = read_user_file(path, "MIB circuit file", MAX_MIB_FILE_BYTES).decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or type(error).__name__
         raise ValueError(f"cannot read MIB circuit file {str(path)!r}: {reason}") from None

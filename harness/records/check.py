@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.util.user_files import check_regular_file
+
 REQUIRED = {"study": str, "trial": int, "state": str}
 """Keys every trial record has, with their types."""
 
@@ -31,6 +33,7 @@ def check_records_file(path: Path | str) -> None:
     path = Path(path)
     if not path.exists():
         return
+    check_regular_file(path, "records file")  # a FIFO would block, /dev/zero never end
     with path.open("rb") as handle:
         lines = handle.read().split(b"\n")
     last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)

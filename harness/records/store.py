@@ -22,6 +22,7 @@ from typing import Any
 
 from harness.records.schema import TrialRecord
 from harness.util.notices import notice
+from harness.util.user_files import check_regular_file
 
 TORN_SUFFIX = ".torn"
 
@@ -156,6 +157,7 @@ def read_records(path: Path | str) -> list[dict[str, Any]]:
 def _iter_records(path: Path) -> Iterator[dict[str, Any]]:
     if not path.exists():
         return
+    check_regular_file(path, "records file")  # a FIFO would block, /dev/zero never end
     with path.open() as handle:
         for line in handle:
             line = line.strip()

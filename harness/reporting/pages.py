@@ -126,11 +126,13 @@ def report_html(
         links = [f"<a href='tables/{table.stem}.{x}'>{x}</a>" for x in ("md", "tex")]
         if table.data is not None:
             links.append(f"<a href='tables/{table.stem}.csv'>csv</a>")
-        styler = table_styler(table)
+        # cells and headers are text from records (task names, params, fail reasons)
+        styler = table_styler(table).format(escape="html")
+        styler = styler.format_index(escape="html", axis=0).format_index(escape="html", axis=1)
         if table.bold is None:
             styler = styler.hide(axis="index")
         body += [
-            f"<h3 id='{table.stem}'>{escape(table.stem)}</h3>",
+            f"<h3 id='{escape(table.stem)}'>{escape(table.stem)}</h3>",
             f"<p>{escape(table.caption)} ({' · '.join(links)})</p>",
             styler.to_html(),
         ]
@@ -147,7 +149,7 @@ def report_html(
             else f"<a href='figures/{files['html']}'>{escape(figure.stem)} (interactive)</a>"
         )
         body += [
-            f"<figure id='{figure.stem}'>{image}<figcaption>{escape(figure.caption)} "
+            f"<figure id='{escape(figure.stem)}'>{image}<figcaption>{escape(figure.caption)} "
             f"({links})</figcaption></figure>"
         ]
     style = (

@@ -47,6 +47,10 @@ from harness.reporting.sources import Source, figure_config, load_source
 from harness.reporting.static_export import HOW_TO_GET_THEM, static_timeout
 from harness.reporting.suite import spans_several_tasks, suite_tables, task_frame
 from harness.reporting.tables import markdown_table, write_table
+from harness.util.user_files import refuse_symlinked_outputs
+
+REPORT_ENTRIES = ("report.md", "index.html", "tables", "figures")
+"""What a report writes in its directory (``tables`` and ``figures`` are folders)."""
 
 __all__ = [
     "ReportResult",
@@ -106,6 +110,7 @@ def build_report(
     if static:
         static_timeout()  # a bad HARNESS_STATIC_TIMEOUT fails before any work
     figure = figure_config(sources) if figure is None else figure
+    refuse_symlinked_outputs(out, REPORT_ENTRIES)
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     result = ReportResult(out)

@@ -96,7 +96,7 @@ def load_source(spec: str, runs_dir: Path) -> Source:
 
 
 def _load_config(path: Path) -> AnyConfig:
-    if not path.is_file():
+    if not path.exists():
         raise ValueError(f"study config {str(path)!r} does not exist")
     return load_any_config(path)
 

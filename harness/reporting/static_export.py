@@ -157,6 +157,14 @@ def render_static(jobs: list[StaticJob], timeout: float | None = None) -> Static
     return StaticResult(written, error, time.perf_counter() - start)
 
 
+# ``python -m`` would put the working directory first on the child's import path, and a
+# user's file there named like a module (``selectors.py``) would run: the child drops it.
+_CHILD_MAIN = (
+    "import sys, runpy; sys.path[:1] = [] if sys.path[:1] == [''] else sys.path[:1]; "
+    "runpy.run_module('harness.reporting.static_export', run_name='__main__', alter_sys=True)"
+)
+
+
 def _run_child(
     browser: str, jobs: list[StaticJob], timeout: float
 ) -> tuple[list[Path], str | None]:
@@ -172,6 +180,7 @@ def _run_child(
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
+        "PYTHONSAFEPATH": "1",  # Python 3.11+; _CHILD_MAIN does it on 3.10
     }
     written: list[Path] = []
     with (
@@ -181,7 +190,7 @@ def _run_child(
         json.dump(spec, spec_file)
         spec_file.flush()
         child = subprocess.Popen(
-            [sys.executable, "-m", "harness.reporting.static_export", spec_file.name],
+            [sys.executable, "-c", _CHILD_MAIN, spec_file.name],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=log,

@@ -22,7 +22,13 @@ from typing import Any
 
 from harness.configs.study import StudyConfig
 from harness.evaluation.roc import SCORE_TRAPEZOID
+from harness.evaluation.run_one import run_algorithm
+from harness.evaluation.stats import bootstrap_interval
 from harness.records.selection import best_complete_record
+from harness.records.store import append_record, read_records
+from harness.study.objective import evaluate_tasks, score_outcome
+from harness.study.trials import failure_reason
+from harness.tasks import load
 
 HELDOUT_OFFSET = 1_000_000  # held-out seeds start here (search seeds are seed + trial)
 HELDOUT_FILE = "heldout.jsonl"
@@ -96,11 +102,6 @@ def run_heldout(
 
     A run that raises is recorded with state FAIL and its reason, and the others go on.
     """
-    from harness.evaluation.run_one import run_algorithm
-    from harness.records.store import append_record, read_records
-    from harness.study.objective import evaluate_tasks, score_outcome
-    from harness.study.trials import failure_reason
-
     best = selected_trial(config, read_records(records_file))
     if best is None or config.heldout.seeds == 0:
         return []
@@ -110,8 +111,6 @@ def run_heldout(
         if (best["trial"], seed) in done:
             continue
         if tasks is None:
-            from harness.tasks import load
-
             tasks = {name: load(name, **config.task_options) for name in config.task_names()}
         run = HeldoutRun(
             study=config.name,
@@ -181,8 +180,6 @@ def summarize_heldout(lines: list[dict[str, Any]], samples: int = 10000) -> Held
         >>> summary.trial, summary.runs, round(summary.objective[0], 3)
         (3, 2, 0.7)
     """
-    from harness.evaluation.stats import bootstrap_interval
-
     if not lines:
         return None
     complete = [r for r in lines if r.get("state") == "COMPLETE"]
@@ -229,8 +226,6 @@ def format_interval(value: tuple[float, float, float] | None) -> str:
 
 def heldout_lines(config: StudyConfig, records_file: Path) -> list[dict[str, Any]]:
     """The held-out lines of the study's current best trial (empty when none ran)."""
-    from harness.records.store import read_records
-
     best = selected_trial(config, read_records(records_file))
     if best is None:
         return []

@@ -12,13 +12,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.algorithms import get_algorithm
 from harness.configs.study import StudyConfig
 from harness.evaluation.faithfulness_curve import circuit_faithfulness
-from harness.evaluation.mib import mib_metrics
+from harness.evaluation.mib import MIB_FRACTIONS, mib_metrics
 from harness.evaluation.roc import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, sweep_roc
+from harness.evaluation.run_one import algorithm_parameters, evaluate_scores, run_algorithm
 from harness.records.schema import TrialRecord, thin_curve
 from harness.records.store import append_record
 from harness.study.runtime.failures import storage_cause
+from harness.study.runtime.heartbeats import record_heartbeat
 from harness.study.runtime.interrupts import interruptible, uninterruptible
 from harness.study.trials import (
     failure_reason,
@@ -26,6 +29,7 @@ from harness.study.trials import (
     study_trial_record,
     suggest,
 )
+from harness.tasks import load
 
 INTERRUPTED = "interrupted"
 
@@ -65,8 +69,6 @@ class TrialRunner:
     def tasks(self) -> dict[str, Any]:
         """Task name -> the loaded task, every task of the study."""
         if self._tasks is None:
-            from harness.tasks import load
-
             options = self.config.task_options
             self._tasks = {name: load(name, **options) for name in self.config.task_names()}
         return self._tasks
@@ -159,8 +161,6 @@ class TrialRunner:
     def _evaluate(
         self, params, seed, report, record: TrialRecord, precomputed=None
     ) -> float | list[float]:
-        from harness.evaluation.run_one import evaluate_scores, run_algorithm
-
         config = self.config
         if isinstance(precomputed, BaseException):
             raise precomputed
@@ -221,8 +221,6 @@ def evaluate_tasks(
     """Run ``params`` with ``seed`` on every task and aggregate as the study says:
     faithfulness on each task's validation split while searching, on its test split for
     a ``final`` (held-out) evaluation."""
-    from harness.evaluation.run_one import run_algorithm
-
     outcomes: dict[str, Outcome] = {}
     sizes: dict[str, int | None] = {}
     semantics = None
@@ -352,8 +350,6 @@ def smallest_faithful_fraction(faithfulness: tuple[float, ...], target: float) -
         >>> smallest_faithful_fraction(curve, 0.9)
         0.05
     """
-    from harness.evaluation.mib import MIB_FRACTIONS
-
     for fraction, value in zip(MIB_FRACTIONS, faithfulness, strict=True):
         if value >= target:
             return float(fraction)
@@ -383,21 +379,8 @@ def default_ablation(algorithm: str) -> str:
         >>> default_ablation("sp"), default_ablation("random")
         ('mean', 'resample')
     """
-    from harness.algorithms import get_algorithm
-    from harness.evaluation.run_one import algorithm_parameters
-
     default = algorithm_parameters(get_algorithm(algorithm)).get("ablation")
     return default if isinstance(default, str) else "resample"
-
-
-def record_heartbeat(trial) -> None:
-    """Beat once now, so a worker killed before its heartbeat thread's first beat still
-    leaves a trial that goes stale (Optuna never fails a trial that has no heartbeat)."""
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
-    storage = trial.study._storage
-    if is_heartbeat_enabled(storage):
-        storage.record_heartbeat(trial._trial_id)
 
 
 def _retried_number(trial) -> int | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.study.runtime.retries import CAUSE
+from harness.study.runtime.retries import CAUSE, retried_numbers
+from harness.study.trials import NOT_RESULTS
 
 
 def trial_detail(trial: Any, trials: list[Any], record: Mapping[str, Any]) -> str:
@@ -52,9 +53,6 @@ def missing_records(trials: list[Any], records: Mapping[int, Any]) -> list[int]:
         >>> missing_records([done], {}), missing_records([done], {3: {}})
         ([3], [])
     """
-    from harness.study.runtime.retries import retried_numbers
-    from harness.study.trials import NOT_RESULTS
-
     retried = retried_numbers(trials)
     return [
         t.number

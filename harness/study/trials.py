@@ -9,15 +9,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from harness.configs.study import StudyConfig
+from harness.configs.study import Categorical, FloatRange, StudyConfig
+from harness.records.schema import TrialRecord, git_commit, package_versions
 
 SURPLUS = "surplus"  # user attr: a trial created after the budget was filled
 
 
 def suggest(trial, config: StudyConfig) -> dict[str, Any]:
     """Searched parameters for one trial."""
-    from harness.configs.study import Categorical, FloatRange
-
     values: dict[str, Any] = {}
     for name, dist in config.search_space.items():
         if isinstance(dist, Categorical):
@@ -52,8 +51,6 @@ def study_trial_record(
         >>> record.study, record.trial, record.state, bool(record.versions)
         ('sp-tracr-reverse', 3, 'FAIL', True)
     """
-    from harness.records.schema import TrialRecord, git_commit, package_versions
-
     return TrialRecord(
         study=config.name,
         trial=number,

@@ -1,20 +1,23 @@
-"""The Task type and the task registry.
+"""The Task and TaskSpec types, and the checks of a task's options and metrics.
 
 A task bundles a model, train and test batches and one or more official circuits
 ("ground truths"), each a set of edge names in the graph convention of
-:mod:`harness.engine.graph`. Loaders live in the sibling modules and register a
-:class:`TaskSpec` here; :func:`load` validates every official edge set against the model's
-graph before returning.
+:mod:`harness.engine.graph`. Loaders live in the sibling modules and describe each task
+with a :class:`TaskSpec` (registered in :mod:`harness.tasks.registry`);
+``harness.tasks.load`` validates every official edge set against the model's graph
+before returning.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from harness.engine.batches import PromptBatch
+from harness.engine.device import resolve_device
 from harness.engine.patching import PatchableModel
 from harness.util.did_you_mean import did_you_mean
 
@@ -115,35 +118,6 @@ class TaskSpec:
     check_options: Callable[[dict[str, Any]], None] | None = None
 
 
-_REGISTRY: dict[str, TaskSpec] = {}
-
-
-def register(spec: TaskSpec) -> TaskSpec:
-    _REGISTRY[spec.slug] = spec
-    return spec
-
-
-def unregister(slug: str) -> None:
-    """Forget a registered task (nothing if ``slug`` is not registered)."""
-    _REGISTRY.pop(slug, None)
-
-
-def task_specs() -> dict[str, TaskSpec]:
-    """Every registered task, by slug."""
-    from harness.tasks import _register_builtin
-
-    _register_builtin()
-    return dict(_REGISTRY)
-
-
-def get_task_spec(name: str) -> TaskSpec:
-    specs = task_specs()
-    if name in specs:
-        return specs[name]
-    hint = did_you_mean(name, specs)
-    raise ValueError(f"unknown task {name!r} (known: {', '.join(specs)}){hint}")
-
-
 # Metric names (algorithm parameters) that need a distribution over tokens or answer ids.
 _CATEGORICAL_METRICS = {
     "kl_div",
@@ -174,13 +148,12 @@ def check_task_options(
     torch does not have, before anything is loaded.
 
     Example:
+        >>> from harness.tasks import get_task_spec
         >>> check_task_options(get_task_spec("tracr-reverse"), {"seeed": 1})  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ValueError: task_options: task 'tracr-reverse' takes no option 'seeed' ...
     """
-    import inspect
-
     parameters = inspect.signature(spec.loader).parameters
     if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
         for name in options:
@@ -196,16 +169,7 @@ def check_task_options(
         except ValueError as error:
             raise ValueError(f"{where}: {error}") from None
     if options.get("device") is not None:
-        from harness.engine.device import resolve_device
-
         try:
             resolve_device(options["device"])
         except ValueError as error:
             raise ValueError(f"{where}: {error}") from None
-
-
-def load(name: str, **options: Any) -> Task:
-    """Load a task by name and validate its official circuits against its graph."""
-    task = get_task_spec(name).loader(**options)
-    task.validate()
-    return task

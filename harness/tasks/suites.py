@@ -11,7 +11,7 @@ Example:
 
 from __future__ import annotations
 
-from harness.tasks.base import task_specs
+from harness.tasks.catalog import task_specs
 from harness.tasks.tracr.programs import SUITE
 from harness.util.did_you_mean import did_you_mean
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
+from harness.algorithms import subnetwork_probing_prune_scores
+from harness.engine.masks import INIT_LOGIT
+from harness.testing.planted import planted_circuit
+
 DEMO_MODES = ("corrupt-run", "tree", "restore-clean")
 
 
@@ -23,10 +27,6 @@ def run_demo(out: TextIO, epochs: int = 20, mode: str = "corrupt-run", seed: int
         >>> run_demo(io.StringIO())
         True
     """
-    from harness.algorithms import subnetwork_probing_prune_scores
-    from harness.engine.masks import INIT_LOGIT
-    from harness.testing.planted import planted_circuit
-
     if mode not in DEMO_MODES:
         raise ValueError(f"mode {mode!r} is not one of {', '.join(DEMO_MODES)}")
     settings = {

@@ -1,17 +1,22 @@
-"""Failures of the run itself, not of a trial: storage errors, trials given up.
+"""Failures of the run itself, not of a trial: storage errors.
 
 A storage that fails (a full disk under SQLite, a lost database) stops the run with one
 line (:class:`StorageError`, exit code 1 at the command line) instead of a traceback or a
 trial counted as FAILed; the trial it interrupted is failed by its heartbeat (or lock) on
-resume and runs again. A trial whose worker died :data:`~harness.study.runtime.retries.MAX_ATTEMPTS`
-times gets its FAIL record here, with the reason.
+resume and runs again.
+
+This module stays light (no torch, no Optuna): the command line imports it to catch
+:class:`StorageError` in an ``except`` clause, which may run while a Ctrl-C has cut an
+import of torch short, and a second import of half-initialised torch aborts the process.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+
+from harness.records.store import RecordWriteError
+from harness.study.runtime.storage_urls import mask_password
 
 
 class StorageError(Exception):
@@ -29,8 +34,6 @@ def storage_failures(storage_url: str) -> Iterator[None]:
         ...
         harness.study.runtime.failures.StorageError: storage sqlite:///x.db failed: No space ...
     """
-    from harness.records.store import RecordWriteError
-
     try:
         yield
     except (RecordWriteError, StorageError, ValueError):  # ValueError: bad input, one line
@@ -39,8 +42,6 @@ def storage_failures(storage_url: str) -> Iterator[None]:
         cause = storage_cause(error)
         if cause is None:
             raise
-        from harness.study.runtime.storage_urls import mask_password
-
         raise StorageError(f"storage {mask_password(storage_url)} failed: {cause}") from None
 
 
@@ -82,34 +83,3 @@ def _describe(error: BaseException) -> str | None:
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-def record_given_up(study: Any, runner: Any) -> int:
-    """Write the FAIL record of each trial that ended FAILed without one (a worker that
-    died too often; see :mod:`harness.study.runtime.retries`). Returns how many it wrote."""
-    from harness.records.store import append_record
-    from harness.study.runtime.retries import DEATHS, FAILED_TRIAL, REASON, STALE, retried_numbers
-    from harness.study.trials import NOT_RESULTS, study_trial_record
-
-    trials = study.get_trials(deepcopy=False)
-    retried = retried_numbers(trials)
-    lost = [
-        t
-        for t in trials
-        if t.state.name == "FAIL"
-        and t.number not in retried
-        and not any(t.user_attrs.get(key) for key in NOT_RESULTS)
-        and str(t.user_attrs.get(REASON) or "worker died").startswith("worker died")
-    ]
-    written = 0
-    config = runner.config
-    for trial in lost:
-        original = trial.system_attrs.get(FAILED_TRIAL)
-        slot = original if original is not None else trial.number
-        deaths = trial.system_attrs.get(DEATHS, 0) + 1
-        reason = trial.user_attrs.get(REASON) or f"{STALE}; given up after {deaths} attempts"
-        params = {**config.params, **trial.system_attrs.get("fixed_params", {}), **trial.params}
-        seed = trial.user_attrs.get("seed", config.seed + slot)
-        record = study_trial_record(config, trial.number, "FAIL", params, seed, original, reason)
-        written += append_record(runner.records_file, record, if_absent=True)
-    return written

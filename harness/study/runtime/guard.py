@@ -22,6 +22,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from harness.records.store import RecordWriteError, read_records
+
 RECORDS_ID = "records_id"  # user attribute of the study
 ID_FILE = "records.id"  # beside trials.jsonl
 FREE_TO_CHANGE = ("n_trials", "timeout", "description", "storage", "wandb")
@@ -118,8 +120,6 @@ def bind_records(study: Any, records_file: Path, shown_storage: str) -> None:
     Raises:
         ValueError: One line, if the records come from another storage of the name.
     """
-    from harness.records.store import RecordWriteError, read_records
-
     id_file = records_file.parent / ID_FILE
     ours = study.user_attrs.get(RECORDS_ID)
     theirs = _read_id(id_file)

@@ -7,7 +7,7 @@ file of its own for as long as it lives (the kernel releases it when the process
 however it dies) and tags every trial it starts with that file. Another worker that can
 take the lock knows the owner is gone: it fails the trial with the reason and enqueues a
 retry with the same parameters (bounded, see :mod:`harness.study.runtime.retries`), as our
-heartbeat callback does for RDB storages, so the budget logic in :mod:`harness.study.driver`
+heartbeat callback does for RDB storages, so the budget logic in :mod:`harness.study.budget`
 treats both alike.
 
 The locks live beside the journal, in ``<journal>.workers/``; a trial tagged on another
@@ -31,6 +31,9 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
+
+from harness.study.runtime.heartbeats import heartbeat_enabled
+from harness.study.runtime.retries import LOCK_RELEASED, REASON, death_reason, run_again
 
 SETTLED_ATTR = "settled_from_record"  # user attr of a dead worker's trial finished from its record
 OWNER_ATTR = "harness:worker_lock"  # system attr: "<host>:<lock path>" of the trial's worker
@@ -73,8 +76,6 @@ def reap_dead_trials(study: Any, storage_url: str) -> int:
         return 0
     from optuna.trial import TrialState
 
-    from harness.study.runtime.retries import LOCK_RELEASED, REASON, death_reason, run_again
-
     failed, dead = 0, set()
     with _reaping(journal):  # one reaper at a time: no double retries
         for trial in _dead_by_lock(study):
@@ -113,10 +114,8 @@ def settle_recorded_trials(
 
 
 def _stale_by_heartbeat(study: Any) -> list[Any]:
-    from optuna.storages._heartbeat import is_heartbeat_enabled
-
     storage = study._storage
-    if not is_heartbeat_enabled(storage):
+    if not heartbeat_enabled(storage):
         return []
     return [storage.get_trial(i) for i in storage._get_stale_trial_ids(study._study_id)]
 

@@ -18,6 +18,9 @@ fork and exec), so a Ctrl-C while they import never prints their tracebacks nor 
 them; they unblock both once their handlers are in place (a relayed stop that came
 meanwhile is then taken). The parent blocks them only while it starts a worker, so
 its own Ctrl-C is delayed, never lost.
+
+Like :mod:`harness.study.runtime.failures`, this module stays light (no torch): the command
+line imports it to catch :class:`WorkerError`, maybe while a Ctrl-C cut an import short.
 """
 
 from __future__ import annotations
@@ -32,6 +35,15 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+from harness.records.store import RecordWriteError
+from harness.study.runtime.failures import StorageError
+from harness.study.runtime.interrupts import (
+    catching_interrupts,
+    forget_unhandled_interrupt,
+    relaying_interrupts,
+)
+from harness.util.notices import one_line_warnings
 
 INTERRUPTED_EXIT = 130  # a worker that Ctrl-C (SIGUSR1) stopped
 FAILED_EXIT = 3  # a worker that stopped with an error (its report names it)
@@ -54,8 +66,6 @@ def run_workers(
         KeyboardInterrupt: Ctrl-C stopped the workers.
         Exception: The error a worker stopped with (its type where known, one line).
     """
-    from harness.study.runtime.interrupts import relaying_interrupts
-
     reports = Path(tempfile.mkdtemp(prefix="harness-workers-"))
     live: list[Any] = []
     replaced, errors = 0, []
@@ -125,11 +135,28 @@ def start_blocked(target: Callable[..., None], args: tuple[Any, ...]) -> Any:
     import multiprocessing
     from multiprocessing import resource_tracker
 
-    resource_tracker.ensure_running()
-    with _signals_blocked():
-        process = multiprocessing.get_context("spawn").Process(target=target, args=args)
-        process.start()
+    with _safe_import_path():
+        resource_tracker.ensure_running()
+        with _signals_blocked():
+            process = multiprocessing.get_context("spawn").Process(target=target, args=args)
+            process.start()
     return process
+
+
+@contextlib.contextmanager
+def _safe_import_path() -> Iterator[None]:
+    """Children started in here do not put the working directory first on their import
+    path (spawn's ``python -c`` would, and a user's ``selectors.py`` there would run). They
+    take the parent's ``sys.path`` once started. Python 3.11+ (``PYTHONSAFEPATH``)."""
+    previous = os.environ.get("PYTHONSAFEPATH")
+    os.environ["PYTHONSAFEPATH"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["PYTHONSAFEPATH"]
+        else:
+            os.environ["PYTHONSAFEPATH"] = previous
 
 
 @contextlib.contextmanager
@@ -145,9 +172,6 @@ def _signals_blocked() -> Iterator[None]:
 def _worker_main(target: Callable[..., None], args: tuple[Any, ...], reports: str) -> None:
     """The body of a worker process: run, then exit with a code the parent reads."""
     import sys
-
-    from harness.study.runtime.interrupts import catching_interrupts, forget_unhandled_interrupt
-    from harness.util.notices import one_line_warnings
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent relays Ctrl-C as SIGUSR1
     _thread_lock_for_tqdm()
@@ -199,9 +223,6 @@ def _read_report(reports: Path, pid: int | None, code: int | None) -> dict[str, 
 
 def _rebuild(report: dict[str, str]) -> Exception:
     """The worker's error as one of ours, by name (one line)."""
-    from harness.records.store import RecordWriteError
-    from harness.study.runtime.failures import StorageError
-
     known = {"RecordWriteError": RecordWriteError, "StorageError": StorageError}
     known["ValueError"] = ValueError
     kind = known.get(report.get("type", ""), WorkerError)

@@ -6,16 +6,21 @@ it short, or when its record cannot be written (a full disk). Such a trial is FA
 in its ``fail_reason`` user attribute and a WAITING copy is enqueued: the copy carries the
 parameters as fixed parameters (so a point outside the search space, e.g. an enqueued
 one, runs again as it is) and Optuna's ``failed_trial`` system attribute, so the budget
-in :mod:`harness.study.driver` gives it the original's slot and seed.
+in :mod:`harness.study.budget` gives it the original's slot and seed.
 
 A worker that dies again and again is not retried for ever: after :data:`MAX_ATTEMPTS`
-deaths the trial stays FAILed, with the reason, and counts as a finished trial.
+deaths the trial stays FAILed, with the reason, and counts as a finished trial; its FAIL
+record is written by :func:`record_given_up`.
 """
 
 from __future__ import annotations
 
 import warnings
 from typing import Any
+
+from harness.records.store import append_record
+from harness.study.runtime.heartbeats import heartbeat_enabled
+from harness.study.trials import NOT_RESULTS, study_trial_record
 
 MAX_ATTEMPTS = 3  # runs of one trial whose worker died, the original included
 FAILED_TRIAL = "failed_trial"  # Optuna's system attribute: the original trial's number
@@ -109,11 +114,10 @@ def fail_stale_trials(study: Any) -> int:
         0
     """
     from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.storages._heartbeat import is_heartbeat_enabled
     from optuna.trial import TrialState
 
     storage = study._storage
-    if not is_heartbeat_enabled(storage):
+    if not heartbeat_enabled(storage):
         return 0
     failed = 0
     for trial_id in storage._get_stale_trial_ids(study._study_id):
@@ -151,3 +155,30 @@ def quietly(function, *args, **kwargs):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return function(*args, **kwargs)
+
+
+def record_given_up(study: Any, runner: Any) -> int:
+    """Write the FAIL record of each trial that ended FAILed without one (a worker that
+    died too often, see the module docstring). Returns how many it wrote."""
+    trials = study.get_trials(deepcopy=False)
+    retried = retried_numbers(trials)
+    lost = [
+        t
+        for t in trials
+        if t.state.name == "FAIL"
+        and t.number not in retried
+        and not any(t.user_attrs.get(key) for key in NOT_RESULTS)
+        and str(t.user_attrs.get(REASON) or "worker died").startswith("worker died")
+    ]
+    written = 0
+    config = runner.config
+    for trial in lost:
+        original = trial.system_attrs.get(FAILED_TRIAL)
+        slot = original if original is not None else trial.number
+        deaths = trial.system_attrs.get(DEATHS, 0) + 1
+        reason = trial.user_attrs.get(REASON) or f"{STALE}; given up after {deaths} attempts"
+        params = {**config.params, **trial.system_attrs.get("fixed_params", {}), **trial.params}
+        seed = trial.user_attrs.get("seed", config.seed + slot)
+        record = study_trial_record(config, trial.number, "FAIL", params, seed, original, reason)
+        written += append_record(runner.records_file, record, if_absent=True)
+    return written

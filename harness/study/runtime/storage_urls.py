@@ -3,37 +3,52 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote, unquote_plus
 
-_USERINFO_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s'\"?#@:/]*):[^\s'\"?#]*@")
-_QUERY_PASSWORD = re.compile(r"(?i)\b((?:ssl)?password|passwd|pwd)=[^&\s'\"]*")
+# SQLAlchemy takes a password unencoded, with any character but '@' ('?', '#', spaces and
+# quotes included; its user name is anything but ':' and '/'), and a query value up to the
+# next '&'. So a password in text runs to the last '@' of its line and a query password to
+# the next '&' or the line's end: masking too much is harmless, too little is a leak.
+_USERINFO_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^:/@\n]*):[^\n]*@")
+_QUERY_PASSWORD = re.compile(r"(?i)\b((?:ssl)?password|passwd|pwd)=[^&\n]*")
 
 
 def mask_password(text: str) -> str:
     """A storage URL, or a message quoting one, with every password replaced by ``***``:
-    the userinfo's (up to the last ``@``, so a raw ``@`` in it leaks nothing) and
-    ``password=`` settings in a query or a connection string.
+    the userinfo's (up to the last ``@`` of its line, so a raw ``@``, ``?``, ``#``, space
+    or quote in it leaks nothing) and ``password=`` settings in a query or a connection
+    string (up to the next ``&``).
 
     Example:
         >>> mask_password("postgresql://user:secret@db:5432/optuna")
         'postgresql://user:***@db:5432/optuna'
         >>> mask_password("postgresql://u:p@ss@db/optuna?sslmode=require&password=x")
         'postgresql://u:***@db/optuna?sslmode=require&password=***'
+        >>> mask_password("postgresql://u:a?b#c'd e@db/optuna")
+        'postgresql://u:***@db/optuna'
     """
     return _QUERY_PASSWORD.sub(r"\1=***", _USERINFO_PASSWORD.sub(r"\1:***@", text))
 
 
 def secrets_of(url: str) -> list[str]:
-    """The passwords a URL carries, raw and percent-decoded (to mask them in messages).
+    """The passwords a URL carries, raw and decoded (to mask them in messages): as our
+    patterns find them and as SQLAlchemy reads them.
 
     Example:
         >>> secrets_of("postgresql://u:p%40ss@h/db")
         ['p%40ss', 'p@ss']
     """
-    from urllib.parse import unquote
-
-    found = [m.group(0).split(":", 2)[-1][:-1] for m in _USERINFO_PASSWORD.finditer(url)]
+    found = [m.group(0)[len(m.group(1)) + 1 : -1] for m in _USERINFO_PASSWORD.finditer(url)]
     found += [m.group(0).split("=", 1)[1] for m in _QUERY_PASSWORD.finditer(url)]
-    found += [unquote(s) for s in found]
+    found += [unquote(s) for s in found] + [unquote_plus(s) for s in found]
+    try:
+        from sqlalchemy.engine import make_url  # Optuna's dependency, slow to import
+
+        parsed = make_url(url)
+        found += [str(parsed.password or "")]
+        found += [str(v) for k, v in parsed.query.items() if _QUERY_PASSWORD.match(f"{k}=")]
+    except Exception:  # not a URL SQLAlchemy reads: nothing more to find
+        pass
     return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
 
 

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from harness.engine.device import resolve_device
-from harness.tasks.base import Task, TaskSpec, register
+from harness.engine.graph import EdgeGraph
+from harness.tasks.base import Task, TaskSpec
 from harness.tasks.gpt2.circuits import VARIANTS, official_circuits
 from harness.tasks.gpt2.models import ATTN_ONLY_4L, GPT2_SMALL, ModelSpec, load_model
 from harness.tasks.gpt2.prompts import (
@@ -207,9 +208,6 @@ def _summary(task: str, layers: int, heads: int, attn_only: bool = False) -> dic
     """
     from transformer_lens import HookedTransformerConfig
 
-    from harness.engine.graph import EdgeGraph
-    from harness.tasks.gpt2.circuits import official_circuits
-
     cfg = HookedTransformerConfig(
         n_layers=layers, n_heads=heads, d_model=heads, d_head=1, n_ctx=2, d_vocab=2,
         attn_only=attn_only, act_fn="relu",
@@ -221,7 +219,8 @@ def _summary(task: str, layers: int, heads: int, attn_only: bool = False) -> dic
     }  # fmt: skip
 
 
-register(
+# The GPT-2 tasks, in the order :mod:`harness.tasks.catalog` registers them.
+TASK_SPECS: tuple[TaskSpec, ...] = (
     TaskSpec(
         slug="ioi",
         summary=lambda: _summary("ioi", 12, 12, attn_only=False),
@@ -230,9 +229,7 @@ register(
         ground_truths=VARIANTS,
         needs_weights=True,
         description="indirect object identification, GPT-2 small (Wang et al. 2023)",
-    )
-)
-register(
+    ),
     TaskSpec(
         slug="greaterthan",
         summary=lambda: _summary("greaterthan", 12, 12, attn_only=False),
@@ -241,9 +238,7 @@ register(
         ground_truths=VARIANTS,
         needs_weights=True,
         description="year comparison, GPT-2 small (Hanna et al. 2023)",
-    )
-)
-register(
+    ),
     TaskSpec(
         slug="docstring",
         summary=lambda: _summary("docstring", 4, 8, attn_only=True),
@@ -252,5 +247,5 @@ register(
         ground_truths=VARIANTS,
         needs_weights=True,
         description="docstring argument completion, attn-only-4l (Heimersheim & Janiak 2023)",
-    )
+    ),
 )

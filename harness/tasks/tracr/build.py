@@ -1,7 +1,7 @@
 """Build and check the tracr weights shipped in the package (``harness tasks build``).
 
 Each file ``harness/tasks/tracr/weights/tracr-<program>.pt.gz`` holds a compiled program's
-converted weights (:class:`~harness.tasks.tracr.compile.CompiledTracr`'s payload) and the
+converted weights (:class:`~harness.tasks.tracr.compiled.CompiledTracr`'s payload) and the
 ground truths derived from them (:func:`harness.tasks.tracr.tasks.derive_program_circuits`),
 with each circuit's count of individually necessary edges on the derivation data.
 Loading a suite task reads the file only: no compiling, no JAX, no derivation.
@@ -23,14 +23,20 @@ from typing import Any
 
 import torch
 
-from harness.tasks.tracr.compile import (
+from harness.tasks.tracr.compile import compile_program
+from harness.tasks.tracr.programs import SUITE, all_programs
+from harness.tasks.tracr.tasks import (
+    circuits_payload,
+    derive_program_circuits,
+    necessary_alone_counts,
+)
+from harness.tasks.tracr.weight_files import (
     PACKAGED_DIR,
-    compile_program,
     packaged_path,
+    packaged_summary,
     read_payload,
     write_payload,
 )
-from harness.tasks.tracr.programs import SUITE, all_programs
 from harness.util.did_you_mean import did_you_mean
 
 
@@ -63,12 +69,6 @@ def resolve_programs(names: list[str] | None) -> list[str]:
 def build_payload(program: str) -> dict[str, Any]:
     """Compile ``program``, derive its circuits and count the necessary-alone edges:
     the plain data of its file (imports tracr and JAX)."""
-    from harness.tasks.tracr.tasks import (
-        circuits_payload,
-        derive_program_circuits,
-        necessary_alone_counts,
-    )
-
     compiled = compile_program(program)
     derived = circuits_payload(derive_program_circuits(compiled))
     derived["necessary_alone"] = necessary_alone_counts(compiled)
@@ -145,8 +145,6 @@ def suite_table(programs: list[str] | None = None) -> str:
         >>> print(suite_table(["reverse"]).splitlines()[2])
         | tracr-reverse | 4 | 1 | 77 | 10 | 2 | 8 | 2 | categorical |
     """
-    from harness.tasks.tracr.compile import packaged_summary
-
     rows = [
         "| task | layers | heads/layer | edges | zero | resample | necessary alone: zero "
         "| necessary alone: resample | output |",

@@ -19,8 +19,10 @@ import torch
 from torch import Tensor
 
 from harness.engine.batches import PromptBatch
-from harness.tasks.tracr.compile import CompiledTracr, TracrProgram
-from harness.tasks.tracr.programs import all_programs, reference_of
+from harness.tasks.tracr.compiled import CompiledTracr
+from harness.tasks.tracr.program import TracrProgram
+from harness.tasks.tracr.programs import all_programs
+from harness.tasks.tracr.rasp_graph import reference_of
 
 DEFAULT_EXAMPLES = {"reverse": 121, "proportion": 512}  # per split, as auto-circuit
 SUITE_DEFAULT_EXAMPLES = 64  # train and test prompts of the other suite programs

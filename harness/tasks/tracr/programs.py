@@ -1,6 +1,6 @@
 """The RASP programs of the tracr suite, each with a plain-Python reference.
 
-Every program is a :class:`~harness.tasks.tracr.compile.TracrProgram`: a RASP builder
+Every program is a :class:`~harness.tasks.tracr.program.TracrProgram`: a RASP builder
 (tracr is imported only inside it, to compile), its vocabulary and length, whether the
 output is numerical, its source as text, a ``reference`` function written independently
 of RASP (input values -> one output per position, ``None`` where the program defines
@@ -24,13 +24,11 @@ Example:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-from dataclasses import replace
 from functools import cache
 from typing import Any
 
-from harness.tasks.tracr.compile import PROGRAMS as _BASE_PROGRAMS
-from harness.tasks.tracr.compile import TracrProgram, build_program
+from harness.tasks.tracr.program import TracrProgram
+from harness.util.did_you_mean import did_you_mean
 
 # --- RASP builders (tracr imported lazily) -------------------------------------------
 
@@ -40,6 +38,22 @@ def _rasp() -> tuple[Any, Any]:
     from tracr.rasp import rasp
 
     return rasp, lib
+
+
+def _build_reverse() -> Any:
+    from tracr.rasp import rasp
+
+    length = rasp.SelectorWidth(rasp.Select(rasp.tokens, rasp.tokens, rasp.Comparison.TRUE))
+    opp_index = (length - rasp.indices) - 1
+    flip = rasp.Select(rasp.indices, opp_index, rasp.Comparison.EQ)
+    return rasp.Aggregate(flip, rasp.tokens)
+
+
+def _build_proportion() -> Any:
+    from tracr.compiler import lib
+    from tracr.rasp import rasp
+
+    return lib.make_frac_prevs(rasp.tokens == "x")
 
 
 def _prefix() -> Any:
@@ -333,6 +347,38 @@ def _program(
     )
 
 
+# The programs with official circuits (the ACDC paper's, auto-circuit's): their first
+# label ids reproduce the residual labels of those circuit files.
+BASE_PROGRAMS: tuple[TracrProgram, ...] = (
+    TracrProgram(
+        name="reverse",
+        vocab=(1, 2, 3),
+        max_seq_len=5,
+        first_label_id=1,
+        numerical=False,
+        source=(
+            "length = SelectorWidth(Select(tokens, tokens, TRUE))",
+            "opp_index = (length - indices) - 1",
+            "flip = Select(indices, opp_index, EQ)",
+            "reverse = Aggregate(flip, tokens)",
+        ),
+        build=_build_reverse,
+        reference=_ref_reverse,
+        description="reverse the sequence",
+    ),
+    TracrProgram(
+        name="proportion",
+        vocab=("w", "x", "y", "z"),
+        max_seq_len=5,
+        first_label_id=7,
+        numerical=True,
+        source=("frac_prevs = make_frac_prevs(tokens == 'x')",),
+        build=_build_proportion,
+        reference=_ref_proportion,
+        description="fraction of 'x' so far (lib.make_frac_prevs)",
+    ),
+)
+
 _ABC = ("a", "b", "c")
 NEW_PROGRAMS: tuple[TracrProgram, ...] = (
     _program("hist", _ABC, 5, _build_hist, _ref_hist, "make_hist()",
@@ -400,7 +446,7 @@ NEW_PROGRAMS: tuple[TracrProgram, ...] = (
              "parity of the token and the previous one", output_positions=tuple(range(2, 9))),
 )  # fmt: skip
 
-SUITE: tuple[str, ...] = ("reverse", "proportion", *(p.name for p in NEW_PROGRAMS))
+SUITE: tuple[str, ...] = tuple(p.name for p in (*BASE_PROGRAMS, *NEW_PROGRAMS))
 
 
 @cache
@@ -411,13 +457,7 @@ def builtin_programs() -> dict[str, TracrProgram]:
         >>> builtin_programs()["running-max"].reference((1, 3, 2))
         [1, 3, 3]
     """
-    base = {
-        "reverse": replace(_BASE_PROGRAMS["reverse"], reference=_ref_reverse,
-                           description="reverse the sequence"),
-        "proportion": replace(_BASE_PROGRAMS["proportion"], reference=_ref_proportion,
-                              description="fraction of 'x' so far (lib.make_frac_prevs)"),
-    }  # fmt: skip
-    return {**base, **{p.name: p for p in NEW_PROGRAMS}}
+    return {p.name: p for p in (*BASE_PROGRAMS, *NEW_PROGRAMS)}
 
 
 _ADDED: dict[str, TracrProgram] = {}  # programs added in this process (add_program)
@@ -460,22 +500,18 @@ def is_added(name: str) -> bool:
     return name in _ADDED
 
 
-def reference_of(program: TracrProgram) -> Callable[[tuple[Any, ...]], list[Any]]:
-    """What the program computes, input values -> one output per position: its own
-    plain-Python ``reference``, else tracr's RASP interpreter (``rasp.evaluate``, which
-    imports tracr's ``rasp`` module but not JAX, and never reads the compiled weights).
+def program_named(name: str) -> TracrProgram:
+    """The program ``name`` (:func:`all_programs`); a one-line ValueError (with a
+    did-you-mean) for an unknown one.
 
     Example:
-        >>> reference_of(builtin_programs()["hist"])(("a", "b", "a"))
-        [2, 1, 2]
+        >>> program_named("revers")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown tracr program 'revers' (known: reverse, ...); did you mean 'reverse'?
     """
-    if program.reference is not None:
-        return program.reference
-    from tracr.rasp import rasp
-
-    output = build_program(program.name)
-
-    def evaluate(values: tuple[Any, ...]) -> list[Any]:
-        return list(rasp.evaluate(output, list(values)))
-
-    return evaluate
+    programs = all_programs()
+    if name not in programs:
+        hint = did_you_mean(name, programs)
+        raise ValueError(f"unknown tracr program {name!r} (known: {', '.join(programs)}){hint}")
+    return programs[name]

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.tasks.tracr.compile import BOS, build_program
+from harness.tasks.tracr.program import BOS
 from harness.tasks.tracr.programs import all_programs
+from harness.tasks.tracr.rasp_graph import build_program
 
 
 def _names(space: Any) -> frozenset[str]:

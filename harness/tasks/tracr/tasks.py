@@ -46,18 +46,10 @@ from torch import Tensor
 from harness.engine.batches import PromptBatch
 from harness.engine.device import resolve_device
 from harness.engine.patching import PatchableModel
-from harness.tasks.base import Task, TaskSpec, register, unregister
-from harness.tasks.tracr.compile import (
-    BOS,
-    PAD,
-    CompiledTracr,
-    TracrProgram,
-    cache_path,
-    load_compiled,
-    one_line_error,
-    packaged_path,
-    packaged_summary,
-)
+from harness.tasks.base import Task, TaskSpec
+from harness.tasks.registry import register, unregister
+from harness.tasks.tracr.compile import load_compiled, one_line_error
+from harness.tasks.tracr.compiled import CompiledTracr
 from harness.tasks.tracr.data import (
     DEFAULT_EXAMPLES,
     check_options,
@@ -74,12 +66,14 @@ from harness.tasks.tracr.derive import (
     necessary_alone,
     one_thread,
 )
+from harness.tasks.tracr.program import BOS, PAD, TracrProgram
 from harness.tasks.tracr.programs import (
     add_program,
     all_programs,
     builtin_programs,
     forget_program,
 )
+from harness.tasks.tracr.weight_files import cache_path, packaged_path, packaged_summary
 
 _AUTO_CIRCUIT = "UFO-101/auto-circuit@98db58c auto_circuit/metrics/official_circuits/circuits/tracr"
 _ACDC = "ArthurConmy/Automatic-Circuit-Discovery@a9a7857 (big-rerun) acdc/tracr_task/utils.py"
@@ -423,34 +417,43 @@ _EDGES = {"reverse": 77, "proportion": 23}
 _KIND = {True: "numerical", False: "categorical"}
 
 
-def _register_task(name: str, spec: TracrProgram) -> None:
+def task_spec(name: str, program: TracrProgram) -> TaskSpec:
+    """The registry entry of ``program`` as the task ``tracr-<name>``.
+
+    Example:
+        >>> task_spec("hist", builtin_programs()["hist"]).description
+        'tracr-compiled how often each token occurs (lib.make_hist) (categorical)'
+    """
     what = {
         "reverse": "sequence reversal over {1,2,3} (77 edges; categorical)",
         "proportion": "fraction of 'x' so far over {w,x,y,z} (23 edges; numerical)",
-    }.get(name, f"{spec.description or name} ({_KIND[spec.numerical]})")
-    register(
-        TaskSpec(
-            slug=f"tracr-{name}",
-            label=f"tracr {name}",
-            loader=load_reverse
-            if name == "reverse"
-            else load_proportion
-            if name == "proportion"
-            else _loader(name),
-            ground_truths=tuple(ground_truth_names(name)),
-            ground_truth_aliases=tuple(ALIASES) if name in OFFICIAL_SOURCES else (),
-            needs_weights=False,
-            description=f"tracr-compiled {what}",
-            numerical_output=spec.numerical,
-            summary=lambda name=name: packaged_summary(name),
-            check_options=lambda options, name=name: check_options(name, options),
-        )
+    }.get(name, f"{program.description or name} ({_KIND[program.numerical]})")
+    return TaskSpec(
+        slug=f"tracr-{name}",
+        label=f"tracr {name}",
+        loader=load_reverse
+        if name == "reverse"
+        else load_proportion
+        if name == "proportion"
+        else _loader(name),
+        ground_truths=tuple(ground_truth_names(name)),
+        ground_truth_aliases=tuple(ALIASES) if name in OFFICIAL_SOURCES else (),
+        needs_weights=False,
+        description=f"tracr-compiled {what}",
+        numerical_output=program.numerical,
+        summary=lambda name=name: packaged_summary(name),
+        check_options=lambda options, name=name: check_options(name, options),
     )
 
 
-def _register_suite() -> None:
-    for name, spec in builtin_programs().items():
-        _register_task(name, spec)
+def suite_task_specs() -> tuple[TaskSpec, ...]:
+    """The suite's tasks, in the suite's order (:mod:`harness.tasks.catalog` registers them).
+
+    Example:
+        >>> [spec.slug for spec in suite_task_specs()][:2]
+        ['tracr-reverse', 'tracr-proportion']
+    """
+    return tuple(task_spec(name, program) for name, program in builtin_programs().items())
 
 
 def forget_tracr_program(name: str) -> None:
@@ -484,7 +487,7 @@ def register_tracr_program(program: TracrProgram) -> str:
 
     Example:
         >>> from harness.tasks import load
-        >>> from harness.tasks.tracr.compile import TracrProgram
+        >>> from harness.tasks.tracr.program import TracrProgram
         >>> def build_first():
         ...     from tracr.rasp import rasp
         ...     first = rasp.Select(rasp.indices, rasp.Map(lambda i: 0, rasp.indices),
@@ -542,8 +545,5 @@ def register_tracr_program(program: TracrProgram) -> str:
     except Exception:
         forget_program(name)
         raise
-    _register_task(name, program)
+    register(task_spec(name, program))
     return f"tracr-{name}"
-
-
-_register_suite()

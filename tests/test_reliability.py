@@ -1,0 +1,217 @@
+"""Reliability, second round (issue 22): each fault or hostile input is made for real (a
+password with ``?#`` on a real command line, HTML in a real record, a module file in a real
+child's working directory, a FIFO, a symlink) and the harness must refuse it in one line
+(exit 2) or keep it harmless."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+
+from harness.study.runtime.guard import ID_FILE, bind_records
+from harness.study.runtime.storage_urls import mask_password
+from tests.test_study import ROOT, harness, write_study
+
+# SQLAlchemy takes each of these unencoded in a URL's password
+NASTY_PASSWORDS = ["pa?ss#word", "pass word!", "it's\"quoted", "a@b?c#d e'f"]
+
+
+def test_passwords_with_url_characters_are_masked():
+    for password in NASTY_PASSWORDS:
+        url = f"postgresql://bob:{password}@db:5432/optuna?sslmode=require"
+        assert mask_password(url) == "postgresql://bob:***@db:5432/optuna?sslmode=require"
+        quoted = f"cannot open storage {url!r}: refused"
+        assert password not in mask_password(quoted)
+        query = f"postgresql://bob@db/optuna?password={password}&sslmode=require"
+        assert mask_password(query) == "postgresql://bob@db/optuna?password=***&sslmode=require"
+
+
+def test_run_and_status_never_print_a_password_with_url_characters(tmp_path: Path):
+    path = write_study(tmp_path)
+    password = "pa?ss#wo'rd x"
+    url = f"postgresql://bob:{password}@127.0.0.1:1/optuna?password={password}"
+    for command in (["run", str(path), "--no-progress"], ["status", str(path)]):
+        result = harness(*command, "--storage", url, "--runs-dir", "runs", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "cannot open storage 'postgresql://bob:***@127.0.0.1:1/optuna?" in result.stderr
+        assert "pa?ss" not in result.stdout + result.stderr
+
+
+def test_records_id_keeps_no_password_with_url_characters(tmp_path: Path):
+    storage = optuna.storages.InMemoryStorage()
+    study = optuna.create_study(study_name="s", storage=storage)
+    url = "postgresql://bob:pa?ss#wo'rd x@db/optuna"
+    bind_records(study, tmp_path / "trials.jsonl", mask_password(url))
+    stored = json.loads((tmp_path / ID_FILE).read_text())
+    assert stored["storage"] == "postgresql://bob:***@db/optuna"
+
+
+def hostile_record(trial: int, state: str) -> dict:
+    """A study's record as the harness writes it, with HTML in every text a report shows:
+    the task, a parameter's name and value, and (failed) the reason."""
+    complete = state == "COMPLETE"
+    return {
+        "record_version": 1,
+        "study": "evil",
+        "trial": trial,
+        "state": state,
+        "algorithm": "sp",
+        "task": "<svg onload=alert('task')>",
+        "seed": 0,
+        "direction": "maximize",
+        "objective": 0.7 if complete else None,
+        "params": {"epochs": trial + 1, "<b>name</b>": f"<img src=x onerror=alert({trial})>"},
+        "auc": {"resample": {"score-trapezoid": 0.7, "sweep-pessimistic": 0.0}} if complete else {},
+        "roc": {},
+        "sweep_roc": {},
+        "ground_truth": None,
+        "circuit_size": 3,
+        "seconds": 1.0,
+        "faithfulness": {},
+        "faithfulness_curve": [],
+        "history": {},
+        "per_task": {},
+        "fail_reason": None if complete else "<script>alert('reason')</script>",
+    }
+
+
+def test_index_html_escapes_text_from_records(tmp_path: Path):
+    records = tmp_path / "runs" / "evil" / "trials.jsonl"
+    records.parent.mkdir(parents=True)
+    lines = [json.dumps(hostile_record(n, s)) for n, s in enumerate(["COMPLETE", "FAIL"])]
+    records.write_text("\n".join(lines) + "\n")
+    env = {"BROWSER_PATH": "/nonexistent/chrome", "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    result = harness("report", "evil", "--runs-dir", "runs", "--out", "out", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    page = (tmp_path / "out" / "index.html").read_text()
+    for markup in ("<script>alert", "<img src=x", "<b>name", "<svg onload"):
+        assert markup not in page
+    assert "&lt;script&gt;alert(&#39;reason&#39;)&lt;/script&gt;" in page
+    assert "&lt;b&gt;name&lt;/b&gt;" in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+HOSTILE_MODULE = """import os, sys
+open(os.path.join(os.path.dirname(os.path.abspath(__file__)), f"RAN-{os.getpid()}"), "w").close()
+raise SystemExit("selectors.py of the working directory ran")
+"""
+
+
+def launched_like_a_console_script(tmp_path: Path, code: str, *args: str, env: dict | None = None):
+    """``code`` run as the ``harness`` console script runs: a script outside the working
+    directory, which holds a ``selectors.py`` (imported by subprocess, multiprocessing and
+    asyncio, so by every child). Returns (result, files the module left)."""
+    work, bin_dir = tmp_path / "work", tmp_path / "bin"
+    work.mkdir(exist_ok=True)
+    bin_dir.mkdir(exist_ok=True)
+    (work / "selectors.py").write_text(HOSTILE_MODULE)
+    (bin_dir / "launch.py").write_text(code)
+    result = subprocess.run(
+        [sys.executable, str(bin_dir / "launch.py"), *args],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+    )
+    return result, sorted(p.name for p in work.glob("RAN-*"))
+
+
+def test_jobs_workers_do_not_run_a_module_file_of_the_working_directory(tmp_path: Path):
+    code = (
+        "import os\n"
+        "from harness.study.runtime.processes import start_blocked\n"
+        "if __name__ == '__main__':\n"
+        "    process = start_blocked(os.getpid, ())\n"
+        "    process.join(60)\n"
+        "    print(process.exitcode)\n"
+    )
+    result, ran = launched_like_a_console_script(tmp_path, code)
+    assert ran == [] and result.stdout.strip() == "0", result.stderr
+
+
+def test_static_export_child_does_not_run_a_module_file_of_the_working_directory(tmp_path):
+    records = tmp_path / "work" / "runs" / "evil" / "trials.jsonl"
+    records.parent.mkdir(parents=True)
+    records.write_text(json.dumps(hostile_record(0, "COMPLETE")) + "\n")
+    browser = tmp_path / "fake-chrome"  # an executable, so the export process starts
+    browser.write_text("#!/bin/sh\nexit 1\n")
+    browser.chmod(0o755)
+    env = {
+        "BROWSER_PATH": str(browser),
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+        "HARNESS_STATIC_TIMEOUT": "10",
+    }
+    code = "import sys\nfrom harness.cli import main\nsys.exit(main())\n"
+    args = ("report", "evil", "--runs-dir", "runs", "--out", "out")
+    result, ran = launched_like_a_console_script(tmp_path, code, *args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert ran == [], result.stderr
+    assert "selectors.py" not in result.stderr
+
+
+def refused(tmp_path: Path, *args: str) -> str:
+    """The one line of a command that must refuse at once (a blocking read would time out)."""
+    result = harness(*args, cwd=tmp_path, timeout=60)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_fifo_or_a_device_as_an_input_is_refused_in_one_line(tmp_path: Path):
+    os.mkfifo(tmp_path / "s.yaml")
+    os.mkfifo(tmp_path / "c.json")
+    records = tmp_path / "runs" / "fifo-study" / "trials.jsonl"
+    records.parent.mkdir(parents=True)
+    os.mkfifo(records)
+    fifo = "is a FIFO, not a regular file"
+    assert f"config 's.yaml' {fifo}" in refused(tmp_path, "validate", "s.yaml")
+    assert f"config 's.yaml' {fifo}" in refused(tmp_path, "run", "s.yaml")
+    device = "config '/dev/zero' is a character device, not a regular file"
+    assert device in refused(tmp_path, "validate", "/dev/zero")
+    mib = ("score", "--task", "tracr-reverse", "--mib-in")
+    assert f"MIB circuit file 'c.json' {fifo}" in refused(tmp_path, *mib, "c.json")
+    assert "MIB circuit file '/dev/zero' is a character" in refused(tmp_path, *mib, "/dev/zero")
+    line = refused(tmp_path, "report", "fifo-study", "--runs-dir", "runs", "--out", "out")
+    assert f"records file 'runs/fifo-study/trials.jsonl' {fifo}" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_config_over_one_mib_is_refused_unread(tmp_path: Path):
+    big = write_study(tmp_path)
+    with big.open("a") as handle:
+        handle.write("# padding\n" * 110_000)  # valid YAML, 1.1 MB
+    line = refused(tmp_path, "validate", big.name)
+    assert line.startswith(f"harness: error: config '{big.name}' is larger than 1 MiB")
+
+
+def test_a_report_does_not_write_through_a_symlinked_output(tmp_path: Path):
+    records = tmp_path / "runs" / "evil" / "trials.jsonl"
+    records.parent.mkdir(parents=True)
+    records.write_text(json.dumps(hostile_record(0, "COMPLETE")) + "\n")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep\n")
+    out = tmp_path / "out"
+    (out / "tables").mkdir(parents=True)
+    args = ("report", "evil", "--runs-dir", "runs", "--out", "out")
+    for link in (out / "report.md", out / "tables" / "trials-evil.md"):
+        link.symlink_to(victim)
+        line = refused(tmp_path, *args)
+        assert f"{link.relative_to(tmp_path)} is a symbolic link (to {victim})" in line
+        assert victim.read_text() == "keep\n"
+        link.unlink()
+    assert sorted(p.name for p in out.rglob("*")) == ["tables"]  # nothing written
+
+
+def test_jobs_and_threads_are_capped_in_one_line(tmp_path: Path):
+    path = write_study(tmp_path)
+    line = refused(tmp_path, "run", path.name, "--jobs", "100000", "--runs-dir", "runs")
+    assert "--jobs must be at most" in line and "per CPU" in line and "got 100000" in line
+    assert not (tmp_path / "runs").exists()
+    line = refused(tmp_path, "--threads", "100000", "validate", path.name)
+    assert "--threads must be at most" in line and "got 100000" in line
