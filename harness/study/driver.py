@@ -46,6 +46,7 @@ from harness.study.runtime.failures import storage_failures
 from harness.study.runtime.guard import bind_records, check_config
 from harness.study.runtime.interrupts import catching_interrupts, check, interruptible
 from harness.study.runtime.liveness import claim, reap_dead_trials, settle_recorded_trials
+from harness.study.runtime.lost_records import rerun_lost_records
 from harness.study.runtime.processes import run_workers
 from harness.study.runtime.retries import record_given_up
 from harness.study.runtime.seeding import process_seed, started_trials
@@ -259,8 +260,9 @@ def prepare_study(
     alone: bool = False,
 ):
     """The study, checked before it is run: a torn record repaired, the config and the
-    records' storage checked (see :mod:`harness.study.runtime.guard`), the sampler seeded for
-    this process (see :mod:`harness.study.runtime.seeding`)."""
+    records' storage checked (see :mod:`harness.study.runtime.guard`), finished trials whose
+    record was lost enqueued to run again (see :mod:`harness.study.runtime.lost_records`),
+    the sampler seeded for this process (see :mod:`harness.study.runtime.seeding`)."""
     study = load_or_create_study(config, storage_url)
     records = records_path(config, runs_dir)
     repair_torn_tail(records)  # says so in one line
@@ -268,6 +270,10 @@ def prepare_study(
     if changed:
         notice(f"study {config.name}: config changed ({', '.join(changed)}), recorded in the study")
     bind_records(study, records, mask_password(storage_url))
+    copies = rerun_lost_records(study, records)
+    if copies:
+        shown = ", ".join(f"{lost} (runs again as trial {copy})" for lost, copy in copies.items())
+        notice(f"finished trials without a record in {records}: {shown}")
     study.sampler = create_sampler(
         config, process_seed(config.seed, started_trials(study), alone=alone)
     )
