@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -215,3 +217,60 @@ def test_jobs_and_threads_are_capped_in_one_line(tmp_path: Path):
     assert not (tmp_path / "runs").exists()
     line = refused(tmp_path, "--threads", "100000", "validate", path.name)
     assert "--threads must be at most" in line and "got 100000" in line
+
+
+# --- round two ---------------------------------------------------------------------------
+
+
+def write_records(tmp_path: Path, study: str, n: int = 1) -> None:
+    records = tmp_path / "runs" / study / "trials.jsonl"
+    records.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({**hostile_record(i, "COMPLETE"), "study": study}) for i in range(n)]
+    records.write_text("\n".join(lines) + "\n")
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file of a report folder, but the hidden one a report is built in."""
+    files = (p for p in folder.rglob("*") if p.is_file())
+    return {str(p.relative_to(folder)): p.read_bytes() for p in files if ".building-" not in str(p)}
+
+
+def test_a_report_killed_mid_way_leaves_the_old_report_whole(tmp_path: Path):
+    """Issue 22: a report rebuilt over an old one and killed (SIGKILL) while its figures
+    render left the old report.md beside the new tables, looking complete."""
+    no_browser = {"BROWSER_PATH": "/nonexistent/chrome", "XDG_DATA_HOME": str(tmp_path / "xdg")}
+    write_records(tmp_path, "old")
+    args = ("--runs-dir", "runs", "--out", "out")
+    first = harness("report", "old", *args, cwd=tmp_path, env=no_browser)
+    assert first.returncode == 0, first.stderr
+    out = tmp_path / "out"
+    (out / "notes.txt").write_text("the user's own\n")  # not the report's: left alone
+    before = snapshot(out)
+    assert "tables/trials-old.md" in before
+    started = tmp_path / "browser-started"
+    browser = tmp_path / "hung-chrome"  # starts, says so, never answers
+    browser.write_text(f"#!/bin/sh\ntouch {started}\nexec sleep 600\n")
+    browser.chmod(0o755)
+    write_records(tmp_path, "new", 2)
+    hung = {**no_browser, "BROWSER_PATH": str(browser), "HARNESS_STATIC_TIMEOUT": "120"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "report", "new", *args],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT), **hung},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not started.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert started.exists(), "the report never reached its static figures"
+    os.killpg(proc.pid, signal.SIGKILL)  # the harness, its export child and the browser
+    proc.wait()
+    assert snapshot(out) == before  # every old file as it was, nothing new among them
+    (building,) = [p.name for p in out.iterdir() if p.name.startswith(".")]
+    assert building == f".building-{proc.pid}"  # the half-built report, out of the way
+    again = harness("report", "new", *args, cwd=tmp_path, env=no_browser)
+    assert again.returncode == 0, again.stderr
+    after = snapshot(out)
+    assert "tables/trials-new.md" in after and "tables/trials-old.md" not in after
+    assert "trials-new" in after["report.md"].decode()
+    assert after["notes.txt"] == b"the user's own\n"
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # none left over
