@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 
 from harness.study.runtime.guard import ID_FILE, bind_records
 from harness.study.runtime.storage_urls import mask_password
@@ -274,3 +275,100 @@ def test_a_report_killed_mid_way_leaves_the_old_report_whole(tmp_path: Path):
     assert "trials-new" in after["report.md"].decode()
     assert after["notes.txt"] == b"the user's own\n"
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # none left over
+
+
+def write_config(tmp_path: Path, text: str, name: str = "c.yaml") -> str:
+    (tmp_path / name).write_text(text)
+    return name
+
+
+EAP_STUDY = "name: {name}\ntask: tracr-reverse\nalgorithm: eap\n{extra}\n"
+
+
+def test_a_name_of_300_characters_is_refused_at_validate(tmp_path: Path):
+    """Before: validate said ok, and run failed on a file name too long for the disk."""
+    path = write_config(tmp_path, EAP_STUDY.format(name="a" * 300, extra=""))
+    for command in (["validate", path], ["run", path, "--runs-dir", "runs"]):
+        line = refused(tmp_path, *command)
+        assert "name: String should have at most 100 characters" in line
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        ("task_options: {device: meta}", "device 'meta' cannot run a model"),
+        ("task_options: {seed: 99999999999999999999}", "task_options: seed must be an integer"),
+        ('n_trials: "5"', "n_trials: a number, not the string '5'"),
+    ],
+)
+def test_a_study_every_trial_of_which_would_fail_is_refused_at_validate(tmp_path, extra, said):
+    """Before: validate passed, every trial failed, and the run exited 0 (a quoted
+    n_trials was taken, a quoted epochs refused)."""
+    path = write_config(tmp_path, EAP_STUDY.format(name="s", extra=extra))
+    assert said in refused(tmp_path, "validate", path)
+    assert said in refused(tmp_path, "run", path, "--runs-dir", "runs", "--no-progress")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_score_writes_its_files_into_folders_that_do_not_exist_yet(tmp_path: Path):
+    """Before: the run finished, then its result was lost in a FileNotFoundError."""
+    out = ("--out", "new/scores.csv", "--mib-out", "other/new/circuit.json")
+    result = harness("score", "--task", "tracr-reverse", "--algo", "eap", *out, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "new" / "scores.csv").read_text().startswith("edge,score")
+    assert json.loads((tmp_path / "other" / "new" / "circuit.json").read_text())["edges"]
+
+
+def test_mib_files_nested_too_deeply_or_out_of_range_are_one_line(tmp_path: Path):
+    edge = '{"cfg": {}, "nodes": {}, "edges": {"input->logits": {"score": %s}}}'
+    files = {
+        "deep.json": "[" * 100_000 + "]" * 100_000,  # RecursionError before
+        "digits.json": edge % ("1" * 5000),  # more digits than Python reads
+        "huge.json": edge % ("9" * 400),  # an int no float holds (OverflowError)
+    }
+    said = {
+        "deep.json": "JSON nested too deeply",
+        "digits.json": "Exceeds the limit (4300 digits)",
+        "huge.json": "has a score out of range (an integer of 400 digits)",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+        line = refused(tmp_path, "score", "--task", "tracr-reverse", "--mib-in", name)
+        assert f"{name}: " in line and said[name] in line, line
+
+
+@pytest.mark.parametrize("from_study", ["{0}", "{name}", "/etc", "../other"])
+def test_from_study_must_be_a_study_name(tmp_path: Path, from_study: str):
+    """Before: "{0}" raised IndexError (a traceback) after the comparison had started, and
+    an absolute path read records outside --runs-dir."""
+    method = f"  eap: {{from_study: '{from_study}'}}"
+    text = f"kind: compare\nname: c\ntasks: tracr-reverse\nmethods:\n{method}\n"
+    path = write_config(tmp_path, text)
+    line = refused(tmp_path, "compare", path, "--runs-dir", "runs", "--no-progress")
+    assert "methods.eap.from_study: a study name" in line and repr(from_study) in line
+
+
+def test_a_report_source_that_is_a_path_but_no_config_is_refused(tmp_path: Path):
+    line = refused(tmp_path, "report", "/etc", "--runs-dir", "runs", "--out", "out")
+    assert "report source '/etc' is neither a config file nor a study name" in line
+    assert not (tmp_path / "out").exists()
+
+
+TASK_FILES = {
+    "exits.py": ("import sys\nsys.exit(0)\n", "called sys.exit(0): a task file registers"),
+    "suite.py": (
+        "from harness.tasks import TracrProgram, register_tracr_program\n"
+        "register_tracr_program(TracrProgram('suite', (1, 2), 3, lambda: None))\n",
+        "tracr program name 'suite': tracr-suite is the suite's name",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TASK_FILES))
+def test_a_task_file_that_exits_or_takes_the_suites_name_is_one_line(tmp_path, name):
+    """Before: sys.exit(0) in a task file ended ``harness`` quietly with exit 0; a program
+    named ``suite`` made a task ``tracr-suite`` that the suite's name hid."""
+    text, said = TASK_FILES[name]
+    (tmp_path / name).write_text(text)
+    assert said in refused(tmp_path, "--tasks-from", name, "ls", "tasks")

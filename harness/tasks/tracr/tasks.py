@@ -68,6 +68,7 @@ from harness.tasks.tracr.derive import (
 )
 from harness.tasks.tracr.program import BOS, PAD, TracrProgram
 from harness.tasks.tracr.programs import (
+    SUITE_NAME,
     add_program,
     all_programs,
     builtin_programs,
@@ -508,6 +509,8 @@ def register_tracr_program(program: TracrProgram) -> str:
         raise ValueError(
             f"tracr program name {name!r}: use lower-case letters, digits, '-' and '_'"
         )
+    if f"tracr-{name}" == SUITE_NAME:  # ``task: tracr-suite`` would run the suite instead
+        raise ValueError(f"tracr program name {name!r}: {SUITE_NAME} is the suite's name")
     length = program.max_seq_len
     if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 1:
         raise ValueError(f"tracr-{name}: max_seq_len must be a positive integer, got {length!r}")
