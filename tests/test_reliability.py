@@ -372,3 +372,100 @@ def test_a_task_file_that_exits_or_takes_the_suites_name_is_one_line(tmp_path, n
     text, said = TASK_FILES[name]
     (tmp_path / name).write_text(text)
     assert said in refused(tmp_path, "--tasks-from", name, "ls", "tasks")
+
+
+# --- the machine's faults: exit 1 -------------------------------------------------------
+
+HUNGRY_TASK = '''"""tracr-reverse, whose loader reserves 2 GiB of address space (never touched)."""
+import dataclasses
+import numpy as np
+from harness.tasks import get_task_spec, register
+
+reverse = get_task_spec("tracr-reverse")
+
+
+def load_hungry(**options):
+    workspace = np.empty(2**28)  # 2 GiB of float64
+    del workspace
+    return reverse.loader(**options)
+
+
+register(dataclasses.replace(reverse, slug="hungry-reverse", loader=load_hungry))
+'''
+
+UNDER_AN_ADDRESS_SPACE_LIMIT = """
+import resource, sys
+import optuna, pandas, torch  # what a run maps anyway, before the limit
+import harness.evaluation.mib, harness.study.driver
+from harness.cli import main
+in_use = next(int(line.split()[1]) for line in open("/proc/self/status") if "VmSize" in line)
+limit = in_use * 1024 + int(sys.argv[1]) * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_memory_running_out_in_a_trial_stops_the_run_with_exit_1(tmp_path: Path):
+    """A real MemoryError: numpy's allocation of 2 GiB under an RLIMIT_AS of 768 MiB more
+    than the process had. Before: every trial failed the same way, each with a FAIL
+    record, and the run exited 0."""
+    (tmp_path / "hungry.py").write_text(HUNGRY_TASK)
+    path = write_study(
+        tmp_path, name="hungry", task="hungry-reverse", ground_truth="resample", n_trials=2,
+        enqueue=[], sampler={"type": "random"}, search_space={
+            "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
+            "epochs": {"type": "int", "low": 2, "high": 3},
+        },
+    )  # fmt: skip
+    args = ["--tasks-from", "hungry.py", "run", path.name, "--runs-dir", "runs", "--no-progress"]
+    limited = subprocess.run(
+        [sys.executable, "-c", UNDER_AN_ADDRESS_SPACE_LIMIT, "768", *args, "--no-heldout"],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert limited.returncode == 1, limited.stderr
+    line = refused_line(limited.stderr)
+    assert line.startswith("harness: error: trial 0 ran out of memory: MemoryError: Unable")
+    records = tmp_path / "runs" / "hungry" / "trials.jsonl"
+    assert not records.exists() or records.read_text() == ""  # no FAIL record: no result
+    ascii_status = harness(
+        "--tasks-from", "hungry.py", "status", path.name, "--runs-dir", "runs",
+        cwd=tmp_path, env={"PYTHONIOENCODING": "ascii"},
+    )  # fmt: skip
+    assert ascii_status.returncode == 1  # the terminal's encoding, not the input (was 2)
+    assert refused_line(ascii_status.stderr) == (
+        "harness: error: cannot write '\\u2013' in the output's encoding 'ascii': "
+        "set PYTHONIOENCODING=utf-8"
+    )
+    status = harness("--tasks-from", "hungry.py", "status", path.name, "--runs-dir", "runs",
+                     cwd=tmp_path)  # fmt: skip
+    assert "no result: trial 0 ran out of memory" in status.stdout
+    assert "runs again as trial" in status.stdout
+    resumed = harness(*args, cwd=tmp_path)  # no limit: the same trial runs again
+    assert resumed.returncode == 0, resumed.stderr
+    kept = [json.loads(line) for line in records.read_text().splitlines()]
+    assert [r["state"] for r in kept] == ["COMPLETE", "COMPLETE"]
+    assert kept[0]["retry_of"] == 0
+
+
+def refused_line(stderr: str) -> str:
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    return lines[0]
+
+
+def test_a_full_disk_under_an_output_is_exit_1(tmp_path: Path):
+    """/dev/full answers every write with ENOSPC. Before: exit 2, as if the input were bad;
+    a full stdout printed Python's "Exception ignored" lines and exited 120."""
+    scored = harness("score", "--task", "tracr-reverse", "--algo", "eap", "--out", "/dev/full",
+                     cwd=tmp_path)  # fmt: skip
+    assert scored.returncode == 1
+    assert refused_line(scored.stderr) == "harness: error: No space left on device"
+    with open("/dev/full", "w") as full:
+        listed = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "ls", "tasks"], stdout=full,
+            stderr=subprocess.PIPE, text=True, cwd=tmp_path, timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )  # fmt: skip
+    assert listed.returncode == 1
+    assert refused_line(listed.stderr) == "harness: error: No space left on device"

@@ -1,19 +1,25 @@
 """What the command line reports as one line, and with which exit code.
 
 Bad input (a :class:`UsageError`, or a ``ValueError``: how the library refuses bad input)
-exits with code 2. An error of the machine that stops a run (:func:`halting_errors`)
-exits with code 1. An ``OSError`` that describes the user's files or machine
-(:func:`is_environment_error`) exits with code 2. Any other error is a bug and keeps its
-traceback.
+exits with code 2. An error of the machine that stops a run (:func:`halting_errors`),
+memory running out, a full disk or an I/O error under any output
+(:func:`is_machine_error`), and output the terminal's encoding cannot show
+(:func:`encoding_line`) exit with code 1. An ``OSError`` that describes the user's files
+(:func:`is_environment_error`: no permission, a read-only folder, a file where a folder
+should be) exits with code 2. Any other error is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import errno
 
-ENVIRONMENT_ERRNOS = {"EACCES", "EPERM", "EROFS", "ENOSPC", "EDQUOT", "ENOTDIR", "EISDIR"}
-"""``errno`` names of OSErrors that describe the user's files or machine (a read-only or
-full disk, a file where a directory should be)."""
+ENVIRONMENT_ERRNOS = {"EACCES", "EPERM", "EROFS", "ENOTDIR", "EISDIR"}
+"""``errno`` names of OSErrors that describe the user's files (a read-only folder, a file
+where a directory should be): exit code 2."""
+
+MACHINE_ERRNOS = {"ENOSPC", "EDQUOT", "EIO", "EFBIG"}
+"""``errno`` names of OSErrors of the machine (a full disk or quota, an I/O error, a file
+size limit): exit code 1, like a run the machine stopped."""
 
 
 class UsageError(Exception):
@@ -42,15 +48,41 @@ def is_environment_error(error: OSError) -> bool:
     return error.errno is not None and errno.errorcode.get(error.errno) in ENVIRONMENT_ERRNOS
 
 
+def is_machine_error(error: OSError) -> bool:
+    """Whether ``error`` is the machine's (see ``MACHINE_ERRNOS``).
+
+    Example:
+        >>> is_machine_error(OSError(errno.ENOSPC, "No space left on device"))
+        True
+        >>> is_machine_error(PermissionError(errno.EACCES, "Permission denied"))
+        False
+    """
+    return error.errno is not None and errno.errorcode.get(error.errno) in MACHINE_ERRNOS
+
+
+def encoding_line(error: UnicodeEncodeError) -> str:
+    """One line for output that the terminal's encoding cannot show.
+
+    Example:
+        >>> encoding_line(UnicodeEncodeError("ascii", "λ = 1", 0, 1, "not in range"))
+        "cannot write '\\u03bb' in the output's encoding 'ascii': set PYTHONIOENCODING=utf-8"
+    """
+    shown = error.object[error.start : error.end]
+    encoding = error.encoding
+    return (
+        f"cannot write {shown!r} in the output's encoding {encoding!r}: set PYTHONIOENCODING=utf-8"
+    )
+
+
 def halting_errors() -> tuple[type[Exception], ...]:
     """The errors with which the machine stops a run (records, storage, worker processes).
 
     Example:
         >>> [error.__name__ for error in halting_errors()]
-        ['RecordWriteError', 'StorageError', 'WorkerError']
+        ['RecordWriteError', 'StorageError', 'WorkerError', 'OutOfMemory', 'MemoryError']
     """
     from harness.records.store import RecordWriteError
-    from harness.study.runtime.failures import StorageError
+    from harness.study.runtime.failures import OutOfMemory, StorageError
     from harness.study.runtime.processes import WorkerError
 
-    return (RecordWriteError, StorageError, WorkerError)
+    return (RecordWriteError, StorageError, WorkerError, OutOfMemory, MemoryError)

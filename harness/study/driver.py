@@ -42,7 +42,7 @@ from harness.study.objective import TrialRunner
 from harness.study.preflight import preflight
 from harness.study.progress import StudyProgress
 from harness.study.runtime import retries
-from harness.study.runtime.failures import storage_failures
+from harness.study.runtime.failures import OUT_OF_MEMORY, OutOfMemory, storage_failures
 from harness.study.runtime.guard import bind_records, check_config
 from harness.study.runtime.interrupts import catching_interrupts, check, interruptible
 from harness.study.runtime.liveness import claim, reap_dead_trials, settle_recorded_trials
@@ -200,9 +200,9 @@ def _run_worker(
         claim(trial, storage_url)
         try:
             return runner(trial)
-        except RecordWriteError as error:  # not the algorithm's failure: no result at all
+        except (RecordWriteError, OutOfMemory) as error:  # the machine's: no result at all
             halted.append(error)
-            trial.set_user_attr("record_error", str(error))
+            trial.set_user_attr(_cut_attr(error), str(error))
             raise
 
     if batch_trials > 1:
@@ -242,12 +242,17 @@ def _run_worker(
                     on_trial(trial)
 
 
+def _cut_attr(error: Exception) -> str:
+    """The user attribute that marks a trial cut short by ``error`` (no result)."""
+    return OUT_OF_MEMORY if isinstance(error, OutOfMemory) else "record_error"
+
+
 def _run_again_cut(study, numbers: list[int]) -> None:
     """Enqueue again, with the same parameters, those of the trials ``numbers`` that were
-    cut short (Ctrl-C, a record not written): they are no result."""
+    cut short (Ctrl-C, a record not written, memory run out): they are no result."""
     trials = study.get_trials(deepcopy=False)
     for trial in (t for t in trials if t.number in numbers):
-        cut = trial.user_attrs.get("interrupted") or trial.user_attrs.get("record_error")
+        cut = any(trial.user_attrs.get(k) for k in ("interrupted", "record_error", OUT_OF_MEMORY))
         if cut and trial.state.name == "FAIL":
             retries.run_again(study, trial, died=False)
 

@@ -35,8 +35,8 @@ def trial_detail(trial: Any, trials: list[Any], record: Mapping[str, Any]) -> st
     cause = successor.system_attrs.get(CAUSE) if successor is not None else None
     if trial.user_attrs.get("interrupted"):
         reason = "interrupted (Ctrl-C)"
-    elif trial.user_attrs.get("record_error"):
-        reason = f"no result: {trial.user_attrs['record_error']}"
+    elif cut := trial.user_attrs.get("record_error") or trial.user_attrs.get("out_of_memory"):
+        reason = f"no result: {cut}"
     else:
         reason = (
             trial.user_attrs.get("fail_reason")
