@@ -362,13 +362,25 @@ TASK_FILES = {
         "register_tracr_program(TracrProgram('suite', (1, 2), 3, lambda: None))\n",
         "tracr program name 'suite': tracr-suite is the suite's name",
     ),
+    "big.py": (
+        "from harness.tasks import TracrProgram, register_tracr_program\n"
+        "register_tracr_program(TracrProgram('big', tuple(range(10_000)), 5, lambda: None))\n",
+        "tracr-big: a vocabulary of 10000 tokens; at most 100 compile in reasonable time",
+    ),
+    "long.py": (
+        "from harness.tasks import TracrProgram, register_tracr_program\n"
+        "register_tracr_program(TracrProgram('long', (1, 2, 3, 4), 12, lambda: None))\n",
+        "tracr-long: 4^12 = 1.68e+07 inputs, each enumerated; at most 100,000",
+    ),
 }
 
 
 @pytest.mark.parametrize("name", sorted(TASK_FILES))
-def test_a_task_file_that_exits_or_takes_the_suites_name_is_one_line(tmp_path, name):
+def test_a_task_file_that_exits_is_too_large_or_takes_the_suites_name_is_one_line(tmp_path, name):
     """Before: sys.exit(0) in a task file ended ``harness`` quietly with exit 0; a program
-    named ``suite`` made a task ``tracr-suite`` that the suite's name hid."""
+    named ``suite`` made a task ``tracr-suite`` that the suite's name hid; a 10,000-token
+    vocabulary registered, then compiled for ever (vocabulary 1,000 x length 5 had not
+    loaded after 120 s)."""
     text, said = TASK_FILES[name]
     (tmp_path / name).write_text(text)
     assert said in refused(tmp_path, "--tasks-from", name, "ls", "tasks")

@@ -74,6 +74,7 @@ from harness.tasks.tracr.programs import (
     builtin_programs,
     forget_program,
 )
+from harness.tasks.tracr.sizes import check_program_size
 from harness.tasks.tracr.weight_files import cache_path, packaged_path, packaged_summary
 
 _AUTO_CIRCUIT = "UFO-101/auto-circuit@98db58c auto_circuit/metrics/official_circuits/circuits/tracr"
@@ -480,7 +481,8 @@ def register_tracr_program(program: TracrProgram) -> str:
     Python file and pass it with ``harness --tasks-from FILE`` (or list such files in
     ``HARNESS_TASKS_FROM``, separated by ``:``); processes a sweep starts read them too.
 
-    Raises a one-line ValueError for a name the suite uses, an SOp of the other output
+    Raises a one-line ValueError for a name the suite uses, a program too large to compile
+    in reasonable time (:mod:`harness.tasks.tracr.sizes`), an SOp of the other output
     kind than ``numerical`` says, a vocabulary with BOS or pad in it (or unhashable), a
     length below 1, fewer than 2 valid inputs, or a ``build`` that raises. Loading refuses,
     in one line, a program tracr cannot compile or compiles inexactly
@@ -527,6 +529,7 @@ def register_tracr_program(program: TracrProgram) -> str:
         )
     if not callable(program.build):
         raise ValueError(f"tracr-{name}: build must be a function returning the RASP output")
+    check_program_size(name, len(vocab), length, program.inputs is None)
     add_program(program)
     try:
         split_sizes(name, count_inputs(name))  # too few inputs for a train and a test prompt
