@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ import pytest
 
 from harness.study.runtime.guard import ID_FILE, bind_records
 from harness.study.runtime.storage_urls import mask_password
+from harness.study.wandb_mirror import find_offline_runs
 from tests.test_study import ROOT, harness, write_study
 
 # SQLAlchemy takes each of these unencoded in a URL's password
@@ -481,3 +483,79 @@ def test_a_full_disk_under_an_output_is_exit_1(tmp_path: Path):
         )  # fmt: skip
     assert listed.returncode == 1
     assert refused_line(listed.stderr) == "harness: error: No space left on device"
+
+
+# --- W&B on a hostile machine -----------------------------------------------------------
+
+LOG_ONE_TRIAL = """
+import sys, time
+from harness.configs.study import StudyConfig
+from harness.records.schema import TrialRecord
+from harness.study.wandb_mirror import log_trial
+from harness.util.notices import one_line_warnings
+one_line_warnings()
+config = StudyConfig.model_validate(
+    {"name": "s", "task": "tracr-reverse", "wandb": {"mode": sys.argv[1]}})
+record = TrialRecord("s", 0, "COMPLETE", "sp", "tracr-reverse", None, {"x": 1}, 0)
+for _ in range(2):  # a problem is said once, not once per trial
+    start = time.monotonic()
+    print(log_trial(record, config, sys.argv[2]), round(time.monotonic() - start, 1))
+"""
+
+
+@pytest.fixture
+def read_only_dir(tmp_path: Path):
+    """A folder on a read-only tmpfs (as root, chmod would not stop a write)."""
+    path = tmp_path / "ro"
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(path)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.strip()}")
+    yield path
+    subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def log_two_trials(tmp_path: Path, mode: str, directory: Path, env: dict, drop=()):
+    """Two trials mirrored to W&B by a real child process; (run ids, seconds, stderr)."""
+    child_env = {k: v for k, v in os.environ.items() if k not in drop}
+    child_env.update(PYTHONPATH=str(ROOT), **env)
+    for key in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):
+        child_env.pop(key, None)
+    result = subprocess.run(
+        [sys.executable, "-c", LOG_ONE_TRIAL, mode, str(directory)], capture_output=True,
+        text=True, cwd=tmp_path, env=child_env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines()]
+    return [r[0] for r in rows], [float(r[1]) for r in rows], result.stderr
+
+
+def test_wandb_with_an_unset_or_read_only_home_is_silent(tmp_path, read_only_dir):
+    """Before: 20 lines of W&B's core service logging (unset HOME), 18 (read-only HOME)."""
+    for label, env, drop in (("unset", {}, ("HOME",)), ("ro", {"HOME": str(read_only_dir)}, ())):
+        directory = tmp_path / f"wandb-{label}"
+        ids, _, stderr = log_two_trials(tmp_path, "offline", directory, env, drop)
+        assert stderr == "" and "None" not in ids
+        assert len(find_offline_runs(directory)) == 2
+
+
+def test_wandb_in_a_read_only_folder_is_off_with_one_warning(tmp_path, read_only_dir):
+    """Before: W&B wrote, silently, under a shared folder of the system's temporary directory."""
+    ids, _, stderr = log_two_trials(tmp_path, "offline", read_only_dir, {})
+    assert ids == ["None", "None"]
+    line = refused_line(stderr)
+    assert f"W&B folder {read_only_dir} is not writable (Read-only file system)" in line
+
+
+def test_wandb_online_without_a_server_logs_offline_at_once(tmp_path):
+    """Before: about 90 s per trial, Ctrl-C and SIGTERM taking effect as late."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"WANDB_BASE_URL": f"http://127.0.0.1:{port}", "WANDB_API_KEY": "x" * 40}
+    ids, seconds, stderr = log_two_trials(tmp_path, "online", tmp_path / "wandb", env)
+    assert "None" not in ids and max(seconds) < 30
+    line = refused_line(stderr)
+    assert "W&B server unreachable (Connection refused): logging offline under" in line
+    assert len(find_offline_runs(tmp_path / "wandb")) == 2
