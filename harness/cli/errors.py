@@ -37,7 +37,7 @@ def one_line(message: object) -> str:
 
 
 def is_environment_error(error: OSError) -> bool:
-    """Whether ``error`` is about the user's files or machine (see ``ENVIRONMENT_ERRNOS``).
+    """Whether ``error`` is about the user's files (see ``ENVIRONMENT_ERRNOS``): exit 2.
 
     Example:
         >>> is_environment_error(PermissionError(errno.EACCES, "Permission denied"))
@@ -45,19 +45,27 @@ def is_environment_error(error: OSError) -> bool:
         >>> is_environment_error(FileNotFoundError(errno.ENOENT, "gone"))
         False
     """
-    return error.errno is not None and errno.errorcode.get(error.errno) in ENVIRONMENT_ERRNOS
+    return errno_name(error) in ENVIRONMENT_ERRNOS
 
 
 def is_machine_error(error: OSError) -> bool:
-    """Whether ``error`` is the machine's (see ``MACHINE_ERRNOS``).
+    """Whether ``error`` is the machine's (see ``MACHINE_ERRNOS``): exit 1.
 
     Example:
         >>> is_machine_error(OSError(errno.ENOSPC, "No space left on device"))
         True
-        >>> is_machine_error(PermissionError(errno.EACCES, "Permission denied"))
-        False
     """
-    return error.errno is not None and errno.errorcode.get(error.errno) in MACHINE_ERRNOS
+    return errno_name(error) in MACHINE_ERRNOS
+
+
+def errno_name(error: OSError) -> str | None:
+    """``"ENOSPC"`` for an OSError of that errno; None without one.
+
+    Example:
+        >>> errno_name(OSError(errno.EROFS, "Read-only file system")), errno_name(OSError())
+        ('EROFS', None)
+    """
+    return errno.errorcode.get(error.errno) if error.errno is not None else None
 
 
 def encoding_line(error: UnicodeEncodeError) -> str:
