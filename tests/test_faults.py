@@ -78,23 +78,34 @@ def test_an_append_after_a_torn_line_starts_a_line_of_its_own(tmp_path):
     assert (tmp_path / "trials.jsonl.torn").read_bytes() == torn + b"\n"  # kept aside
 
 
-def test_a_torn_last_line_is_repaired_on_resume_and_every_later_record_reads_back(tmp_path):
+def test_a_torn_last_record_is_set_aside_and_its_trial_runs_again_on_resume(tmp_path):
+    """Issue 22: the trial whose record was torn is finished in the storage; before, it
+    still counted against the budget and never ran again (4 finished trials, 3 records)."""
     path = quick_study(tmp_path, "torn")
     runs = tmp_path / "runs"
-    run_study(load_config(path), runs_dir=runs, progress=False)
+    config = load_config(path)
+    run_study(config, runs_dir=runs, progress=False)
     records_file = runs / "torn" / "trials.jsonl"
     subprocess.run(["truncate", "-s", "-200", str(records_file)], check=True)
     result = harness(*run_args(path, tmp_path), "--n-trials", "4", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    warning = one_line(result.stderr)
-    assert "trials.jsonl ended in a torn line" in warning and "trials.jsonl.torn" in warning
-    assert [r["trial"] for r in read_records(records_file)] == [0, 2, 3]
+    torn, rerun = result.stderr.strip().splitlines()
+    assert "trials.jsonl ended in a torn line" in torn and "trials.jsonl.torn" in torn
+    assert rerun.endswith("trials.jsonl: 1 (runs again as trial 2)")
+    assert "Traceback" not in result.stderr
+    records = read_records(records_file)
+    assert [r["trial"] for r in records] == [0, 2, 3, 4]
     assert (runs / "torn" / "trials.jsonl.torn").stat().st_size > 0
+    study = load_or_create_study(config, config.storage_url(runs))
+    assert count_trials(study).finished == len(records) == 4
+    lost, copy = study.trials[1], records[1]
+    assert copy["retry_of"] == 1 and copy["seed"] == lost.user_attrs["seed"]
+    assert copy["params"]["learning_rate"] == lost.params["learning_rate"]
     status = harness("status", str(path), "--runs-dir", str(runs), cwd=tmp_path)
     assert status.returncode == 0, status.stderr
     row = next(line for line in status.stdout.splitlines() if line.split()[:1] == ["1"])
-    assert "NO RECORD" in row  # the torn record's trial is flagged, not hidden
-    assert "finished trials without a record" in status.stdout
+    assert "its record was lost (a torn line?): runs again as trial 2" in row
+    assert "without a record" not in status.stdout
 
 
 # --- full disks -------------------------------------------------------------------------

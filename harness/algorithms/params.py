@@ -31,6 +31,7 @@ from harness.algorithms.param_spec import Param, declared, is_number
 from harness.algorithms.random_scores import random_prune_scores
 from harness.algorithms.subnetwork_probing import subnetwork_probing_prune_scores
 from harness.interop.mib_files import import_prune_scores
+from harness.util.seeds import SEED_MAX, check_seed
 
 __all__ = [
     "PARAMETERS",
@@ -43,23 +44,6 @@ __all__ = [
     "check_value",
     "check_values",
 ]
-
-SEED_MAX = 2**31 - 1
-"""Largest seed accepted: a study's trial ``n`` is seeded with ``seed + n``, and NumPy
-(inside Optuna's samplers) takes seeds below 2**32."""
-
-
-def check_seed(seed: Any, what: str = "seed") -> int:
-    """A seed in ``[0, SEED_MAX]``, else a one-line ValueError.
-
-    Example:
-        >>> check_seed(3)
-        3
-    """
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise ValueError(f"{what} must be an integer in [0, {SEED_MAX}], got {seed!r}")
-    return seed
-
 
 PARAMETERS: dict[str, dict[str, Param]] = {
     "sp": subnetwork_probing_prune_scores.parameters,  # type: ignore[attr-defined]

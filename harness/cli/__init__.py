@@ -16,7 +16,14 @@ from __future__ import annotations
 import importlib
 import sys
 
-from harness.cli.errors import UsageError, halting_errors, is_environment_error, one_line
+from harness.cli.errors import (
+    UsageError,
+    encoding_line,
+    halting_errors,
+    is_environment_error,
+    is_machine_error,
+    one_line,
+)
 from harness.cli.inputs import check_parallelism, parse_assignments, writable_dir
 from harness.cli.parser import build_parser
 
@@ -42,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     from harness.util.notices import one_line_warnings
 
-    default_format = warnings.formatwarning
+    default_format, default_hook = warnings.formatwarning, threading.excepthook
     one_line_warnings()
+    threading.excepthook = _thread_failed
     default_sigterm = None
     if threading.current_thread() is threading.main_thread():  # SIGTERM stops like Ctrl-C
         default_sigterm = signal.signal(signal.SIGTERM, raise_on_sigterm)
@@ -58,9 +66,23 @@ def main(argv: list[str] | None = None) -> int:
         print("harness: interrupted", file=sys.stderr)
         return 130
     finally:
-        warnings.formatwarning = default_format
+        warnings.formatwarning, threading.excepthook = default_format, default_hook
         if default_sigterm is not None:
             signal.signal(signal.SIGTERM, default_sigterm)
+
+
+def _thread_failed(args) -> None:
+    """A background thread's exception (a heartbeat's storage call when memory ran out) as
+    one warning line, not a traceback: the main thread says what stopped the run."""
+    from harness.util.notices import notice
+
+    if args.exc_type is SystemExit:
+        return
+    name = getattr(args.thread, "name", "a thread")
+    detail = one_line(args.exc_value)
+    notice(
+        f"background thread {name} failed: {args.exc_type.__name__}{': ' * bool(detail)}{detail}"
+    )
 
 
 def _main(argv: list[str] | None) -> int:
@@ -82,18 +104,40 @@ def _main(argv: list[str] | None) -> int:
 
             add_task_files(args.tasks_from)
         subcommand = importlib.import_module(f"harness.cli.{args.command}")
-        return subcommand.command(args)
+        code = subcommand.command(args)
+        sys.stdout.flush()  # a full disk under a redirected stdout fails here, in one line
+        return code
+    except UnicodeEncodeError as error:  # a ValueError, but of the terminal, not the input
+        _quiet_stdout()
+        print(f"harness: error: {encoding_line(error)}", file=sys.stderr)
+        return 1
     except (UsageError, ValueError) as error:
         # ValueError is how the library refuses bad input (configs, parameters, storage
         # URLs, task options); anything else is a bug and keeps its traceback
         print(f"harness: error: {one_line(error)}", file=sys.stderr)
         return 2
     except halting_errors() as error:  # the machine stopped the run, not the user's input
-        print(f"harness: error: {one_line(error)}", file=sys.stderr)
+        print(f"harness: error: {one_line(error) or 'out of memory'}", file=sys.stderr)
         return 1
     except OSError as error:
-        if not is_environment_error(error):
+        machine = is_machine_error(error)
+        if not machine and not is_environment_error(error):
             raise
+        if machine:
+            _quiet_stdout()
         where = f": {str(error.filename)!r}" if error.filename else ""
         print(f"harness: error: {error.strerror}{where}", file=sys.stderr)
-        return 2
+        return 1 if machine else 2
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so that its unwritten buffer does not fail once more at
+    exit ("Exception ignored ... No space left on device")."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real stdout (a test's StringIO)
+        pass

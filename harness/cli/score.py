@@ -33,6 +33,9 @@ def command(args: argparse.Namespace) -> int:
             if path.is_dir():
                 raise UsageError(f"{flag} {str(path)!r} is a directory: give a {kind} file name")
             writable_dir(path.parent, flag)
+    for path in (args.out, args.mib_out):  # made now: a result must not be lost after the run
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
     task = load(args.task, **_task_options(args))
     result = run_algorithm(task, algo, params, args.seed, args.ground_truth)
     shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"

@@ -23,6 +23,7 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Field,
     ValidationError,
     model_validator,
 )
@@ -34,31 +35,54 @@ CONFIG_VERSION = 1
 
 class StrictModel(BaseModel):
     """The base of every config model: unknown keys refused, frozen, and ``true``/``false``
-    refused where a number is expected."""
+    or a quoted ``"5"`` refused where a number is expected."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     @model_validator(mode="before")
     @classmethod
-    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+    def _only_numbers_for_numbers(cls, data: Any) -> Any:
         """pydantic reads ``true`` as 1 for an int or float field (``n_trials: true`` ran
-        one trial): refused."""
+        one trial) and ``"5"`` as 5 (``n_trials: "5"`` was taken while an algorithm's
+        ``epochs: "5"`` was refused): both refused, the same way everywhere."""
         for name, value in data.items() if isinstance(data, dict) else ():
             field = cls.model_fields.get(name)
             if field is None:
                 continue
-            if isinstance(value, bool) and _numbers_only(field.annotation):
-                raise ValueError(f"{name}: a number, not {str(value).lower()}")
-            listed = get_origin(field.annotation) is list and isinstance(value, list)
-            if listed and _numbers_only(get_args(field.annotation)[0]):
+            if _numbers_only(field.annotation):
+                _refuse_non_number(name, value, "a number")
+            listed = get_origin(_bare(field.annotation)) is list and isinstance(value, list)
+            if listed and _numbers_only(get_args(_bare(field.annotation))[0]):
                 for item in value:
-                    if isinstance(item, bool):
-                        raise ValueError(f"{name}: numbers, not {str(item).lower()}")
+                    _refuse_non_number(name, item, "numbers")
         return data
+
+
+def _refuse_non_number(name: str, value: Any, expected: str) -> None:
+    """A ValueError for a boolean or a string given where ``expected`` (numbers) go.
+
+    Example:
+        >>> _refuse_non_number("n_trials", "5", "a number")
+        Traceback (most recent call last):
+        ...
+        ValueError: n_trials: a number, not the string '5' (write 5 without quotes)
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"{name}: {expected}, not {str(value).lower()}")
+    if isinstance(value, str):
+        raise ValueError(
+            f"{name}: {expected}, not the string {value!r} (write {value} without quotes)"
+        )
+
+
+def _bare(annotation: Any) -> Any:
+    """``Annotated[T, ...]`` -> ``T``; anything else as it is."""
+    return get_args(annotation)[0] if get_origin(annotation) is Annotated else annotation
 
 
 def _numbers_only(annotation: Any) -> bool:
     """``int``, ``float``, or a union of them with ``None``."""
+    annotation = _bare(annotation)
     if get_origin(annotation) is list:
         return False
     kinds = [a for a in get_args(annotation) if a is not type(None)] or [annotation]
@@ -86,6 +110,14 @@ def no_repeats(values: list[Any]) -> list[Any]:
         seen.add(value)
     return values
 
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+MAX_NAME_LENGTH = 100
+"""A study's name is a folder (``runs/<name>/``), a file name's stem (``<name>.journal``,
+``<name>-search``) and a W&B group: a file name's 255 bytes minus those suffixes, with room."""
+
+ConfigName = Annotated[str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME_LENGTH)]
+"""The name of a study, comparison or transfer config (see :data:`MAX_NAME_LENGTH`)."""
 
 TaskNames = Annotated[list[str], BeforeValidator(one_name_is_a_list)]
 """Task names (and named suites) of a comparison or transfer config; one name may stand

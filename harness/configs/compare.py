@@ -10,13 +10,16 @@ Example:
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness.configs.base import (
     CONFIG_VERSION,
+    NAME_PATTERN,
+    ConfigName,
     DistinctSeeds,
     StrictModel,
     TaskNames,
@@ -45,6 +48,18 @@ class MethodConfig(StrictModel):
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     from_study: str | None = None
 
+    @field_validator("from_study")
+    @classmethod
+    def _a_study_name(cls, value: str | None) -> str | None:
+        """A study name, where ``{task}`` may stand for the task's (never a path, nor another
+        ``{...}``: ``"{0}"`` raised IndexError after the comparison had started)."""
+        if value is not None and not re.fullmatch(NAME_PATTERN, value.replace("{task}", "t")):
+            raise ValueError(
+                f"a study name (letters, digits, _.-), where {{task}} stands for the task's "
+                f"name; got {value!r}"
+            )
+        return value
+
     @model_validator(mode="after")
     def _one_sweep(self) -> MethodConfig:
         if len(self.sweep) > 1:
@@ -60,7 +75,7 @@ class CompareConfig(StrictModel):
 
     version: int = CONFIG_VERSION
     kind: str = Field(pattern="^compare$")
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: ConfigName
     description: str = ""
     tasks: TaskNames = Field(min_length=1)  # task names and named suites (``tracr-suite``)
     task_options: dict[str, Any] = Field(default_factory=dict)

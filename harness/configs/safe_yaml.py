@@ -10,6 +10,7 @@ to (memoised, so counting itself stays linear) and refuses more than
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,8 @@ def load_yaml(text: str, source: str = "YAML") -> Any:
     """Parse ``text``; a one-line ValueError naming ``source`` on any problem.
 
     Example:
-        >>> load_yaml("a: 1\\nb: [x, y]")
-        {'a': 1, 'b': ['x', 'y']}
+        >>> load_yaml("a: 1\\nb: [x, y]\\nc: 1e-3")
+        {'a': 1, 'b': ['x', 'y'], 'c': 0.001}
         >>> load_yaml("a: 1\\na: 2", "s.yaml")
         Traceback (most recent call last):
         ...
@@ -80,6 +81,7 @@ class _Refused(Exception):
 
 
 _LOADER = None
+_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$")
 
 
 def _strict_loader():
@@ -100,6 +102,11 @@ def _strict_loader():
                 _check_unique_keys(self, node)
             return super().construct_mapping(node, deep=deep)
 
+    # YAML 1.2 reads 1e-3 as a number; PyYAML (YAML 1.1) as the string "1e-3", which a
+    # config's number field refuses (strings are not numbers there: see configs.base)
+    StrictLoader.add_implicit_resolver(
+        "tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789")
+    )
     _LOADER = StrictLoader
     return _LOADER
 

@@ -18,7 +18,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from harness.configs.base import CONFIG_VERSION, StrictModel, read_mapping, validate_model
+from harness.configs.base import (
+    CONFIG_VERSION,
+    ConfigName,
+    StrictModel,
+    read_mapping,
+    validate_model,
+)
 from harness.configs.figure import FigureConfig
 from harness.tasks import expand_tasks
 
@@ -137,7 +143,7 @@ class StudyConfig(StrictModel):
     """One study: a task, an algorithm, a search space and how to search it."""
 
     version: int = CONFIG_VERSION
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: ConfigName
     description: str = ""
     task: str | list[str] = Field(min_length=1)  # a task, a named suite, or a list of both
     task_options: dict[str, Any] = Field(default_factory=dict)

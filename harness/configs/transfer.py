@@ -18,6 +18,7 @@ from pydantic import Field, model_validator
 
 from harness.configs.base import (
     CONFIG_VERSION,
+    ConfigName,
     DistinctSeeds,
     StrictModel,
     TaskNames,
@@ -34,7 +35,7 @@ class TransferConfig(StrictModel):
 
     version: int = CONFIG_VERSION
     kind: str = Field(pattern="^transfer$")
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: ConfigName
     description: str = ""
     train_tasks: TaskNames = Field(default_factory=list)
     test_tasks: TaskNames = Field(default_factory=list)

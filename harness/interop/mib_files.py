@@ -196,10 +196,7 @@ def load_mib_file(path: Path | str) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or type(error).__name__
         raise ValueError(f"cannot read MIB circuit file {str(path)!r}: {reason}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not JSON ({error.msg} at line {error.lineno})") from None
+    data = _parse_json(text, path)
     if not isinstance(data, dict):
         raise ValueError(f"{path}: not an MIB circuit file: a JSON object is expected")
     for key in ("cfg", "nodes", "edges"):
@@ -211,11 +208,48 @@ def load_mib_file(path: Path | str) -> dict[str, Any]:
         score = entry.get("score") if isinstance(entry, dict) else None
         if isinstance(score, bool) or not isinstance(score, (int, float)):
             raise ValueError(f"{path}: edge {name!r} has no numeric 'score'")
-        if not math.isfinite(score):
-            raise ValueError(f"{path}: edge {name!r} has a non-finite score {score!r}")
+        if not math.isfinite(_as_float(score)):
+            shown = score if isinstance(score, float) else f"an integer of {len(str(score))} digits"
+            raise ValueError(f"{path}: edge {name!r} has a score out of range ({shown})")
         if not isinstance(entry.get("in_graph", False), bool):
             raise ValueError(f"{path}: edge {name!r} has an 'in_graph' that is not true/false")
     return data
+
+
+def _parse_json(text: str, path: Path) -> Any:
+    """The JSON ``text`` of an MIB file, or one ValueError line: not JSON, nested too
+    deeply (RecursionError), or an integer too long to read.
+
+    Example:
+        >>> _parse_json("[" * 100_000 + "]" * 100_000, Path("c.json"))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: c.json: not an MIB circuit file: JSON nested too deeply (... levels or more)
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not JSON ({error.msg} at line {error.lineno})") from None
+    except RecursionError:
+        depth = len(text) - len(text.lstrip("[{ \n\t"))
+        raise ValueError(
+            f"{path}: not an MIB circuit file: JSON nested too deeply ({depth} levels or more)"
+        ) from None
+    except ValueError as error:  # an integer of more than sys.get_int_max_str_digits()
+        raise ValueError(f"{path}: not an MIB circuit file: {error}") from None
+
+
+def _as_float(number: int | float) -> float:
+    """``number`` as a float, infinite where it is too large for one.
+
+    Example:
+        >>> _as_float(10**400), _as_float(3)
+        (inf, 3.0)
+    """
+    try:
+        return float(number)
+    except OverflowError:
+        return math.inf
 
 
 def scores_from_mib(

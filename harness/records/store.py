@@ -91,6 +91,23 @@ def repair_torn_tail(path: Path | str) -> int:
 
 
 @contextlib.contextmanager
+def records_locked(path: Path | str) -> Iterator[None]:
+    """Hold the records file's lock (the one every append takes), e.g. to read the records
+    and act on what is missing without another worker acting on it too. Not reentrant:
+    do not append inside it.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "trials.jsonl"
+        >>> with records_locked(path):
+        ...     read_records(path)
+        []
+    """
+    with _locked(Path(path)):
+        yield
+
+
+@contextlib.contextmanager
 def _locked(path: Path) -> Iterator[int]:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

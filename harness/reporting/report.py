@@ -47,10 +47,13 @@ from harness.reporting.sources import Source, figure_config, load_source
 from harness.reporting.static_export import HOW_TO_GET_THEM, static_timeout
 from harness.reporting.suite import spans_several_tasks, suite_tables, task_frame
 from harness.reporting.tables import markdown_table, write_table
+from harness.util.staged_output import staged_output
 from harness.util.user_files import refuse_symlinked_outputs
 
-REPORT_ENTRIES = ("report.md", "index.html", "tables", "figures")
-"""What a report writes in its directory (``tables`` and ``figures`` are folders)."""
+REPORT_PAGES = ("report.md", "index.html")
+REPORT_FOLDERS = ("tables", "figures")
+REPORT_ENTRIES = REPORT_PAGES + REPORT_FOLDERS
+"""What a report writes in its directory, each replaced whole (see :func:`build_report`)."""
 
 __all__ = [
     "ReportResult",
@@ -89,6 +92,11 @@ def build_report(
 ) -> ReportResult:
     """Write the tables, figures, ``index.html`` and ``report.md`` of some sources.
 
+    The report is built in a hidden folder inside ``out`` and swapped in by renames, pages
+    last (:mod:`harness.util.staged_output`): killed at any point, ``out`` holds the old
+    report intact, the new one complete, or no page at all. ``tables/`` and ``figures/``
+    are replaced whole; other entries of ``out`` are left alone.
+
     Args:
         sources: What to report (see :func:`load_source`).
         out: The report's directory (made if missing).
@@ -112,7 +120,15 @@ def build_report(
     figure = figure_config(sources) if figure is None else figure
     refuse_symlinked_outputs(out, REPORT_ENTRIES)
     start = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
+    with staged_output(out, REPORT_PAGES, REPORT_FOLDERS) as stage:
+        result = _write_report(sources, stage, static)
+    result.out = out
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _write_report(sources: list[Source], out: Path, static: bool) -> ReportResult:
+    """The body of :func:`build_report`, writing into the (staged) folder ``out``."""
     result = ReportResult(out)
     runs = method_runs(sources)
     samples = min((s.bootstrap_samples for s in sources), default=10000)
@@ -162,5 +178,4 @@ def build_report(
     (out / "index.html").write_text(report_html(sources, tables, sections, result.warning, figure))
     files += [out / "report.md", out / "index.html"]
     result.files = sorted({str(p.relative_to(out)) for p in files if p.exists()})
-    result.seconds = time.perf_counter() - start
     return result

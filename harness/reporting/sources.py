@@ -9,10 +9,12 @@ trials, of which the report takes the best, and its held-out runs.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.configs.base import NAME_PATTERN
 from harness.configs.figure import FigureConfig
 from harness.configs.loading import AnyConfig, load_any_config
 from harness.evaluation.roc import SCORE_TRAPEZOID
@@ -52,6 +54,8 @@ class Source:
 
 def load_source(spec: str, runs_dir: Path) -> Source:
     """A study/comparison YAML path, or a study name under ``runs_dir``, with its records.
+    A name is a config's name (no ``/``): a folder of records elsewhere is named by its
+    ``--runs-dir``, so an absolute or relative path that is not a config is refused.
 
     Raises:
         ValueError: One line, when the file is missing or invalid or there are no records.
@@ -72,8 +76,13 @@ def load_source(spec: str, runs_dir: Path) -> Source:
     if path.suffix in (".yaml", ".yml") or path.is_file():
         config = _load_config(path)
         name = config.name
-    else:
+    elif re.fullmatch(NAME_PATTERN, spec):
         name = spec
+    else:  # a path would be read outside --runs-dir ("/etc" read /etc/trials.jsonl)
+        raise ValueError(
+            f"report source {spec!r} is neither a config file nor a study name (letters, "
+            "digits, _.-): name a study under --runs-dir, or its YAML config"
+        )
     kind = getattr(config, "kind", None)
     records_path = runs_dir / name / ("transfer.jsonl" if kind == "transfer" else "trials.jsonl")
     if config is None and (runs_dir / name / "transfer.jsonl").exists():

@@ -21,6 +21,7 @@ from harness.configs.study import StudyConfig
 from harness.records.store import RecordWriteError
 from harness.study.budget import beyond_budget
 from harness.study.objective import INTERRUPTED, TrialRunner
+from harness.study.runtime.failures import OUT_OF_MEMORY, OutOfMemory
 from harness.study.runtime.heartbeats import heartbeat_thread
 from harness.study.runtime.interrupts import interruptible
 from harness.study.runtime.liveness import claim
@@ -128,6 +129,9 @@ def _train_and_tell(study, runner: TrialRunner, trials: list, on_trial) -> None:
             study.tell(trial, state=optuna.trial.TrialState.PRUNED)
         except RecordWriteError as error:  # no result: the run stops, these run again
             _cut_short(study, trials[i:], "record_error", str(error))
+            raise
+        except OutOfMemory as error:  # the same: the machine's limit, not the trial's
+            _cut_short(study, trials[i:], OUT_OF_MEMORY, str(error))
             raise
         except Exception:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)

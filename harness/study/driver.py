@@ -42,10 +42,11 @@ from harness.study.objective import TrialRunner
 from harness.study.preflight import preflight
 from harness.study.progress import StudyProgress
 from harness.study.runtime import retries
-from harness.study.runtime.failures import storage_failures
+from harness.study.runtime.failures import OUT_OF_MEMORY, OutOfMemory, storage_failures
 from harness.study.runtime.guard import bind_records, check_config
 from harness.study.runtime.interrupts import catching_interrupts, check, interruptible
 from harness.study.runtime.liveness import claim, reap_dead_trials, settle_recorded_trials
+from harness.study.runtime.lost_records import rerun_lost_records
 from harness.study.runtime.processes import run_workers
 from harness.study.runtime.retries import record_given_up
 from harness.study.runtime.seeding import process_seed, started_trials
@@ -199,9 +200,9 @@ def _run_worker(
         claim(trial, storage_url)
         try:
             return runner(trial)
-        except RecordWriteError as error:  # not the algorithm's failure: no result at all
+        except (RecordWriteError, OutOfMemory) as error:  # the machine's: no result at all
             halted.append(error)
-            trial.set_user_attr("record_error", str(error))
+            trial.set_user_attr(_cut_attr(error), str(error))
             raise
 
     if batch_trials > 1:
@@ -241,12 +242,17 @@ def _run_worker(
                     on_trial(trial)
 
 
+def _cut_attr(error: Exception) -> str:
+    """The user attribute that marks a trial cut short by ``error`` (no result)."""
+    return OUT_OF_MEMORY if isinstance(error, OutOfMemory) else "record_error"
+
+
 def _run_again_cut(study, numbers: list[int]) -> None:
     """Enqueue again, with the same parameters, those of the trials ``numbers`` that were
-    cut short (Ctrl-C, a record not written): they are no result."""
+    cut short (Ctrl-C, a record not written, memory run out): they are no result."""
     trials = study.get_trials(deepcopy=False)
     for trial in (t for t in trials if t.number in numbers):
-        cut = trial.user_attrs.get("interrupted") or trial.user_attrs.get("record_error")
+        cut = any(trial.user_attrs.get(k) for k in ("interrupted", "record_error", OUT_OF_MEMORY))
         if cut and trial.state.name == "FAIL":
             retries.run_again(study, trial, died=False)
 
@@ -259,8 +265,9 @@ def prepare_study(
     alone: bool = False,
 ):
     """The study, checked before it is run: a torn record repaired, the config and the
-    records' storage checked (see :mod:`harness.study.runtime.guard`), the sampler seeded for
-    this process (see :mod:`harness.study.runtime.seeding`)."""
+    records' storage checked (see :mod:`harness.study.runtime.guard`), finished trials whose
+    record was lost enqueued to run again (see :mod:`harness.study.runtime.lost_records`),
+    the sampler seeded for this process (see :mod:`harness.study.runtime.seeding`)."""
     study = load_or_create_study(config, storage_url)
     records = records_path(config, runs_dir)
     repair_torn_tail(records)  # says so in one line
@@ -268,6 +275,10 @@ def prepare_study(
     if changed:
         notice(f"study {config.name}: config changed ({', '.join(changed)}), recorded in the study")
     bind_records(study, records, mask_password(storage_url))
+    copies = rerun_lost_records(study, records)
+    if copies:
+        shown = ", ".join(f"{lost} (runs again as trial {copy})" for lost, copy in copies.items())
+        notice(f"finished trials without a record in {records}: {shown}")
     study.sampler = create_sampler(
         config, process_seed(config.seed, started_trials(study), alone=alone)
     )

@@ -20,7 +20,7 @@ from harness.evaluation.roc import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, sweep_roc
 from harness.evaluation.run_one import algorithm_parameters, evaluate_scores, run_algorithm
 from harness.records.schema import TrialRecord, thin_curve
 from harness.records.store import append_record
-from harness.study.runtime.failures import storage_cause
+from harness.study.runtime.failures import OutOfMemory, is_out_of_memory, storage_cause
 from harness.study.runtime.heartbeats import record_heartbeat
 from harness.study.runtime.interrupts import interruptible, uninterruptible
 from harness.study.trials import (
@@ -144,6 +144,9 @@ class TrialRunner:
             trial.set_user_attr(INTERRUPTED, True)  # not a result: resuming runs it anew
             raise
         except Exception as error:
+            if is_out_of_memory(error):  # the machine's limit: no record, the run stops
+                where = f"trial {trial.number} ran out of memory"
+                raise OutOfMemory(f"{where}: {failure_reason(error)}") from None
             if storage_cause(error) is not None:  # the storage failed, not the trial: the
                 raise  # run stops in one line; no record, so the trial runs again on resume
             record.state = "FAIL"

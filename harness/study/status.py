@@ -21,17 +21,22 @@ def trial_detail(trial: Any, trials: list[Any], record: Mapping[str, Any]) -> st
         >>> trial_detail(failed, [failed, retry], {})
         'interrupted (Ctrl-C); runs again as trial 1'
     """
-    if trial.state.name != "FAIL":
-        return str(trial.params or trial.system_attrs.get("fixed_params", {}))
     successor = next(
         (t for t in trials if (t.system_attrs.get("retry_history") or [None])[-1] == trial.number),
         None,
     )
+    if trial.state.name != "FAIL":
+        shown = str(trial.params or trial.system_attrs.get("fixed_params", {}))
+        if successor is None:
+            return shown
+        return (
+            f"{shown}; {successor.system_attrs.get(CAUSE)}: runs again as trial {successor.number}"
+        )
     cause = successor.system_attrs.get(CAUSE) if successor is not None else None
     if trial.user_attrs.get("interrupted"):
         reason = "interrupted (Ctrl-C)"
-    elif trial.user_attrs.get("record_error"):
-        reason = f"no result: {trial.user_attrs['record_error']}"
+    elif cut := trial.user_attrs.get("record_error") or trial.user_attrs.get("out_of_memory"):
+        reason = f"no result: {cut}"
     else:
         reason = (
             trial.user_attrs.get("fail_reason")

@@ -78,7 +78,7 @@ def retried_trial_number(trial) -> int | None:
         return RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
 
 
-NOT_RESULTS = (SURPLUS, "interrupted", "record_error")  # user attrs of trials that are no result
+NOT_RESULTS = (SURPLUS, "interrupted", "record_error", "out_of_memory")  # no result, these
 
 
 def failure_reason(error: BaseException) -> str:

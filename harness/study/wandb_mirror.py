@@ -28,6 +28,7 @@ from typing import Any
 
 from harness.configs.study import StudyConfig
 from harness.records.schema import TrialRecord
+from harness.study.wandb_checks import home_environment, not_writable, server_unreachable, warn_once
 
 _BLOCK = 32 * 1024
 _CHUNK_HEADER = struct.Struct("<IHB")  # crc32, length, type
@@ -307,19 +308,35 @@ def _guarded(
     init: Callable[[], dict[str, Any]],
     fill: Callable[[Any], None],
 ) -> str | None:
-    """Open a run, ``fill`` it and always finish it; any failure becomes one warning."""
+    """Open a run, ``fill`` it and always finish it; any failure becomes one warning. The
+    machine is checked first (:mod:`harness.study.wandb_checks`)."""
     failed = False
+    directory = Path(wandb_dir)
+    reason = not_writable(directory)
+    if reason is not None:  # W&B would write under the system's temporary folder instead
+        warn_once(
+            f"dir:{directory}",
+            f"W&B folder {directory} is not writable ({reason}): W&B logging is off "
+            "(the records are kept)",
+        )
+        return None
+    mode = config.wandb.mode
+    if mode == "online" and (reason := server_unreachable()) is not None:
+        warn_once(
+            "offline",
+            f"W&B server unreachable ({reason}): logging offline under {directory}; "
+            "`wandb sync` it later",
+        )
+        mode = "offline"
     try:
-        with _wandb_env(config.wandb.mode):
+        with _wandb_env(mode, home_environment(directory)):
             import wandb
 
-            directory = Path(wandb_dir)
-            directory.mkdir(parents=True, exist_ok=True)
             run = wandb.init(
                 project=config.wandb.project,
                 entity=config.wandb.entity,
                 dir=str(directory),
-                mode=config.wandb.mode,
+                mode=mode,
                 reinit="create_new",
                 settings=_settings(wandb),
                 **init(),
@@ -333,7 +350,7 @@ def _guarded(
                 run_file = getattr(run.settings, "sync_file", None)
                 with contextlib.suppress(Exception):
                     run.finish(exit_code=1 if failed else 0)
-                if config.wandb.mode == "offline" and run_file:
+                if mode == "offline" and run_file:
                     _await_exit_record(Path(run_file))
             return run.id
     except Exception as error:
@@ -387,10 +404,11 @@ def _settings(wandb: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _wandb_env(mode: str) -> Iterator[None]:
-    """Set W&B's mode and silence in the environment for the call only."""
-    saved = {key: os.environ.get(key) for key in _ENV_KEYS}
-    os.environ.update(WANDB_MODE=mode, WANDB_SILENT="true", WANDB_CONSOLE="off")
+def _wandb_env(mode: str, extra: Mapping[str, str] | None = None) -> Iterator[None]:
+    """Set W&B's mode and silence (and ``extra``) in the environment for the call only."""
+    extra = dict(extra or {})
+    saved = {key: os.environ.get(key) for key in (*_ENV_KEYS, *extra)}
+    os.environ.update(WANDB_MODE=mode, WANDB_SILENT="true", WANDB_CONSOLE="off", **extra)
     try:
         yield
     finally:

@@ -20,6 +20,7 @@ from harness.engine.batches import PromptBatch
 from harness.engine.device import resolve_device
 from harness.engine.patching import PatchableModel
 from harness.util.did_you_mean import did_you_mean
+from harness.util.seeds import check_seed
 
 
 @dataclass
@@ -168,6 +169,8 @@ def check_task_options(
             spec.check_options(options)
         except ValueError as error:
             raise ValueError(f"{where}: {error}") from None
+    if "seed" in options:  # the data's seed: NumPy and torch take it below 2**31
+        check_seed(options["seed"], f"{where}: seed")
     if options.get("device") is not None:
         try:
             resolve_device(options["device"])

@@ -12,11 +12,11 @@ Example:
 from __future__ import annotations
 
 from harness.tasks.catalog import task_specs
-from harness.tasks.tracr.programs import SUITE
+from harness.tasks.tracr.programs import SUITE, SUITE_NAME
 from harness.util.did_you_mean import did_you_mean
 
 SUITES: dict[str, tuple[str, ...]] = {
-    "tracr-suite": tuple(f"tracr-{program}" for program in SUITE),
+    SUITE_NAME: tuple(f"tracr-{program}" for program in SUITE),
 }
 
 

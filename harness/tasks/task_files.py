@@ -55,6 +55,11 @@ def run_task_files() -> None:
             raise ValueError(f"{TASKS_FROM_ENV}: task file {path} does not exist")
         try:
             runpy.run_path(path, run_name="harness_task_file")
+        except SystemExit as stop:  # sys.exit() in a task file would end the harness quietly
+            raise ValueError(
+                f"task file {path} called sys.exit({stop.code!r}): a task file registers "
+                "tasks and returns"
+            ) from None
         except Exception as error:
             detail = " ".join(str(error).split())
             raise ValueError(f"task file {path}: {type(error).__name__}: {detail}") from None

@@ -1,9 +1,14 @@
-"""Failures of the run itself, not of a trial: storage errors.
+"""Failures of the run itself, not of a trial: storage errors, memory running out.
 
 A storage that fails (a full disk under SQLite, a lost database) stops the run with one
 line (:class:`StorageError`, exit code 1 at the command line) instead of a traceback or a
 trial counted as FAILed; the trial it interrupted is failed by its heartbeat (or lock) on
 resume and runs again.
+
+Memory that runs out in a trial (a ``MemoryError``, torch's CPU allocator or CUDA out of
+memory) is the machine's limit, not the trial's settings failing: the run stops with one
+line (:class:`OutOfMemory`, exit code 1) and the trial, left without a record, runs again
+on resume, instead of every later trial failing the same way and the run exiting 0.
 
 This module stays light (no torch, no Optuna): the command line imports it to catch
 :class:`StorageError` in an ``except`` clause, which may run while a Ctrl-C has cut an
@@ -21,6 +26,36 @@ from harness.study.runtime.storage_urls import mask_password
 
 class StorageError(Exception):
     """The study's storage failed: one line, the run stops (exit code 1)."""
+
+
+class OutOfMemory(Exception):
+    """Memory ran out in a trial: one line, the run stops (exit code 1)."""
+
+
+OUT_OF_MEMORY = "out_of_memory"  # user attr of a trial cut short by it (no result)
+_ALLOCATOR_MESSAGES = (
+    "can't allocate memory",  # torch's CPU allocator
+    "out of memory",
+    "Cannot allocate memory",  # ENOMEM
+    "failed to map segment from shared object",  # a lazy import's dlopen without memory
+)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` says memory ran out: ``MemoryError``, torch's
+    ``OutOfMemoryError`` (CUDA), a RuntimeError of torch's CPU allocator, or an import
+    whose library could not be mapped.
+
+    Example:
+        >>> is_out_of_memory(MemoryError()), is_out_of_memory(ValueError("bad"))
+        (True, False)
+        >>> is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory: ..."))
+        True
+    """
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    kinds = (RuntimeError, ImportError, OSError)
+    return isinstance(error, kinds) and any(m in str(error) for m in _ALLOCATOR_MESSAGES)
 
 
 @contextlib.contextmanager

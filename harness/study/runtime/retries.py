@@ -157,6 +157,21 @@ def quietly(function, *args, **kwargs):
         return function(*args, **kwargs)
 
 
+def given_up(trial: Any) -> bool:
+    """Whether ``trial`` is FAILed for its worker's deaths (or with no reason at all): its
+    FAIL record is :func:`record_given_up`'s to write, it does not run again.
+
+    Example:
+        >>> from types import SimpleNamespace as T
+        >>> given_up(T(state=T(name="FAIL"), user_attrs={REASON: STALE + "; given up"}))
+        True
+        >>> given_up(T(state=T(name="FAIL"), user_attrs={REASON: "ValueError: x"}))
+        False
+    """
+    reason = str(trial.user_attrs.get(REASON) or "worker died")
+    return trial.state.name == "FAIL" and reason.startswith("worker died")
+
+
 def record_given_up(study: Any, runner: Any) -> int:
     """Write the FAIL record of each trial that ended FAILed without one (a worker that
     died too often, see the module docstring). Returns how many it wrote."""
@@ -165,10 +180,9 @@ def record_given_up(study: Any, runner: Any) -> int:
     lost = [
         t
         for t in trials
-        if t.state.name == "FAIL"
+        if given_up(t)
         and t.number not in retried
         and not any(t.user_attrs.get(key) for key in NOT_RESULTS)
-        and str(t.user_attrs.get(REASON) or "worker died").startswith("worker died")
     ]
     written = 0
     config = runner.config

@@ -447,6 +447,7 @@ NEW_PROGRAMS: tuple[TracrProgram, ...] = (
 )  # fmt: skip
 
 SUITE: tuple[str, ...] = tuple(p.name for p in (*BASE_PROGRAMS, *NEW_PROGRAMS))
+SUITE_NAME = "tracr-suite"  # the named suite of every program above (harness.tasks.suites)
 
 
 @cache

@@ -68,11 +68,13 @@ from harness.tasks.tracr.derive import (
 )
 from harness.tasks.tracr.program import BOS, PAD, TracrProgram
 from harness.tasks.tracr.programs import (
+    SUITE_NAME,
     add_program,
     all_programs,
     builtin_programs,
     forget_program,
 )
+from harness.tasks.tracr.sizes import check_program_size
 from harness.tasks.tracr.weight_files import cache_path, packaged_path, packaged_summary
 
 _AUTO_CIRCUIT = "UFO-101/auto-circuit@98db58c auto_circuit/metrics/official_circuits/circuits/tracr"
@@ -479,7 +481,8 @@ def register_tracr_program(program: TracrProgram) -> str:
     Python file and pass it with ``harness --tasks-from FILE`` (or list such files in
     ``HARNESS_TASKS_FROM``, separated by ``:``); processes a sweep starts read them too.
 
-    Raises a one-line ValueError for a name the suite uses, an SOp of the other output
+    Raises a one-line ValueError for a name the suite uses, a program too large to compile
+    in reasonable time (:mod:`harness.tasks.tracr.sizes`), an SOp of the other output
     kind than ``numerical`` says, a vocabulary with BOS or pad in it (or unhashable), a
     length below 1, fewer than 2 valid inputs, or a ``build`` that raises. Loading refuses,
     in one line, a program tracr cannot compile or compiles inexactly
@@ -508,6 +511,8 @@ def register_tracr_program(program: TracrProgram) -> str:
         raise ValueError(
             f"tracr program name {name!r}: use lower-case letters, digits, '-' and '_'"
         )
+    if f"tracr-{name}" == SUITE_NAME:  # ``task: tracr-suite`` would run the suite instead
+        raise ValueError(f"tracr program name {name!r}: {SUITE_NAME} is the suite's name")
     length = program.max_seq_len
     if isinstance(length, bool) or not isinstance(length, numbers.Integral) or length < 1:
         raise ValueError(f"tracr-{name}: max_seq_len must be a positive integer, got {length!r}")
@@ -524,6 +529,7 @@ def register_tracr_program(program: TracrProgram) -> str:
         )
     if not callable(program.build):
         raise ValueError(f"tracr-{name}: build must be a function returning the RASP output")
+    check_program_size(name, len(vocab), length, program.inputs is None)
     add_program(program)
     try:
         split_sizes(name, count_inputs(name))  # too few inputs for a train and a test prompt
