@@ -121,13 +121,15 @@ def build_report(
     refuse_symlinked_outputs(out, REPORT_ENTRIES)
     start = time.perf_counter()
     with staged_output(out, REPORT_PAGES, REPORT_FOLDERS) as stage:
-        result = _write_report(sources, stage, static)
+        result = _write_report(sources, stage, static, figure)
     result.out = out
     result.seconds = time.perf_counter() - start
     return result
 
 
-def _write_report(sources: list[Source], out: Path, static: bool) -> ReportResult:
+def _write_report(
+    sources: list[Source], out: Path, static: bool, figure: FigureConfig
+) -> ReportResult:
     """The body of :func:`build_report`, writing into the (staged) folder ``out``."""
     result = ReportResult(out)
     runs = method_runs(sources)
