@@ -99,7 +99,12 @@ def test_metrics_of_the_tracr_model_itself_are_perfect():
     data = siit_data(compiled)
     n_layers, n_heads = compiled.config["n_layers"], compiled.config["n_heads"]
     metrics = siit_metrics(data.tracr, data, data.alignment(n_layers, n_heads))
-    assert (metrics["accuracy"], metrics["iia"], metrics["strict"], metrics["joint"]) == (1, 1, 1, 1)
+    assert (metrics["accuracy"], metrics["iia"], metrics["strict"], metrics["joint"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
     assert ablation_accuracy(data.tracr, data, data.tracr_circuits["resample"]) == 1.0
     assert ablation_accuracy(data.tracr, data, []) < 0.9  # ablating everything breaks it
 
