@@ -179,3 +179,26 @@ def test_bad_training_input_is_one_line_exit_2(args, message):
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_row_patches_equal_separate_runs_and_keep_gradients():
+    """Three interventions as slices of one batch give each one's own logits, and the
+    unpatched slice's gradient reaches every parameter of the nodes."""
+    from harness.tasks.siit.interchange import run_row_patched
+
+    model = random_model(normalization_type=None)
+    base, source = torch.arange(6).repeat(2, 1), torch.arange(6, 12).repeat(2, 1)  # [2, pos]
+    taken = node_activations(model, source, ["A0.1", "MLP 2"])
+    three = torch.cat([base, base, base])
+    logits = run_row_patched(
+        model, three, {"A0.1": (taken["A0.1"], slice(2, 4)), "MLP 2": (taken["MLP 2"], slice(4, 6))}
+    )
+    torch.testing.assert_close(logits[:2], model(base), rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        logits[2:4], run_patched(model, base, {"A0.1": taken["A0.1"]}), rtol=0, atol=1e-12
+    )
+    torch.testing.assert_close(
+        logits[4:], run_patched(model, base, {"MLP 2": taken["MLP 2"]}), rtol=0, atol=1e-12
+    )
+    logits[:2].sum().backward()
+    assert float(model.blocks[2].mlp.W_out.grad.abs().sum()) > 0

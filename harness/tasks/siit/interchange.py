@@ -45,18 +45,26 @@ def node_activations(model: Any, tokens: Tensor, nodes: Iterable[str]) -> dict[s
 def run_patched(model: Any, tokens: Tensor, patches: dict[str, Tensor]) -> Tensor:
     """Logits ``[batch, pos, d_vocab_out]`` of ``tokens`` with each node of ``patches``
     set to the given activation (shapes as :func:`node_activations` gives them)."""
-    by_hook: dict[str, list[tuple[int | None, Tensor]]] = defaultdict(list)
-    for node, value in patches.items():
+    return run_row_patched(model, tokens, {n: (v, slice(None)) for n, v in patches.items()})
+
+
+def run_row_patched(model: Any, tokens: Tensor, patches: dict[str, tuple[Tensor, slice]]) -> Tensor:
+    """Logits ``[batch, pos, d_vocab_out]`` of ``tokens`` with each node of ``patches`` set,
+    in the prompts of its ``slice`` only, to its activation ``[rows, pos, ...]``; the
+    other prompts run as they are, gradients included (several interventions share one
+    forward pass as slices of one batch)."""
+    by_hook: dict[str, list[tuple[int | None, Tensor, slice]]] = defaultdict(list)
+    for node, (value, rows) in patches.items():
         hook, head = node_hook(node)
-        by_hook[hook].append((head, value))
+        by_hook[hook].append((head, value, rows))
 
     def patch(activation: Tensor, hook: Any) -> Tensor:
         activation = activation.clone()
-        for head, value in by_hook[hook.name]:
+        for head, value, rows in by_hook[hook.name]:
             if head is None:
-                activation = value.to(activation.dtype)
+                activation[rows] = value.to(activation.dtype)
             else:
-                activation[:, :, head] = value
+                activation[rows, :, head] = value.to(activation.dtype)
         return activation
 
     return model.run_with_hooks(tokens, fwd_hooks=[(hook, patch) for hook in by_hook])

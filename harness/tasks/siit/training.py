@@ -43,7 +43,7 @@ from torch import Tensor
 
 from harness.tasks.siit.alignment import Alignment
 from harness.tasks.siit.data import SiitData, siit_data
-from harness.tasks.siit.interchange import node_activations, run_patched
+from harness.tasks.siit.interchange import node_activations, run_patched, run_row_patched
 from harness.tasks.siit.metrics import siit_metrics
 from harness.tasks.siit.sizing import trained_config
 from harness.tasks.tracr.compiled import CompiledTracr
@@ -142,23 +142,24 @@ def _step_losses(
     source_i = torch.randint(n, (batch,), generator=generator)
     base, source = data.train_tokens[base_i], data.train_tokens[source_i]  # [batch, pos]
     labels = data.train_labels[base_i]  # [batch, n_out]
-    behaviour = _loss(data, model(base), labels)
     node = alignment.circuit[int(torch.randint(len(alignment.circuit), (1,), generator=generator))]
-    with torch.no_grad():
-        high = run_patched(data.tracr, base, node_activations(data.tracr, source, [node]))
-    iit = _loss(
-        data,
-        run_patched(model, base, node_activations(model, source, [node])),
-        high_level_target(data, high),
-    )
     outside = alignment.outside
     chosen = torch.rand(len(outside), generator=generator) < share  # [n_outside]
     if not bool(chosen.any()):
         chosen[int(torch.randint(len(outside), (1,), generator=generator))] = True
-    resampled = [node for node, take in zip(outside, chosen.tolist(), strict=True) if take]
-    strict = _loss(
-        data, run_patched(model, base, node_activations(model, source, resampled)), labels
-    )
+    resampled = [n for n, take in zip(outside, chosen.tolist(), strict=True) if take]
+    with torch.no_grad():
+        high = run_patched(data.tracr, base, node_activations(data.tracr, source, [node]))
+        taken = node_activations(model, source, [node, *resampled])
+    # one pass of three copies of the base prompts: as they are, the circuit node from the
+    # source (IIT), the chosen outside nodes from the source (strict)
+    three = torch.cat([base, base, base])  # [3 * batch, pos]
+    iit_rows, strict_rows = slice(batch, 2 * batch), slice(2 * batch, 3 * batch)
+    patches = {node: (taken[node], iit_rows), **{n: (taken[n], strict_rows) for n in resampled}}
+    logits = run_row_patched(model, three, patches)  # [3 * batch, pos, d_vocab_out]
+    behaviour = _loss(data, logits[:batch], labels)
+    iit = _loss(data, logits[iit_rows], high_level_target(data, high))
+    strict = _loss(data, logits[strict_rows], labels)
     return behaviour, iit, strict
 
 
