@@ -202,3 +202,58 @@ def test_row_patches_equal_separate_runs_and_keep_gradients():
     )
     logits[:2].sum().backward()
     assert float(model.blocks[2].mlp.W_out.grad.abs().sum()) > 0
+
+
+def test_interpbench_layout_round_trip_and_loads_as_a_task(tmp_path):
+    """A trained model exported in InterpBench's layout reads back as the same model and
+    edges, and loads as a task (what a user with a downloaded case does)."""
+    from harness.tasks import load
+    from harness.tasks.siit.build import train_files
+    from harness.tasks.siit.interpbench import read_interpbench
+    from harness.tasks.siit.tasks import export_siit_interpbench
+
+    weights = tmp_path / "weights"
+    train_files(["hist"], SiitSettings(steps=2, batch_size=8, eval_every=2), weights)
+    stored = read_siit(weights / "siit-hist.pt.gz")
+    case = export_siit_interpbench("hist", tmp_path / "case", weights)
+    assert sorted(p.name for p in case.iterdir()) == [
+        "edges.pkl", "ll_model.pth", "ll_model_cfg.pkl", "meta.json"
+    ]  # fmt: skip
+    back = read_interpbench(case)
+    assert back["edges"] == stored["ground_truths"]["siit"]
+    for name, value in stored["state_dict"].items():
+        assert torch.equal(back["state_dict"][name], value), name
+    task = load("interpbench", path=str(case), device="cpu")
+    assert task.official_edges() == frozenset(stored["ground_truths"]["siit"])
+    tokens = task.test[0].clean
+    expected = trained_model(stored["config"], stored["state_dict"])(tokens)
+    torch.testing.assert_close(task.model(tokens), expected, rtol=0, atol=0)
+
+
+def test_an_interpbench_pickle_that_would_run_code_is_refused(tmp_path):
+    """A config pickle that names a callable is refused in one line and runs nothing."""
+    import pickle
+
+    from harness.tasks.siit.interpbench import read_interpbench
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    case = tmp_path / "case"
+    case.mkdir()
+    torch.save({}, case / "ll_model.pth")
+    (case / "ll_model_cfg.pkl").write_bytes(pickle.dumps(Payload()))
+    (case / "edges.pkl").write_bytes(pickle.dumps([]))
+    with pytest.raises(ValueError, match=r"asks for (posix|os)\.system, which is not plain data"):
+        read_interpbench(case)
+    assert not marker.exists()
+
+
+def test_interpbench_edges_in_unknown_hooks_are_one_line():
+    from harness.tasks.siit.interpbench import interpbench_edge_names
+
+    with pytest.raises(ValueError, match="'blocks.0.hook_nonsense' is no source"):
+        interpbench_edge_names([("blocks.0.hook_nonsense", "blocks.1.hook_resid_post")], 2)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -26,6 +27,7 @@ from harness.engine.graph import EdgeGraph
 from harness.tasks.base import Task, TaskSpec
 from harness.tasks.siit.build import trained_model
 from harness.tasks.siit.ground_truth import MAPPED_RESAMPLE, NODE_INDUCED
+from harness.tasks.siit.interpbench import export_interpbench, read_interpbench
 from harness.tasks.siit.sizing import parameter_count
 from harness.tasks.siit.weight_files import read_siit, shipped_programs, siit_path
 from harness.tasks.tracr.compile import load_compiled
@@ -147,5 +149,84 @@ def siit_task_spec(program: str) -> TaskSpec:
 
 
 def siit_task_specs() -> tuple[TaskSpec, ...]:
-    """A spec for every trained model shipped in the package."""
-    return tuple(siit_task_spec(program) for program in shipped_programs())
+    """A spec for every trained model shipped in the package, and ``interpbench`` (a local
+    case folder)."""
+    return (*(siit_task_spec(program) for program in shipped_programs()), INTERPBENCH_SPEC)
+
+
+def load_interpbench_task(
+    path: str | os.PathLike,
+    program: str | None = None,
+    seed: int = 0,
+    n_examples: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device = "auto",
+    n_validation: int | None = None,
+) -> Task:
+    """A local InterpBench case directory (:mod:`harness.tasks.siit.interpbench`) as a
+    task: its model, its ``edges.pkl`` as the ground truth ``interpbench``, and the prompts
+    of the tracr program it implements (``program``, else ``meta.json``'s ``program``)."""
+    case = read_interpbench(path)
+    program = program or case["meta"].get("program")
+    programs = all_programs()
+    if program not in programs:
+        raise ValueError(
+            f"{path}: name the tracr program this case implements (task_options.program; "
+            f"known: {', '.join(programs)}), got {program!r}"
+        )
+    compiled = load_compiled(program)
+    for key in ("d_vocab", "d_vocab_out", "n_ctx"):
+        if case["config"].get(key) != compiled.config[key]:
+            raise ValueError(
+                f"{path}: {key} {case['config'].get(key)} does not fit tracr-{program}'s "
+                f"prompts ({compiled.config[key]})"
+            )
+    target = resolve_device(device)
+    try:
+        model = trained_model(case["config"], case["state_dict"], target)
+    except (RuntimeError, TypeError) as error:
+        first = str(error).splitlines()[0]
+        raise ValueError(f"{path}: the weights do not fit the config ({first})") from None
+    splits = make_splits(compiled, seed, n_examples, n_validation, batch_size)
+    return Task(
+        slug="interpbench",
+        model=model,
+        train=tuple(b.to(target) for b in splits.train),
+        test=tuple(b.to(target) for b in splits.test),
+        validation=tuple(b.to(target) for b in splits.validation),
+        circuits={"interpbench": frozenset(case["edges"])},
+        default_ground_truth="interpbench",
+        faithfulness_target="mse" if programs[program].numerical else "kl_div",
+        info={"path": str(path), "program": program, "meta": case["meta"]},
+    )
+
+
+INTERPBENCH_SPEC = TaskSpec(
+    slug="interpbench",
+    label="interpbench",
+    loader=load_interpbench_task,
+    ground_truths=("interpbench",),
+    needs_weights=True,
+    description="a local InterpBench case folder (task_options: path, program)",
+)
+
+
+def export_siit_interpbench(
+    program: str, directory: str | os.PathLike, weights_dir: str | os.PathLike | None = None
+) -> Path:
+    """Write ``siit-<program>``'s trained model as an InterpBench case directory (its
+    ``siit`` ground truth as ``edges.pkl``)."""
+    stored = read_siit(siit_path(program, weights_dir))
+    meta = {
+        "program": program,
+        "exported_by": "circuit-harness",
+        "ground_truth": "siit (node-induced edges of the aligned nodes)",
+        "metrics": {k: stored["metrics"][k] for k in ("accuracy", "iia", "strict", "joint")},
+        "training": {
+            "steps": stored["steps"],
+            "seconds": stored["seconds"],
+            "settings": stored["settings"],
+        },
+    }
+    edges = stored["ground_truths"]["siit"]
+    return export_interpbench(directory, stored["config"], stored["state_dict"], edges, meta)
