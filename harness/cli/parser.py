@@ -88,6 +88,26 @@ def _add_tasks(commands) -> None:
     build.add_argument("--dir", type=Path, help="weights directory (default: the package's)")
     table = tasks_commands.add_parser("table", help="a Markdown table of the shipped tracr tasks")
     table.add_argument("names", nargs="*", help="tasks or programs (default: the tracr suite)")
+    train = tasks_commands.add_parser(
+        "train",
+        help="train transformers with SIIT to implement tracr programs' circuits (siit-<program>)",
+    )
+    train.add_argument("names", nargs="+", help="tracr tasks or programs (tracr-hist or hist)")
+    train.add_argument("--steps", type=int, default=20_000, help="optimiser steps at most")
+    train.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate")
+    train.add_argument("--batch-size", type=int, default=256, help="base/source pairs a step")
+    train.add_argument("--seed", type=int, default=0, help="seeds the model, the split, the draws")
+    train.add_argument("--eval-every", type=int, default=250, help="steps between measurements")
+    train.add_argument("--dir", type=Path, help="where files go (default: the package's)")
+    train.add_argument(
+        "--checkpoint-dir", type=Path, help="resume a stopped training from its checkpoint here"
+    )
+    train.add_argument(
+        "--check",
+        action="store_true",
+        help="retrain each named model with its file's settings and steps; exit 1 if it differs",
+    )
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _add_study_options(command: argparse.ArgumentParser, storage_required: bool = False) -> None:

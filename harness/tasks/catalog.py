@@ -21,6 +21,7 @@ from typing import Any
 from harness.tasks.base import Task, TaskSpec
 from harness.tasks.gpt2.tasks import TASK_SPECS as GPT2_TASK_SPECS
 from harness.tasks.registry import register, registered_specs
+from harness.tasks.siit.tasks import siit_task_specs
 from harness.tasks.task_files import run_task_files
 from harness.tasks.tracr.program import TracrProgram
 from harness.tasks.tracr.tasks import register_tracr_program as register_program
@@ -30,8 +31,9 @@ from harness.util.did_you_mean import did_you_mean
 
 @cache
 def register_builtin_tasks() -> None:
-    """Register the GPT-2 tasks, then the tracr suite (once per process)."""
-    for spec in (*GPT2_TASK_SPECS, *suite_task_specs()):
+    """Register the GPT-2 tasks, the tracr suite, then the trained (SIIT) tracr tasks
+    shipped in the package (once per process)."""
+    for spec in (*GPT2_TASK_SPECS, *suite_task_specs(), *siit_task_specs()):
         register(spec)
 
 

@@ -1,0 +1,1 @@
+"""Trained transformers that implement a tracr program's circuit (SIIT, as InterpBench)."""
