@@ -1,7 +1,8 @@
 """Workers on PostgreSQL directly and through ``harness storage-proxy``, side by side.
 
 For each way in turn (same study config, same machine, same database), a fresh study of
-``--trials`` SP trials on tracr-reverse runs in ``--workers`` ``harness worker`` processes;
+``--trials`` SP trials on tracr-reverse (``studies/sp-tracr-reverse.yaml`` with 4 to 8 epochs
+a trial, no pruner, on the CPU) runs in ``--workers`` ``harness worker`` processes;
 once ``--kill-after`` trials are recorded and every worker is running a trial, one worker
 is killed with SIGKILL (mid-trial). Printed, one JSON line per way: the wall time, the
 trials per minute (from the first record to the last, so the workers' start-up is left
@@ -35,24 +36,24 @@ from harness.records.store import read_records
 from harness.study.storages import open_storage
 from harness.study.trials import retried_trial_number
 
-STUDY = {
-    "version": 1,
-    "task": "tracr-reverse",
+SHIPPED = Path(__file__).resolve().parents[1] / "studies" / "sp-tracr-reverse.yaml"
+QUICK = {  # the shipped study, with trials of a few seconds on a CPU and nothing else
     "task_options": {"device": "cpu"},
-    "ground_truth": "resample",
-    "algorithm": "sp",
-    "params": {"tree_optimisation": True},
-    "search_space": {
-        "learning_rate": {"type": "float", "low": 0.01, "high": 0.3, "log": True},
-        "regularize_lambda": {"type": "float", "low": 0.01, "high": 10.0, "log": True},
-        "init_val": {"type": "float", "low": 0.5, "high": 3.0},
-        "epochs": {"type": "int", "low": 4, "high": 8},
-    },
-    "sampler": {"type": "tpe", "constant_liar": True, "n_startup_trials": 4},
+    "search_space": {"epochs": {"type": "int", "low": 4, "high": 8}},
+    "enqueue": [],
+    "sampler": {"constant_liar": True},
     "pruner": {"type": "none"},
     "wandb": {"mode": "disabled"},
     "heldout": {"seeds": 0},
 }
+
+
+def study_config(name: str, n_trials: int) -> dict:
+    """``studies/sp-tracr-reverse.yaml`` with :data:`QUICK` merged in."""
+    data = yaml.safe_load(SHIPPED.read_text())
+    for key, value in QUICK.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) and key in data else value
+    return {**data, "name": name, "n_trials": n_trials}
 
 
 def free_port() -> int:
@@ -74,19 +75,21 @@ def connections(postgres: str) -> int:
 
 
 def all_mid_trial(storage, name: str, workers: list[subprocess.Popen]) -> bool:
-    """Whether as many trials run as workers live: then each worker is mid-trial."""
+    """Whether as many trials train (an epoch reported) as workers live: each is mid-trial."""
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return False
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    return len(running) == sum(w.poll() is None for w in workers)
+    return sum(bool(t.intermediate_values) for t in running) == sum(
+        w.poll() is None for w in workers
+    )
 
 
 def run(way: str, args: argparse.Namespace, tmp: Path, env: dict) -> dict:
     name = f"bench-{way}-{uuid.uuid4().hex[:6]}"
     path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({**STUDY, "name": name, "n_trials": args.trials}))
+    path.write_text(yaml.safe_dump(study_config(name, args.trials)))
     runs = tmp / "runs"
     records_file = runs / name / "trials.jsonl"
     proxy, url = None, args.postgres
@@ -129,14 +132,14 @@ def run(way: str, args: argparse.Namespace, tmp: Path, env: dict) -> dict:
         time.sleep(0.2)
     wall = time.monotonic() - start
     errors = [w.stderr.read().strip() for w in workers[1:] if w.returncode != 0]
-    study = optuna.load_study(study_name=name, storage=open_storage(url))
+    trials = optuna.load_study(study_name=name, storage=open_storage(url)).get_trials()
     if proxy is not None:
         proxy.terminate()
         proxy.wait()
     records = read_records(records_file)
     numbers = [r["trial"] for r in records]
-    dead = [t for t in study.trials if "worker died" in str(t.user_attrs.get("fail_reason"))]
-    retried = {retried_trial_number(t): t for t in study.trials}
+    dead = [t for t in trials if "worker died" in str(t.user_attrs.get("fail_reason"))]
+    retried = {retried_trial_number(t): t for t in trials}
     first = next(t for t, n in seen if n >= 1)
     last = seen[-1][0]
     return {
@@ -150,6 +153,12 @@ def run(way: str, args: argparse.Namespace, tmp: Path, env: dict) -> dict:
             for t in dead
             if t.number in retried and retried[t.number].state.name == "COMPLETE"
         ],
+        "retries_same_setting": all(
+            retried[t.number].params == t.params
+            and retried[t.number].user_attrs["seed"] == t.user_attrs["seed"]
+            for t in dead
+            if t.number in retried
+        ),
         "wall_s": round(wall, 1),
         "trials_per_min": round(60 * (len(numbers) - 1) / (last - first), 1),
         "failed_s_after_kill": [

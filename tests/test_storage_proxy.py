@@ -4,13 +4,13 @@ heartbeats, a SIGKILLed worker's trial run again, the budget, bad addresses."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -108,6 +108,7 @@ def check_study(study: optuna.Study, records: list[dict], n_trials: int) -> None
     assert sorted(t.number for t in counted if t.state.name != "FAIL") == sorted(numbers)
 
 
+@pytest.mark.slow
 def test_a_sigkilled_worker_behind_a_sqlite_proxy_has_its_trial_run_again(
     tmp_path: Path, monkeypatch
 ):
@@ -146,24 +147,25 @@ def _wait_for_study(url: str, timeout: float = 120):
 @pytest.mark.skipif(
     not POSTGRES_URL, reason="HARNESS_TEST_POSTGRES_URL is not set (.ci/run sets it)"
 )
-def test_four_workers_through_a_postgres_proxy_one_killed(tmp_path: Path):
-    n_trials = 10
-    name = f"proxy-{uuid.uuid4().hex[:8]}"
-    path = write_study(tmp_path, name=name, n_trials=n_trials, enqueue=[], **long_trials(low=8))
-    runs = tmp_path / "runs"
-    with storage_proxy(POSTGRES_URL, tmp_path) as (url, _):
-        workers = [start_worker(path, url, runs) for _ in range(4)]
-        records_file = runs / name / "trials.jsonl"
-        deadline = time.time() + 300
-        while time.time() < deadline and not read_records(records_file):
-            time.sleep(0.2)
-        time.sleep(0.5)  # the workers are mid-trial
-        workers[0].send_signal(signal.SIGKILL)
-        for worker in workers[1:]:
-            _, err = worker.communicate(timeout=600)
-            assert worker.returncode == 0, err
-        study = optuna.load_study(study_name=name, storage=open_storage(url))
-        check_study(study, read_records(records_file), n_trials)
+def test_four_workers_through_a_postgres_proxy_one_killed():
+    """``bench/storage_proxy.py``, small: four ``harness worker`` processes through a real
+    proxy over PostgreSQL, one killed with SIGKILL while every worker trains a trial."""
+    command = ["--postgres", POSTGRES_URL, "--ways", "proxy", "--trials", "10", "--kill-after", "1"]
+    result = subprocess.run(
+        [sys.executable, "bench/storage_proxy.py", *command],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stdout.splitlines()
+    run = json.loads(line)
+    assert run["trials"] == 10 and run["each_once"] and run["worker_errors"] == []
+    assert run["reasons"] == [f"{STALE}; retried"]
+    assert len(run["retries_done"]) == len(run["killed_trials"]) == 1
+    assert run["retries_same_setting"]
 
 
 def test_a_proxy_address_where_nothing_listens_is_one_line(tmp_path: Path, capsys):
