@@ -234,7 +234,7 @@ def test_heartbeats_through_the_proxy_mark_a_silent_trial_stale(tmp_path: Path, 
     proxy = start_storage_proxy(f"sqlite:///{tmp_path}/s.db", port=free_port())
     storage = open_storage(proxy.address)
     try:
-        assert heartbeat_enabled(storage)
+        assert heartbeat_enabled(storage) and storage.get_heartbeat_interval() == 1
         study = optuna.create_study(study_name="beats", storage=storage)
         trial = study.ask()
         trial.suggest_float("x", 0, 1)

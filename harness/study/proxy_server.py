@@ -13,7 +13,8 @@ harness needs on top (see :mod:`harness.study.runtime.proxied`):
   record);
 - one proxy per address: the port is not shared (gRPC shares it by default, and two
   proxies on one port would each take part of the workers);
-- the answer to the probe by which a worker tells this proxy from Optuna's own.
+- the answer to the probe by which a worker tells this proxy from Optuna's own, which gives
+  the workers the proxy's heartbeat interval (they beat as often as it judges).
 
 The proxy has no authentication nor encryption: whoever reaches its port reads and writes
 every study in its database. It listens on 127.0.0.1 by default; listen elsewhere only on
@@ -33,9 +34,9 @@ from typing import Any
 
 from harness.study.runtime.interrupts import catching_interrupts, check, interruptible
 from harness.study.runtime.liveness import journal_path
-from harness.study.runtime.proxied import BEAT_ATTR, PROBE_ANSWER, PROBE_STUDY, STALE_ATTR
+from harness.study.runtime.proxied import BEAT_ATTR, PROBE_STUDY, STALE_ATTR, probe_answer
 from harness.study.runtime.storage_urls import mask_password, proxy_address
-from harness.study.storages import HEARTBEAT_SECONDS, open_storage
+from harness.study.storages import open_storage
 
 SERVER_THREADS = 16  # concurrent calls; more wait for a thread (the database pool is 15)
 
@@ -45,9 +46,10 @@ class HeartbeatRelay:
     heartbeat, the probe is answered, and the studies used are remembered (to judge).
 
     Example:
-        >>> import optuna
-        >>> relay = HeartbeatRelay(optuna.storages.InMemoryStorage())
-        >>> relay.get_study_id_from_name(PROBE_STUDY) == PROBE_ANSWER
+        >>> import tempfile
+        >>> with tempfile.TemporaryDirectory() as tmp:
+        ...     relay = HeartbeatRelay(open_storage(f"sqlite:///{tmp}/s.db"))
+        ...     relay.get_study_id_from_name(PROBE_STUDY) == probe_answer(10)
         True
     """
 
@@ -68,8 +70,8 @@ class HeartbeatRelay:
         return self._served(self._storage.create_new_study(directions, study_name))
 
     def get_study_id_from_name(self, study_name: str) -> int:
-        if study_name == PROBE_STUDY:
-            return PROBE_ANSWER
+        if study_name == PROBE_STUDY:  # its workers beat as often as it judges
+            return probe_answer(self._storage.get_heartbeat_interval())
         return self._served(self._storage.get_study_id_from_name(study_name))
 
     def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
@@ -190,7 +192,7 @@ def serve_storage_proxy(
         with catching_interrupts():
             while True:
                 with interruptible():
-                    time.sleep(HEARTBEAT_SECONDS)
+                    time.sleep(proxy.relay.get_heartbeat_interval())
                 proxy.judge()
                 check()
     finally:

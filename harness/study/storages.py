@@ -71,7 +71,7 @@ def _open_storage(url: str):
 
     address = proxy_address(url)
     if address is not None:
-        return open_proxy(*address, HEARTBEAT_SECONDS, RetryDeadTrial())
+        return open_proxy(*address, RetryDeadTrial())  # beats as often as the proxy says
     path = journal_path(url)
     if path is not None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage

@@ -22,7 +22,9 @@ the retries of :mod:`~harness.study.runtime.retries`, the trials settled from th
 of :mod:`~harness.study.runtime.liveness`. The proxy judges (it holds the heartbeats, and
 reads one clock); the workers act (they hold the records). A proxy that is Optuna's and not
 the harness's is refused when a worker opens it (:data:`PROBE_STUDY`): its workers' deaths
-would go unnoticed.
+would go unnoticed. The probe's answer also carries the proxy's heartbeat interval, which
+its workers adopt: a worker that beat less often than the proxy expects would have its
+trials judged dead while it runs them.
 
 Every call has a deadline (:data:`CALL_SECONDS`) and opening waits at most
 :data:`CONNECT_SECONDS`, so a proxy that is not there or stops answering stops a worker in
@@ -42,22 +44,44 @@ from harness.study.runtime.heartbeats import heartbeat_base
 
 BEAT_ATTR = "harness:heartbeat"  # set by a worker: the proxy records a heartbeat instead
 STALE_ATTR = "harness:heartbeat_stale"  # set by the proxy on a RUNNING trial gone stale
-PROBE_STUDY = "harness:storage-proxy"  # a study name the harness proxy answers itself
-PROBE_ANSWER = -23  # its study id there (real ids are >= 0): the proxy relays heartbeats
+PROBE_STUDY = "harness:storage-proxy"  # a study name the harness proxy answers itself:
+PROBE_BASE = -1000  # with PROBE_BASE - its heartbeat seconds (real study ids are >= 0)
 CONNECT_SECONDS = float(os.environ.get("HARNESS_PROXY_CONNECT_SECONDS", "10"))
 CALL_SECONDS = float(os.environ.get("HARNESS_PROXY_CALL_SECONDS", "120"))
 
 
-def open_proxy(host: str, port: int, heartbeat_seconds: int, stale_callback: Any = None):
+def probe_answer(heartbeat_seconds: int) -> int:
+    """What the harness proxy answers to the probe: that it relays heartbeats, and how
+    often its workers must beat (its ``HARNESS_HEARTBEAT_SECONDS``).
+
+    Example:
+        >>> probe_answer(10), proxy_heartbeat_seconds(probe_answer(10))
+        (-1010, 10)
+    """
+    return PROBE_BASE - heartbeat_seconds
+
+
+def proxy_heartbeat_seconds(answer: int) -> int | None:
+    """The heartbeat interval in a probe's answer; None if it is no harness proxy's.
+
+    Example:
+        >>> proxy_heartbeat_seconds(0) is None
+        True
+    """
+    seconds = PROBE_BASE - answer
+    return seconds if 0 < seconds < 10**6 else None
+
+
+def open_proxy(host: str, port: int, stale_callback: Any = None):
     """A storage that reaches the harness storage proxy at ``host:port``, with heartbeats
-    every ``heartbeat_seconds`` (see the module docstring).
+    as often as the proxy asks (it judges them: see the module docstring).
 
     Raises:
         ConnectionError: One line, if nothing answers there within :data:`CONNECT_SECONDS`,
             or what answers is not a harness storage proxy.
 
     Example:
-        >>> open_proxy("127.0.0.1", 1, 10)  # doctest: +ELLIPSIS
+        >>> open_proxy("127.0.0.1", 1)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
         ConnectionError: no storage proxy at 127.0.0.1:1 (Connection refused): ...
@@ -75,18 +99,18 @@ def open_proxy(host: str, port: int, heartbeat_seconds: int, stale_callback: Any
         ) from None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Optuna marks the proxy experimental
-        storage = _proxy_storage_class()(
-            host=host, port=port, heartbeat_seconds=heartbeat_seconds, callback=stale_callback
-        )
+        storage = _proxy_storage_class()(host=host, port=port, callback=stale_callback)
     try:
         storage.wait_server_ready(timeout=CONNECT_SECONDS)
         answer = storage.get_study_id_from_name(PROBE_STUDY)
     except (ConnectionError, KeyError, grpc.RpcError) as error:
         storage.close()
         raise ConnectionError(_refusal(address, error)) from None
-    if answer != PROBE_ANSWER:
+    seconds = proxy_heartbeat_seconds(answer)
+    if seconds is None:
         storage.close()
         raise ConnectionError(_refusal(address, KeyError(PROBE_STUDY)))
+    storage.heartbeat_seconds = seconds
     return storage
 
 
@@ -135,8 +159,8 @@ def _proxy_storage_class() -> type:
     from optuna.trial import TrialState
 
     class ProxyStorage(GrpcStorageProxy, heartbeat_base()):
-        def __init__(self, *, host: str, port: int, heartbeat_seconds: int, callback: Any):
-            self._heartbeat_seconds = heartbeat_seconds
+        def __init__(self, *, host: str, port: int, callback: Any):
+            self.heartbeat_seconds: int | None = None  # the proxy's, once it answered
             self._stale_callback = callback
             super().__init__(host=host, port=port)
 
@@ -156,8 +180,8 @@ def _proxy_storage_class() -> type:
             running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
             return [t._trial_id for t in running if t.system_attrs.get(STALE_ATTR)]
 
-        def get_heartbeat_interval(self) -> int:
-            return self._heartbeat_seconds
+        def get_heartbeat_interval(self) -> int | None:
+            return self.heartbeat_seconds
 
         def get_heartbeat_stale_trial_callback(self) -> Any:
             return self._stale_callback
