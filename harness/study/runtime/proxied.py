@@ -86,6 +86,8 @@ def open_proxy(host: str, port: int, stale_callback: Any = None):
         ...
         ConnectionError: no storage proxy at 127.0.0.1:1 (Connection refused): ...
     """
+    # gRPC's core logs to stderr (a proxy going away, say): our one line says what matters
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     import grpc
 
     address = f"{host}:{port}"
