@@ -146,6 +146,7 @@ def run(way: str, args: argparse.Namespace, tmp: Path, env: dict) -> dict:
         "way": way,
         "trials": len(numbers),
         "each_once": len(numbers) == len(set(numbers)) == args.trials,
+        "trial_numbers": sorted(numbers),
         "killed_trials": [t.number for t in dead],
         "reasons": sorted({t.user_attrs["fail_reason"] for t in dead}),
         "retries_done": [

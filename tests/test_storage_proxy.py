@@ -150,7 +150,9 @@ def _wait_for_study(url: str, timeout: float = 120):
 def test_four_workers_through_a_postgres_proxy_one_killed():
     """``bench/storage_proxy.py``, small: four ``harness worker`` processes through a real
     proxy over PostgreSQL, one killed with SIGKILL while every worker trains a trial."""
-    command = ["--postgres", POSTGRES_URL, "--ways", "proxy", "--trials", "10", "--kill-after", "1"]
+    # beats of 5 s: a worker starved of CPU on a loaded machine must not be taken for dead
+    command = ["--postgres", POSTGRES_URL, "--ways", "proxy", "--trials", "10", "--kill-after"]
+    command += ["1", "--heartbeat", "5"]
     result = subprocess.run(
         [sys.executable, "bench/storage_proxy.py", *command],
         cwd=ROOT,
@@ -162,8 +164,8 @@ def test_four_workers_through_a_postgres_proxy_one_killed():
     assert result.returncode == 0, result.stderr
     (line,) = result.stdout.splitlines()
     run = json.loads(line)
-    assert run["trials"] == 10 and run["each_once"] and run["worker_errors"] == []
-    assert run["reasons"] == [f"{STALE}; retried"]
+    assert run["trials"] == 10 and run["each_once"] and run["worker_errors"] == [], run
+    assert run["reasons"] == [f"{STALE}; retried"], run
     assert len(run["retries_done"]) == len(run["killed_trials"]) == 1
     assert run["retries_same_setting"]
 
