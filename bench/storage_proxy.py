@@ -74,16 +74,18 @@ def connections(postgres: str) -> int:
         return cursor.fetchone()[0]
 
 
-def all_mid_trial(storage, name: str, workers: list[subprocess.Popen]) -> bool:
-    """Whether as many trials train (an epoch reported) as workers live: each is mid-trial."""
+def all_mid_trial(storage, name: str, workers: list[subprocess.Popen], records: Path) -> bool:
+    """Whether as many trials train (an epoch reported, no record yet) as workers live: each
+    is mid-trial. A RUNNING trial whose record is written is between its record and Optuna's
+    tell: its worker killed there leaves a trial settled from its record, not run again."""
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         return False
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    return sum(bool(t.intermediate_values) for t in running) == sum(
-        w.poll() is None for w in workers
-    )
+    recorded = {r["trial"] for r in read_records(records)} if records.exists() else set()
+    training = [t for t in running if t.intermediate_values and t.number not in recorded]
+    return len(training) == sum(w.poll() is None for w in workers)
 
 
 def run(way: str, args: argparse.Namespace, tmp: Path, env: dict) -> dict:
@@ -125,7 +127,11 @@ def run(way: str, args: argparse.Namespace, tmp: Path, env: dict) -> dict:
         if not seen or count != seen[-1][1]:
             seen.append((time.monotonic(), count))
         most = max(most, connections(args.postgres) - base)
-        if killed is None and count >= args.kill_after and all_mid_trial(watch, name, workers):
+        if (
+            killed is None
+            and count >= args.kill_after
+            and all_mid_trial(watch, name, workers, records_file)
+        ):
             killed = workers[0].pid
             workers[0].send_signal(signal.SIGKILL)
             killed_at = datetime.datetime.now()
@@ -148,6 +154,11 @@ def run(way: str, args: argparse.Namespace, tmp: Path, env: dict) -> dict:
         "each_once": len(numbers) == len(set(numbers)) == args.trials,
         "trial_numbers": sorted(numbers),
         "killed_trials": [t.number for t in dead],
+        "killed_records": [  # a dead trial has none, unless settled from it
+            [r["trial"], r["state"], r.get("fail_reason")]
+            for r in records
+            if r["trial"] in {t.number for t in dead}
+        ],
         "reasons": sorted({t.user_attrs["fail_reason"] for t in dead}),
         "retries_done": [
             retried[t.number].number

@@ -147,11 +147,6 @@ def _wait_for_study(url: str, timeout: float = 120):
 @pytest.mark.skipif(
     not POSTGRES_URL, reason="HARNESS_TEST_POSTGRES_URL is not set (.ci/run sets it)"
 )
-@pytest.mark.xfail(
-    reason="open bug: twice 11 records for a budget of 10 (one worker killed early, one "
-    "death, retried once; at 2 s and 5 s beats); the 40-trial runs were exact",
-    strict=False,
-)
 def test_four_workers_through_a_postgres_proxy_one_killed():
     """``bench/storage_proxy.py``, small: four ``harness worker`` processes through a real
     proxy over PostgreSQL, one killed with SIGKILL while every worker trains a trial."""

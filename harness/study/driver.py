@@ -218,8 +218,9 @@ def _run_worker(
                 run_batch(study, runner, min(batch_trials, room), budget, on_trial, storage_url)
                 continue
         if not state.waiting and state.finished + state.in_flight >= budget:
-            # a dead worker's trial becomes a WAITING retry: heartbeats (RDB), locks (journal)
-            retries.fail_stale_trials(study)
+            # a dead worker's trial becomes a WAITING retry: heartbeats (RDB), locks (journal);
+            # one whose record is written is finished from it first, as at the loop's top
+            settle_dead()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # marked experimental
                 fail_stale_trials(study)
