@@ -404,6 +404,40 @@ def test_a_trial_killed_again_and_again_is_retried_then_failed_with_its_reason(
     assert rows[2].endswith(reason) and "learning_rate" not in "".join(rows)
 
 
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_a_dead_trial_failed_but_not_yet_enqueued_again_gets_no_given_up_record(tmp_path):
+    """A worker fails a dead worker's trial, then enqueues its copy: another worker that
+    looks in between (a few calls through a storage proxy on a loaded machine) must not take
+    the trial for one given up and write its FAIL record, or the retry's record makes one
+    more than the budget (the 11 records for 10 trials through the proxy)."""
+    from harness.study.objective import TrialRunner
+    from harness.study.runtime.retries import (
+        REASON,
+        STALE,
+        death_reason,
+        record_given_up,
+        run_again,
+    )
+    from harness.study.trials import suggest
+
+    config = load_config(quick_study(tmp_path, "between"))
+    study = load_or_create_study(config, config.storage_url(tmp_path / "runs"))
+    runner = TrialRunner(config, tmp_path / "runs" / "between" / "trials.jsonl")
+    storage = study._storage
+    for ours in (True, False):  # failed by ours (with the reason), by Optuna's (without)
+        trial = study.ask()
+        suggest(trial, config)
+        trial.set_user_attr("seed", 0)
+        if ours:
+            reason = death_reason(storage.get_trial(trial._trial_id), STALE)
+            storage.set_trial_user_attr(trial._trial_id, REASON, reason)
+        storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+        assert record_given_up(study, runner) == 0  # its copy is on its way
+        assert run_again(study, storage.get_trial(trial._trial_id), died=True, cause=STALE)
+        assert record_given_up(study, runner) == 0
+    assert not runner.records_file.exists()
+
+
 @pytest.mark.slow
 def test_ctrl_c_in_the_enqueued_first_trial_runs_it_again_on_resume(tmp_path):
     slow = {"learning_rate": 0.1, "regularize_lambda": 10.0, "init_val": 1.6, "epochs": 40}

@@ -6,9 +6,10 @@ fails, a worker process that fails) exits with code 1 and one line; what finishe
 is kept, and the trial it cut runs again on resume. Ctrl-C exits with code 130.
 
 Each subcommand is a module of this package with its name (``harness.cli.run`` for
-``harness run``) and a function ``command(args) -> exit code``; their arguments are all in
-:mod:`harness.cli.parser`. Modules of the harness are imported inside functions, only by
-the subcommand that needs them, so that ``harness --help`` and Ctrl-C at start-up are quick.
+``harness run``, ``harness.cli.storage_proxy`` for ``harness storage-proxy``) and a function
+``command(args) -> exit code``; their arguments are all in :mod:`harness.cli.parser`.
+Modules of the harness are imported inside functions, only by the subcommand that needs
+them, so that ``harness --help`` and Ctrl-C at start-up are quick.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ def _main(argv: list[str] | None) -> int:
             from harness.tasks.task_files import add_task_files
 
             add_task_files(args.tasks_from)
-        subcommand = importlib.import_module(f"harness.cli.{args.command}")
+        subcommand = importlib.import_module(f"harness.cli.{args.command.replace('-', '_')}")
         code = subcommand.command(args)
         sys.stdout.flush()  # a full disk under a redirected stdout fails here, in one line
         return code

@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_tasks(commands)
     _add_run(commands)
     _add_worker(commands)
+    _add_storage_proxy(commands)
     _add_status(commands)
     _add_compare(commands)
     _add_transfer(commands)
@@ -159,6 +160,23 @@ def _add_run(commands) -> None:
 def _add_worker(commands) -> None:
     worker = commands.add_parser("worker", help="join a running study from another process")
     _add_study_options(worker, storage_required=True)
+
+
+def _add_storage_proxy(commands) -> None:
+    proxy = commands.add_parser(
+        "storage-proxy",
+        help="hold a study storage's database connections for many workers "
+        "(they use --storage grpc://HOST:PORT)",
+    )
+    proxy.add_argument(
+        "--storage", required=True, help="the database: postgresql://... (or sqlite:///FILE)"
+    )
+    proxy.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1; the proxy has no authentication)",
+    )
+    proxy.add_argument("--port", type=int, default=13000, help="port (default 13000)")
 
 
 def _add_status(commands) -> None:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,8 +165,6 @@ def _run_worker(
     alone: bool,
     allow_config_change: bool,
 ) -> None:
-    from optuna.storages import fail_stale_trials
-
     budget = n_trials or config.n_trials
     limit = timeout if timeout is not None else config.timeout
     study = prepare_study(config, storage_url, runs_dir, allow_config_change, alone)
@@ -219,11 +216,10 @@ def _run_worker(
                 run_batch(study, runner, min(batch_trials, room), budget, on_trial, storage_url)
                 continue
         if not state.waiting and state.finished + state.in_flight >= budget:
-            # a dead worker's trial becomes a WAITING retry: heartbeats (RDB), locks (journal)
-            retries.fail_stale_trials(study)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # marked experimental
-                fail_stale_trials(study)
+            # a dead worker's trial becomes a WAITING retry: heartbeats (RDB), locks (journal);
+            # one whose record is written is finished from it first, as at the loop's top
+            # (not Optuna's fail_stale_trials too: it would fail it without its reason)
+            settle_dead()
             reap_dead_trials(study, storage_url)
             with interruptible():
                 time.sleep(1.0)  # the rest of the budget is running in other workers

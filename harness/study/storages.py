@@ -1,10 +1,13 @@
 """Where a study lives: Optuna storages opened from a URL, and the study in one.
 
 ``sqlite:///FILE`` (the default), ``journal:///FILE`` (a journal file for several
-processes on one machine) or ``postgresql://...``. RDB storages (SQLite, PostgreSQL) beat
-for every running trial (``HARNESS_HEARTBEAT_SECONDS``, default 10) and a trial silent for
-three beats is failed and run again (:class:`~harness.study.runtime.retries.RetryDeadTrial`);
-journal files judge their workers by file locks (:mod:`harness.study.runtime.liveness`).
+processes on one machine), ``postgresql://...``, or ``grpc://HOST:PORT``: a storage proxy
+(``harness storage-proxy``, :mod:`harness.study.proxy_server`) that holds the database
+connections of many workers. RDB storages (SQLite, PostgreSQL) beat for every running
+trial (``HARNESS_HEARTBEAT_SECONDS``, default 10) and a trial silent for three beats is
+failed and run again (:class:`~harness.study.runtime.retries.RetryDeadTrial`), through a
+proxy too (:mod:`harness.study.runtime.proxied`); journal files judge their workers by
+file locks (:mod:`harness.study.runtime.liveness`).
 """
 
 from __future__ import annotations
@@ -17,8 +20,14 @@ from typing import Any
 
 from harness.configs.study import StudyConfig
 from harness.study.runtime.liveness import journal_path
+from harness.study.runtime.proxied import open_proxy
 from harness.study.runtime.retries import RetryDeadTrial
-from harness.study.runtime.storage_urls import check_storage_url, hide_secrets, mask_password
+from harness.study.runtime.storage_urls import (
+    check_storage_url,
+    hide_secrets,
+    mask_password,
+    proxy_address,
+)
 from harness.study.samplers import create_pruner, create_sampler, directions
 
 HEARTBEAT_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_SECONDS", "10"))
@@ -26,7 +35,8 @@ HEARTBEAT_SECONDS = int(os.environ.get("HARNESS_HEARTBEAT_SECONDS", "10"))
 
 def open_storage(url: str):
     """An Optuna storage for a URL: ``sqlite:///...`` (default), ``journal:///path`` (a
-    journal file for several processes on one machine) or ``postgresql://...``.
+    journal file for several processes on one machine), ``postgresql://...`` or
+    ``grpc://HOST:PORT`` (a storage proxy; waits at most 10 s for it).
 
     Raises:
         ValueError: One line, password masked, if the storage cannot be opened.
@@ -59,6 +69,9 @@ def open_storage(url: str):
 def _open_storage(url: str):
     import optuna
 
+    address = proxy_address(url)
+    if address is not None:
+        return open_proxy(*address, RetryDeadTrial())  # beats as often as the proxy says
     path = journal_path(url)
     if path is not None:
         from optuna.storages.journal import JournalFileBackend, JournalStorage

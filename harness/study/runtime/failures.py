@@ -1,6 +1,7 @@
 """Failures of the run itself, not of a trial: storage errors, memory running out.
 
-A storage that fails (a full disk under SQLite, a lost database) stops the run with one
+A storage that fails (a full disk under SQLite, a lost database, a storage proxy that stops
+answering) stops the run with one
 line (:class:`StorageError`, exit code 1 at the command line) instead of a traceback or a
 trial counted as FAILed; the trial it interrupted is failed by its heartbeat (or lock) on
 resume and runs again.
@@ -21,6 +22,7 @@ import contextlib
 from collections.abc import Iterator
 
 from harness.records.store import RecordWriteError
+from harness.study.runtime.proxied import rpc_error_line
 from harness.study.runtime.storage_urls import mask_password
 
 
@@ -110,6 +112,8 @@ def _describe(error: BaseException) -> str | None:
     if name == "sqlalchemy":
         original = getattr(error, "orig", None)
         return _first_line(original if original is not None else error)
+    if name == "grpc" and callable(getattr(error, "code", None)):  # a storage proxy's
+        return f"storage proxy: {rpc_error_line(error)}"
     if type(error).__name__ == "StorageInternalError":
         return _first_line(error)
     return None

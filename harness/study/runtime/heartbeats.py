@@ -2,10 +2,11 @@
 
 A storage with heartbeats marks a RUNNING trial stale when its worker stops beating (see
 :mod:`harness.study.runtime.retries`). ``Study.optimize`` beats for the trial it runs; the
-study also needs to ask whether a storage beats at all, to beat once by hand, and to beat
-for the trials of a batch, which ``optimize`` does not run. Optuna (5.1) has no public
-name for the first and the last: both live in its private ``optuna.storages._heartbeat``,
-which only :func:`_optuna_heartbeat` below imports.
+study also needs to ask whether a storage beats at all, to beat once by hand, to beat
+for the trials of a batch, which ``optimize`` does not run, and to give a storage proxy's
+client heartbeats (:mod:`harness.study.runtime.proxied`). Optuna (5.1) has no public name
+for the first, the third nor the last: they live in its private
+``optuna.storages._heartbeat``, which only :func:`_optuna_heartbeat` below imports.
 """
 
 from __future__ import annotations
@@ -14,14 +15,27 @@ from typing import Any
 
 
 def _optuna_heartbeat():
-    """Optuna's private heartbeat module (``is_heartbeat_enabled``, ``get_heartbeat_thread``).
+    """Optuna's private heartbeat module (``is_heartbeat_enabled``, ``get_heartbeat_thread``,
+    ``BaseHeartbeat``).
 
     Private: ``optuna.storages`` exports only ``fail_stale_trials`` of it, and the study
-    needs the other two; this is the one place the study reaches into it.
+    needs the other three; this is the one place the study reaches into it.
     """
     from optuna.storages import _heartbeat
 
     return _heartbeat
+
+
+def heartbeat_base() -> type:
+    """Optuna's base class of the storages that record heartbeats (``BaseHeartbeat``):
+    Optuna beats, and fails stale trials, only for storages of this class.
+
+    Example:
+        >>> from optuna.storages import InMemoryStorage
+        >>> isinstance(InMemoryStorage(), heartbeat_base())
+        False
+    """
+    return _optuna_heartbeat().BaseHeartbeat
 
 
 def heartbeat_enabled(storage: Any) -> bool:

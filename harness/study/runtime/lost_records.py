@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.records.store import read_records, records_locked
-from harness.study.runtime.retries import RETRY_HISTORY, given_up, run_again
+from harness.study.runtime.retries import RETRY_HISTORY, failed_for_deaths, run_again
 from harness.study.status import missing_records
 
 LOST = "its record was lost (a torn line?)"  # the copy's cause, shown by ``harness status``
@@ -47,7 +47,11 @@ def rerun_lost_records(study: Any, records_file: Path) -> dict[int, int]:
         recorded = {r.get("trial"): r for r in read_records(records_file)}
         missing = set(missing_records(trials, recorded))
         lost = [t for t in trials if t.number in missing]
-        rerun = [t.number for t in lost if not given_up(t) and run_again(study, t, False, LOST)]
+        rerun = [
+            t.number
+            for t in lost
+            if not failed_for_deaths(t) and run_again(study, t, False, LOST)
+        ]
     if not rerun:
         return {}
     copies = {}

@@ -10,7 +10,11 @@ in :mod:`harness.study.budget` gives it the original's slot and seed.
 
 A worker that dies again and again is not retried for ever: after :data:`MAX_ATTEMPTS`
 deaths the trial stays FAILed, with the reason, and counts as a finished trial; its FAIL
-record is written by :func:`record_given_up`.
+record is written by :func:`record_given_up`. Whether a trial was given up is read from its
+own count of deaths (:func:`given_up`), never from its copy not being there yet: failing a
+trial and enqueueing its copy are two storage calls (several through a storage proxy, slow
+on a loaded machine), and a worker that looked in between would write a FAIL record for a
+trial that runs again, one record more than the budget.
 """
 
 from __future__ import annotations
@@ -43,10 +47,21 @@ def death_reason(trial: Any, cause: str) -> str:
         >>> death_reason(SimpleNamespace(system_attrs={DEATHS: 2}), STALE)
         'worker died (heartbeat stale); given up after 3 attempts'
     """
-    deaths = trial.system_attrs.get(DEATHS, 0) + 1
-    if deaths >= MAX_ATTEMPTS:
-        return f"{cause}; given up after {deaths} attempts"
+    if given_up(trial):
+        return f"{cause}; given up after {trial.system_attrs.get(DEATHS, 0) + 1} attempts"
     return f"{cause}; retried"
+
+
+def given_up(trial: Any) -> bool:
+    """Whether ``trial``, FAILed because its worker died, runs no more: it was the
+    :data:`MAX_ATTEMPTS`-th death (:func:`run_again` enqueues no copy of it).
+
+    Example:
+        >>> from types import SimpleNamespace as Trial
+        >>> given_up(Trial(system_attrs={})), given_up(Trial(system_attrs={DEATHS: 2}))
+        (False, True)
+    """
+    return trial.system_attrs.get(DEATHS, 0) + 1 >= MAX_ATTEMPTS
 
 
 def run_again(study: Any, trial: Any, died: bool, cause: str | None = None) -> bool:
@@ -71,9 +86,9 @@ def run_again(study: Any, trial: Any, died: bool, cause: str | None = None) -> b
     """
     import optuna
 
-    deaths = trial.system_attrs.get(DEATHS, 0) + int(died)
-    if died and deaths >= MAX_ATTEMPTS:
+    if died and given_up(trial):
         return False
+    deaths = trial.system_attrs.get(DEATHS, 0) + int(died)
     fixed = {**trial.system_attrs.get("fixed_params", {}), **trial.params}
     system = {
         FAILED_TRIAL: trial.system_attrs.get(FAILED_TRIAL, trial.number),
@@ -157,15 +172,16 @@ def quietly(function, *args, **kwargs):
         return function(*args, **kwargs)
 
 
-def given_up(trial: Any) -> bool:
-    """Whether ``trial`` is FAILed for its worker's deaths (or with no reason at all): its
-    FAIL record is :func:`record_given_up`'s to write, it does not run again.
+def failed_for_deaths(trial: Any) -> bool:
+    """Whether ``trial`` is FAILed because its worker died (or with no reason at all): its
+    copy runs it again, or, once :func:`given_up`, :func:`record_given_up` writes its FAIL
+    record; a resume never reruns it as a trial that lost its record.
 
     Example:
         >>> from types import SimpleNamespace as T
-        >>> given_up(T(state=T(name="FAIL"), user_attrs={REASON: STALE + "; given up"}))
+        >>> failed_for_deaths(T(state=T(name="FAIL"), user_attrs={REASON: STALE + "; given up"}))
         True
-        >>> given_up(T(state=T(name="FAIL"), user_attrs={REASON: "ValueError: x"}))
+        >>> failed_for_deaths(T(state=T(name="FAIL"), user_attrs={REASON: "ValueError: x"}))
         False
     """
     reason = str(trial.user_attrs.get(REASON) or "worker died")
@@ -173,14 +189,15 @@ def given_up(trial: Any) -> bool:
 
 
 def record_given_up(study: Any, runner: Any) -> int:
-    """Write the FAIL record of each trial that ended FAILed without one (a worker that
-    died too often, see the module docstring). Returns how many it wrote."""
+    """Write the FAIL record of each trial given up after its worker died too often
+    (:func:`given_up`; see the module docstring). Returns how many it wrote."""
     trials = study.get_trials(deepcopy=False)
     retried = retried_numbers(trials)
     lost = [
         t
         for t in trials
-        if given_up(t)
+        if failed_for_deaths(t)
+        and given_up(t)
         and t.number not in retried
         and not any(t.user_attrs.get(key) for key in NOT_RESULTS)
     ]

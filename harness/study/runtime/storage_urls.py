@@ -64,6 +64,35 @@ def hide_secrets(message: str, url: str) -> str:
     return mask_password(message)
 
 
+def proxy_address(url: str) -> tuple[str, int] | None:
+    """The host and port of a storage proxy's URL, ``grpc://HOST:PORT``; None for any other
+    URL.
+
+    Raises:
+        ValueError: One line, if a ``grpc://`` URL is not a host and a port (1 to 65535).
+
+    Example:
+        >>> proxy_address("grpc://127.0.0.1:13000"), proxy_address("sqlite:///x.db")
+        (('127.0.0.1', 13000), None)
+        >>> proxy_address("grpc://proxy:http")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: storage 'grpc://proxy:http' is not a storage proxy's address: ...
+    """
+    if not url.startswith("grpc://"):
+        return None
+    rest = url.removeprefix("grpc://").removesuffix("/")
+    host, _, port = rest.rpartition(":")
+    valid = host and not any(c in rest for c in "/?#@ ") and port.isascii() and port.isdigit()
+    if not valid or not 1 <= int(port) <= 65535:
+        raise ValueError(
+            f"storage {mask_password(url)!r} is not a storage proxy's address: give "
+            "grpc://HOST:PORT with a port from 1 to 65535, e.g. grpc://127.0.0.1:13000 "
+            "(the proxy takes no user nor password)"
+        )
+    return host, int(port)
+
+
 def check_storage_url(url: str) -> None:
     """Refuse, in one line, storage URLs that would lose the study or leak a password.
 
@@ -74,6 +103,8 @@ def check_storage_url(url: str) -> None:
         ValueError: storage 'sqlite:///' is an in-memory database: the study would be lost...
     """
     shown = mask_password(url)
+    if proxy_address(url) is not None:
+        return
     path = url.split("?", 1)[0]
     if path in ("sqlite:", "sqlite:/", "sqlite://", "sqlite:///") or path.endswith(":memory:"):
         raise ValueError(
@@ -82,8 +113,8 @@ def check_storage_url(url: str) -> None:
         )
     if "://" not in url:
         raise ValueError(
-            f"storage {shown!r} is not a URL (sqlite:///FILE, journal:///FILE or "
-            "postgresql://USER@HOST/DB)"
+            f"storage {shown!r} is not a URL (sqlite:///FILE, journal:///FILE, "
+            "postgresql://USER@HOST/DB or a storage proxy's grpc://HOST:PORT)"
         )
     network = not url.startswith(("sqlite:", "journal:"))  # file paths may hold an '@'
     if network and url.split("://", 1)[1].split("?", 1)[0].count("@") > 1:
