@@ -31,9 +31,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     compiled = load_compiled(args.program)
-    settings = SiitSettings(
-        steps=args.steps, batch_size=args.batch, eval_every=10**9, stop_at=None
-    )
+    settings = SiitSettings(steps=args.steps, batch_size=args.batch, eval_every=10**9, stop_at=None)
     train_siit(compiled, SiitSettings(steps=2, batch_size=args.batch, eval_every=10**9))
     times = []
     for _ in range(args.runs):

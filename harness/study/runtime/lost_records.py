@@ -48,9 +48,7 @@ def rerun_lost_records(study: Any, records_file: Path) -> dict[int, int]:
         missing = set(missing_records(trials, recorded))
         lost = [t for t in trials if t.number in missing]
         rerun = [
-            t.number
-            for t in lost
-            if not failed_for_deaths(t) and run_again(study, t, False, LOST)
+            t.number for t in lost if not failed_for_deaths(t) and run_again(study, t, False, LOST)
         ]
     if not rerun:
         return {}
