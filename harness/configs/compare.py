@@ -67,6 +67,7 @@ class CompareConfig(StrictModel):
     seeds: DistinctSeeds = Field(default_factory=lambda: [0], min_length=1)
     methods: dict[str, MethodConfig] = Field(min_length=1)
     bootstrap_samples: int = Field(default=10000, ge=100)
+    jobs: int = Field(default=1, ge=1)  # worker processes for the cells (--jobs overrides)
 
 
 def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = None) -> CompareConfig:

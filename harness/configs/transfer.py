@@ -54,6 +54,7 @@ class TransferConfig(StrictModel):
     )
     oracle: bool = False
     bootstrap_samples: int = Field(default=10000, ge=100)
+    jobs: int = Field(default=1, ge=1)  # worker processes for the cells (--jobs overrides)
 
     @model_validator(mode="after")
     def _split(self) -> TransferConfig:
