@@ -10,7 +10,8 @@ place in one line (a ``ValueError``: exit code 2 at the command line).
 
 Places made before the ``kind`` file existed are recognised by what they hold: a study
 has ``records.id`` (written before its first trial) or ``study.db``; a transfer has
-``transfer.jsonl``; a comparison only ``trials.jsonl``.
+``transfer.jsonl``. A ``trials.jsonl`` alone (an old comparison's, or records written by
+hand) names no kind.
 
 Example:
     >>> import tempfile
@@ -37,7 +38,8 @@ _NAMES = {STUDY: "a study", COMPARE: "a comparison", TRANSFER: "a transfer"}
 
 
 def kind_of(place: Path) -> str | None:
-    """The kind that owns ``place`` (a ``<runs>/<name>`` directory), or ``None`` if free.
+    """The kind that owns ``place`` (a ``<runs>/<name>`` directory), or ``None`` if none
+    says so (see the module docstring).
 
     Example:
         >>> import tempfile
@@ -55,9 +57,7 @@ def kind_of(place: Path) -> str | None:
         return STUDY
     if (place / "transfer.jsonl").exists():
         return TRANSFER
-    if (place / "trials.jsonl").exists():
-        return COMPARE
-    return None
+    return None  # free, or records alone: a comparison's or a hand-made study's
 
 
 def check_kind(place: Path, kind: str) -> None:
