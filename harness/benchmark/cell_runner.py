@@ -40,10 +40,25 @@ RAN, DONE, HELD = "ran", "done", "held"
 CLAIMS_DIR = "claims"
 
 
+def records_mark(records_file: Path) -> int:
+    """Repair a torn tail of ``records_file`` and return its size: records after this
+    byte are written while this run goes on. Take it before reading which cells are done,
+    so that no record falls between the two.
+
+    Example:
+        >>> import tempfile
+        >>> records_mark(Path(tempfile.mkdtemp()) / "trials.jsonl")
+        0
+    """
+    repair_torn_tail(records_file)
+    return records_file.stat().st_size if records_file.exists() else 0
+
+
 def run_cells(
     cells: list[Cell],
     run_one: Callable[[Cell], TrialRecord],
     records_file: Path,
+    since: int,
     jobs: int = 1,
     progress: bool = True,
     already: int = 0,
@@ -56,6 +71,8 @@ def run_cells(
         run_one: Runs one cell and returns its record (a picklable callable for ``jobs``
             > 1); the cell's ``trial`` and ``config_hash`` are set here.
         records_file: Where records go (claims live beside it, in ``claims/``).
+        since: :func:`records_mark` of ``records_file``, taken before ``cells`` were
+            chosen: a record after it means its cell ran meanwhile elsewhere.
         jobs: Worker processes (1: this process).
         progress: Show a bar of cells done of all, with an ETA.
         already: Cells done before (the bar starts there).
@@ -67,8 +84,6 @@ def run_cells(
     """
     from tqdm.auto import tqdm
 
-    repair_torn_tail(records_file)
-    start = records_file.stat().st_size if records_file.exists() else 0
     claims = records_file.parent / CLAIMS_DIR
     bar = tqdm(
         total=already + len(cells), initial=already, desc=desc, unit="cell", disable=not progress
@@ -78,7 +93,7 @@ def run_cells(
         while pending:
             held: list[Cell] = []
             try:
-                for cell, status in _run_pass(pending, run_one, records_file, start, jobs):
+                for cell, status in _run_pass(pending, run_one, records_file, since, jobs):
                     if status == HELD:
                         held.append(cell)
                         continue

@@ -110,17 +110,16 @@ def in_shard(cell: Cell, shard: tuple[int, int] | None) -> bool:
 def check_changes(
     cells: list[Cell], records: list[dict[str, Any]], what: str, allow: bool
 ) -> list[Cell]:
-    """The cells whose COMPLETE record was made under another definition; a one-line
-    ValueError naming the first unless ``allow`` (they then run again, and their new
-    record replaces the old one in tables)."""
+    """The cells whose COMPLETE record was made under another definition and that have
+    none under theirs; a one-line ValueError naming the first unless ``allow`` (they then
+    run again, and their new record replaces the old one in tables)."""
     by_key = {cell.key: cell for cell in cells}
+    complete = [r for r in records if r.get("state") == "COMPLETE" and r.get("config_hash")]
+    current = {r["config_hash"] for r in complete}
     changed: dict[tuple[Any, ...], Cell] = {}
-    for record in records:
+    for record in complete:
         cell = by_key.get(cell_key(record))
-        recorded = record.get("config_hash")
-        if cell is None or record.get("state") != "COMPLETE" or recorded is None:
-            continue
-        if recorded != cell.definition:
+        if cell is not None and cell.definition not in current:
             changed[cell.key] = cell
     if changed and not allow:
         first = next(iter(changed.values()))

@@ -25,7 +25,7 @@ from typing import Any
 from harness.algorithms import get_algorithm
 from harness.algorithms.params import check_seed, check_value
 from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
-from harness.benchmark.cell_runner import run_cells
+from harness.benchmark.cell_runner import records_mark, run_cells
 from harness.benchmark.cells import (
     Cell,
     check_changes,
@@ -152,6 +152,7 @@ def run_compare(
     path = place / "trials.jsonl"
     check_kind(place, COMPARE)  # before reading: another kind's records are not ours
     check_records_file(path)
+    since = records_mark(path)
     records = read_records(path)
     cells = compare_cells(config)
     mine = [cell for cell in cells if in_shard(cell, shard)]
@@ -167,6 +168,7 @@ def run_compare(
         todo,
         CompareCell(config, studied),
         path,
+        since,
         jobs or config.jobs,
         progress,
         already=len(mine) - len(todo),

@@ -31,7 +31,7 @@ from typing import Any
 
 from harness.algorithms import get_algorithm
 from harness.algorithms.params import check_seed
-from harness.benchmark.cell_runner import run_cells
+from harness.benchmark.cell_runner import records_mark, run_cells
 from harness.benchmark.cells import (
     Cell,
     check_changes,
@@ -185,8 +185,8 @@ def run_transfer(
     check_changes(mine, read_records(path), f"transfer {config.name!r}", allow_config_change)
     claim_kind(place, TRANSFER)
     chosen = _searched_params(config, runs_dir, progress, allow_config_change)
-    records = read_records(path)
-    done = done_definitions(records)
+    since = records_mark(path)
+    done = done_definitions(read_records(path))
     todo = [
         replace(cell, payload=chosen[cell.key[0], cell.key[1], cell.key[4]])
         for cell in mine
@@ -196,6 +196,7 @@ def run_transfer(
         todo,
         TransferCell(config),
         path,
+        since,
         jobs or config.jobs,
         progress,
         already=len(mine) - len(todo),
