@@ -28,11 +28,12 @@ import mmap
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
-from harness.benchmark.cells import Cell
+from harness.benchmark.cells import Cell, current_records, done_definitions, in_shard, is_done
 from harness.records.claims import claimed, is_claimed
 from harness.records.schema import TrialRecord
-from harness.records.store import append_record, repair_torn_tail
+from harness.records.store import append_record, read_records, repair_torn_tail
 from harness.study.runtime.processes import WorkerError
 from harness.util.notices import notice, one_line_warnings
 
@@ -52,6 +53,28 @@ def records_mark(records_file: Path) -> int:
     """
     repair_torn_tail(records_file)
     return records_file.stat().st_size if records_file.exists() else 0
+
+
+def run_missing(
+    cells: list[Cell],
+    runner: Callable[[list[Cell]], Callable[[Cell], TrialRecord]],
+    records_file: Path,
+    since: int,
+    jobs: int,
+    progress: bool,
+    shard: tuple[int, int] | None,
+    name: str,
+) -> list[dict[str, Any]]:
+    """Run the cells of ``shard`` (all with ``None``) that have no COMPLETE record, with
+    ``runner(cells to run)`` in ``jobs`` processes (:func:`run_cells`); return the records
+    of all ``cells``, one per cell (:func:`harness.benchmark.cells.current_records`)."""
+    mine = [cell for cell in cells if in_shard(cell, shard)]
+    done = done_definitions(read_records(records_file))
+    todo = [cell for cell in mine if not is_done(cell, done)]
+    desc = name if shard is None else f"{name} {shard[0]}/{shard[1]}"
+    run_one = runner(todo)
+    run_cells(todo, run_one, records_file, since, jobs, progress, len(mine) - len(todo), desc)
+    return current_records(cells, read_records(records_file))
 
 
 def run_cells(

@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from harness.records.selection import cell_key, one_per_cell
@@ -50,13 +50,11 @@ class Cell:
         key: ``(method, task, ablation, seed, fold)``, as :func:`cell_key` reads a record.
         number: Its place in the config's order (its record's ``trial``).
         spec: What defines it beyond the key (parameters, sweep, task options...).
-        payload: What its runner needs and the definition does not name.
     """
 
     key: tuple[Any, ...]
     number: int
     spec: dict[str, Any]
-    payload: Any = field(default=None, compare=False)
 
     @property
     def name(self) -> str:
@@ -112,7 +110,19 @@ def check_changes(
 ) -> list[Cell]:
     """The cells whose COMPLETE record was made under another definition and that have
     none under theirs; a one-line ValueError naming the first unless ``allow`` (they then
-    run again, and their new record replaces the old one in tables)."""
+    run again, and their new record replaces the old one in tables).
+
+    Example:
+        >>> cell = Cell(("eap", "t", "resample", 0, None), 0, {"params": {"x": 2}})
+        >>> old = {"algorithm": "eap", "task": "t", "params": {"ablation": "resample"},
+        ...        "seed": 0, "state": "COMPLETE", "config_hash": "0123456789abcdef"}
+        >>> check_changes([cell], [old], "comparison 'c'", allow=False)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: comparison 'c' was run with another config: eap on t (resample, seed 0) ...
+        >>> check_changes([cell], [old], "comparison 'c'", allow=True) == [cell]
+        True
+    """
     by_key = {cell.key: cell for cell in cells}
     complete = [r for r in records if r.get("state") == "COMPLETE" and r.get("config_hash")]
     current = {r["config_hash"] for r in complete}
@@ -158,7 +168,15 @@ def is_done(cell: Cell, done: set[str | tuple[Any, ...]]) -> bool:
 def current_records(cells: list[Cell], records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``records`` less those of a listed cell made under another definition (a config
     change that was allowed), one per cell (see
-    :func:`harness.records.selection.one_per_cell`)."""
+    :func:`harness.records.selection.one_per_cell`).
+
+    Example:
+        >>> cell = Cell(("eap", "t", None, 0, None), 0, {})
+        >>> rows = [{"algorithm": "eap", "task": "t", "params": {}, "seed": 0,
+        ...          "state": "COMPLETE", "config_hash": h} for h in ("old", cell.definition)]
+        >>> [r["config_hash"] == cell.definition for r in current_records([cell], rows)]
+        [True]
+    """
     definitions = {cell.key: cell.definition for cell in cells}
     kept = [
         r

@@ -25,16 +25,8 @@ from typing import Any
 from harness.algorithms import get_algorithm
 from harness.algorithms.params import check_seed, check_value
 from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
-from harness.benchmark.cell_runner import records_mark, run_cells
-from harness.benchmark.cells import (
-    Cell,
-    check_changes,
-    current_records,
-    done_definitions,
-    in_shard,
-    is_done,
-    loaded_task,
-)
+from harness.benchmark.cell_runner import records_mark, run_missing
+from harness.benchmark.cells import Cell, check_changes, in_shard, loaded_task
 from harness.configs.compare import CompareConfig
 from harness.engine.ablation import check_ablation
 from harness.evaluation.faithfulness_curve import faithfulness_curve
@@ -157,24 +149,17 @@ def run_compare(
     cells = compare_cells(config)
     mine = [cell for cell in cells if in_shard(cell, shard)]
     check_changes(mine, records, f"comparison {config.name!r}", allow_config_change)
-    done = done_definitions(records)
-    todo = [cell for cell in mine if not is_done(cell, done)]
-    studied = {  # read once, and a missing study refused before any run
-        (slug, task_name): study_params(config, slug, task_name, runs_dir)
-        for slug, task_name in dict.fromkeys(cell.key[:2] for cell in todo)
-    }
     claim_kind(place, COMPARE)
-    run_cells(
-        todo,
-        CompareCell(config, studied),
-        path,
-        since,
-        jobs or config.jobs,
-        progress,
-        already=len(mine) - len(todo),
-        desc=config.name if shard is None else f"{config.name} {shard[0]}/{shard[1]}",
-    )
-    return current_records(cells, read_records(path))
+
+    def runner(todo: list[Cell]) -> CompareCell:
+        studied = {  # read once, and a missing study refused before any run
+            (slug, task_name): study_params(config, slug, task_name, runs_dir)
+            for slug, task_name in dict.fromkeys(cell.key[:2] for cell in todo)
+        }
+        return CompareCell(config, studied)
+
+    jobs = jobs or config.jobs
+    return run_missing(cells, runner, path, since, jobs, progress, shard, config.name)
 
 
 @dataclass(frozen=True)

@@ -25,22 +25,14 @@ comparison (per test task and method, and the suite mean).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.algorithms import get_algorithm
 from harness.algorithms.params import check_seed
-from harness.benchmark.cell_runner import records_mark, run_cells
-from harness.benchmark.cells import (
-    Cell,
-    check_changes,
-    current_records,
-    done_definitions,
-    in_shard,
-    is_done,
-    loaded_task,
-)
+from harness.benchmark.cell_runner import records_mark, run_missing
+from harness.benchmark.cells import Cell, check_changes, in_shard, loaded_task
 from harness.configs.study import Heldout, Objective, StudyConfig, Wandb
 from harness.configs.transfer import TransferConfig
 from harness.engine.ablation import check_ablation
@@ -126,8 +118,7 @@ def preflight_transfer(config: TransferConfig) -> None:
 def transfer_cells(config: TransferConfig) -> list[Cell]:
     """Every (method, test task, seed, fold) cell of ``config``, in order, each defined by
     what decides its run: the method's fixed parameters, and for the searched SP methods
-    the search (space, objective, sampler, train tasks), not its outcome. Their
-    parameters (the payload) are filled in once the searches have run.
+    the search (space, objective, sampler, train tasks), not its outcome.
 
     Example:
         >>> config = TransferConfig(kind="transfer", name="t", train_tasks=["a"],
@@ -186,23 +177,12 @@ def run_transfer(
     claim_kind(place, TRANSFER)
     chosen = _searched_params(config, runs_dir, progress, allow_config_change)
     since = records_mark(path)
-    done = done_definitions(read_records(path))
-    todo = [
-        replace(cell, payload=chosen[cell.key[0], cell.key[1], cell.key[4]])
-        for cell in mine
-        if not is_done(cell, done)
-    ]
-    run_cells(
-        todo,
-        TransferCell(config),
-        path,
-        since,
-        jobs or config.jobs,
-        progress,
-        already=len(mine) - len(todo),
-        desc=config.name if shard is None else f"{config.name} {shard[0]}/{shard[1]}",
-    )
-    return current_records(cells, read_records(path))
+    jobs = jobs or config.jobs
+
+    def runner(todo: list[Cell]) -> TransferCell:
+        return TransferCell(config, chosen)
+
+    return run_missing(cells, runner, path, since, jobs, progress, shard, config.name)
 
 
 def _searched_params(config: TransferConfig, runs_dir: Path, progress: bool, allow: bool):
@@ -242,14 +222,20 @@ def _best(search: StudyConfig, runs_dir: Path, progress: bool, allow: bool):
 
 @dataclass(frozen=True)
 class TransferCell:
-    """Scores one cell of a transfer (picklable, for worker processes); the cell's
-    payload is ``(algorithm, parameters or None)``."""
+    """Scores one cell of a transfer (picklable, for worker processes).
+
+    Attributes:
+        config: The transfer.
+        chosen: (method, test task, fold) -> (algorithm, parameters, or ``None`` where its
+            search finished no trial).
+    """
 
     config: TransferConfig
+    chosen: dict[tuple[str, str, int | None], tuple[str, dict[str, Any] | None]]
 
     def __call__(self, cell: Cell) -> TrialRecord:
         method, task_name, _, seed, fold = cell.key
-        slug, params = cell.payload
+        slug, params = self.chosen[method, task_name, fold]
         task = loaded_task(task_name, self.config.task_options)
         run_params = dict(params or {})
         if "ablation" in algorithm_parameters(get_algorithm(slug)):
