@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from joblib.externals.loky.process_executor import TerminatedWorkerError
+
 from harness.benchmark.cells import Cell, current_records, done_definitions, in_shard, is_done
 from harness.records.claims import claimed, is_claimed
 from harness.records.schema import TrialRecord
@@ -123,9 +125,7 @@ def run_cells(
                     finished.add(cell.name)
                     ran += status == RAN
                     bar.update(1)
-            except Exception as error:
-                if type(error).__name__ != "TerminatedWorkerError":
-                    raise
+            except TerminatedWorkerError as error:
                 deaths += 1
                 if deaths > jobs:
                     raise WorkerError(f"worker processes died {deaths} times: {error}") from None

@@ -78,9 +78,9 @@ def cell_key(record: dict[str, Any]) -> tuple[Any, ...]:
         ...           "seed": 1})
         ('eap', 't', 'zero', 1, None)
     """
-    method = record.get("method") or record["algorithm"]
+    method = record.get("method") or record.get("algorithm")
     ablation = (record.get("params") or {}).get("ablation")
-    return method, record["task"], ablation, record["seed"], record.get("fold")
+    return method, record.get("task"), ablation, record.get("seed"), record.get("fold")
 
 
 def one_per_cell(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
