@@ -98,6 +98,19 @@ def test_the_table_names_methods_and_a_rerun_adds_nothing(ran):
     assert len(read_records(ran["tmp"] / "runs" / "xfer" / "transfer.jsonl")) == 6
 
 
+def test_a_resume_with_other_task_options_is_refused_in_one_line(ran):
+    changed = {**TRANSFER, "task_options": {"device": "cpu", "n_examples": 8}}
+    path = ran["tmp"] / "xfer-changed.yaml"
+    path.write_text(yaml.safe_dump(changed))
+    records = (ran["tmp"] / "runs" / "xfer" / "transfer.jsonl").read_bytes()
+    result = harness("transfer", str(path), *ran["args"][2:], cwd=ran["tmp"])
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert "transfer 'xfer' was run with another config" in line
+    assert "--allow-config-change" in line
+    assert (ran["tmp"] / "runs" / "xfer" / "transfer.jsonl").read_bytes() == records
+
+
 @pytest.mark.parametrize(
     ("changes", "message"),
     [

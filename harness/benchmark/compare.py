@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.algorithms import get_algorithm
 from harness.algorithms.params import check_seed, check_value
 from harness.algorithms.sp_batched import PER_TRIAL, subnetwork_probing_batched
+from harness.benchmark.cell_runner import records_mark, run_missing
+from harness.benchmark.cells import Cell, check_changes, in_shard, loaded_task
 from harness.configs.compare import CompareConfig
 from harness.engine.ablation import check_ablation
 from harness.evaluation.faithfulness_curve import faithfulness_curve
@@ -32,13 +35,13 @@ from harness.evaluation.roc import SCORE_TRAPEZOID, SWEEP_PESSIMISTIC, sweep_roc
 from harness.evaluation.run_one import algorithm_parameters, check_parameters, run_algorithm
 from harness.evaluation.stats import bootstrap_interval
 from harness.records.check import check_records_file
+from harness.records.kinds import COMPARE, STUDY, check_kind, claim_kind
 from harness.records.schema import TrialRecord, git_commit, package_versions, thin_curve
-from harness.records.selection import best_complete_record, method_label
-from harness.records.store import append_record, read_records
+from harness.records.selection import best_complete_record, method_label, one_per_cell
+from harness.records.store import read_records
 from harness.study.driver import BATCH_SHARED
 from harness.study.trials import failure_reason
 from harness.tasks import get_task_spec
-from harness.tasks import load as load_task
 from harness.tasks.base import check_metric_supported, check_task_options
 
 # The ACDC paper (Conmy et al. 2023), edge-level ROC AUC on tracr against its own
@@ -97,34 +100,85 @@ def _runs(config: CompareConfig) -> Iterator[tuple[str, str, str, int]]:
                     yield slug, task, ablation, seed
 
 
-def _key(record: dict[str, Any]) -> tuple[str, str, str, int]:
-    return record["algorithm"], record["task"], record["params"].get("ablation"), record["seed"]
+def compare_cells(config: CompareConfig) -> list[Cell]:
+    """Every (method, task, ablation, seed) cell of ``config``, task by task, each defined
+    by the method's parameters (``per_task`` ones merged), sweep and study, and the task's
+    options (see :mod:`harness.benchmark.cells`).
+
+    Example:
+        >>> config = CompareConfig.model_validate({"kind": "compare", "name": "c",
+        ...     "tasks": ["t"], "seeds": [0, 1], "methods": {"eap": {}}})
+        >>> [(c.number, c.key) for c in compare_cells(config)]
+        [(0, ('eap', 't', 'resample', 0, None)), (1, ('eap', 't', 'resample', 1, None))]
+    """
+    cells = []
+    for number, (slug, task, ablation, seed) in enumerate(_runs(config)):
+        method = config.methods[slug]
+        spec = {
+            "params": {**method.params, **method.per_task.get(task, {})},
+            "sweep": method.sweep,
+            "from_study": method.from_study and method.from_study.format(task=task),
+            "task_options": config.task_options,
+        }
+        cells.append(Cell((slug, task, ablation, seed, None), number, spec))
+    return cells
 
 
 def run_compare(
-    config: CompareConfig, runs_dir: Path, progress: bool = True
+    config: CompareConfig,
+    runs_dir: Path,
+    progress: bool = True,
+    jobs: int | None = None,
+    shard: tuple[int, int] | None = None,
+    allow_config_change: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run every missing (method, task, ablation, seed) and return all records."""
-    from tqdm.auto import tqdm
+    """Run every cell of ``config`` (of ``shard`` only, if given) that has no COMPLETE
+    record, in ``jobs`` processes (default: the config's), and return the records of
+    every cell, one per cell (see :mod:`harness.benchmark.cell_runner`).
 
-    path = runs_dir / config.name / "trials.jsonl"
+    Raises:
+        ValueError: One line: the name belongs to a study or transfer, or a cell's
+            definition changed since its record and ``allow_config_change`` is not set.
+    """
+    place = runs_dir / config.name
+    path = place / "trials.jsonl"
+    check_kind(place, COMPARE)  # before reading: another kind's records are not ours
     check_records_file(path)
-    done = {_key(r) for r in read_records(path) if r["state"] == "COMPLETE"}
-    todo = [run for run in _runs(config) if run not in done]
-    studied = {  # read once, and a missing study refused before any run
-        (slug, task_name): study_params(config, slug, task_name, runs_dir)
-        for slug, task_name in dict.fromkeys(run[:2] for run in todo)
-    }
-    tasks: dict[str, Any] = {}
-    next_number = len(read_records(path))
-    for slug, task_name, ablation, seed in tqdm(todo, desc=config.name, disable=not progress):
-        if task_name not in tasks:
-            tasks[task_name] = load_task(task_name, **config.task_options)
-        from_study = studied[slug, task_name]
-        record = _run_one(config, tasks[task_name], slug, ablation, seed, next_number, from_study)
-        append_record(path, record)
-        next_number += 1
-    return read_records(path)
+    since = records_mark(path)
+    records = read_records(path)
+    cells = compare_cells(config)
+    mine = [cell for cell in cells if in_shard(cell, shard)]
+    check_changes(mine, records, f"comparison {config.name!r}", allow_config_change)
+    claim_kind(place, COMPARE)
+
+    def runner(todo: list[Cell]) -> CompareCell:
+        studied = {  # read once, and a missing study refused before any run
+            (slug, task_name): study_params(config, slug, task_name, runs_dir)
+            for slug, task_name in dict.fromkeys(cell.key[:2] for cell in todo)
+        }
+        return CompareCell(config, studied)
+
+    jobs = jobs or config.jobs
+    return run_missing(cells, runner, path, since, jobs, progress, shard, config.name)
+
+
+@dataclass(frozen=True)
+class CompareCell:
+    """Runs one cell of a comparison (picklable, for worker processes).
+
+    Attributes:
+        config: The comparison.
+        studied: (method, task) -> the parameters its ``from_study`` gave.
+    """
+
+    config: CompareConfig
+    studied: dict[tuple[str, str], dict[str, Any]]
+
+    def __call__(self, cell: Cell) -> TrialRecord:
+        slug, task_name, ablation, seed, _ = cell.key
+        task = loaded_task(task_name, self.config.task_options)
+        from_study = self.studied[slug, task_name]
+        return _run_one(self.config, task, slug, ablation, seed, cell.number, from_study)
 
 
 def study_params(config: CompareConfig, slug: str, task_name: str, runs_dir: Path):
@@ -166,6 +220,7 @@ def best_params(study: str, runs_dir: Path) -> dict[str, Any]:
         >>> best_params("s", runs)
         {'epochs': 1}
     """
+    check_kind(runs_dir / study, STUDY)
     records = read_records(runs_dir / study / "trials.jsonl")
     complete = [r for r in records if r.get("state") == "COMPLETE"]
     best = (
@@ -286,11 +341,12 @@ def _sweep_circuits(task, slug, params, name, values, seed) -> list[tuple[Any, f
 
 
 def comparison_table(records: list[dict[str, Any]], samples: int = 10000):
-    """One row per task × ground truth × ablation × method (a pandas DataFrame)."""
+    """One row per task × ground truth × ablation × method (a pandas DataFrame); a cell
+    recorded twice counts once (see :func:`harness.records.selection.one_per_cell`)."""
     import pandas as pd
 
     groups: dict[tuple, list[dict[str, Any]]] = {}
-    for r in records:
+    for r in one_per_cell(records):
         if r["state"] != "COMPLETE":
             continue
         for gt in r["auc"]:

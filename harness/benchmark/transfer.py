@@ -25,24 +25,27 @@ comparison (per test task and method, and the suite mean).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.algorithms import get_algorithm
 from harness.algorithms.params import check_seed
+from harness.benchmark.cell_runner import records_mark, run_missing
+from harness.benchmark.cells import Cell, check_changes, in_shard, loaded_task
 from harness.configs.study import Heldout, Objective, StudyConfig, Wandb
 from harness.configs.transfer import TransferConfig
 from harness.engine.ablation import check_ablation
 from harness.evaluation.roc import SCORE_TRAPEZOID
 from harness.evaluation.run_one import algorithm_parameters, check_parameters, run_algorithm
 from harness.records.check import check_records_file
+from harness.records.kinds import STUDY, TRANSFER, check_kind, claim_kind
 from harness.records.schema import TrialRecord, git_commit, package_versions
-from harness.records.store import append_record, read_records
+from harness.records.store import read_records
 from harness.study.driver import preflight, records_path, run_study
 from harness.study.heldout import selected_trial
 from harness.study.objective import score_outcome
 from harness.study.trials import failure_reason
-from harness.tasks import load as load_task
 
 TRANSFER_FILE = "transfer.jsonl"
 SP_METHODS = ("sp-default", "sp-transfer", "sp-oracle")
@@ -112,54 +115,132 @@ def preflight_transfer(config: TransferConfig) -> None:
         check_parameters(get_algorithm(slug), params, where=f"baselines.{slug}: ")
 
 
+def transfer_cells(config: TransferConfig) -> list[Cell]:
+    """Every (method, test task, seed, fold) cell of ``config``, in order, each defined by
+    what decides its run: the method's fixed parameters, and for the searched SP methods
+    the search (space, objective, sampler, train tasks), not its outcome.
+
+    Example:
+        >>> config = TransferConfig(kind="transfer", name="t", train_tasks=["a"],
+        ...     test_tasks=["b"], seeds=[0], baselines={"random": {}},
+        ...     search_space={"epochs": {"type": "int", "low": 1, "high": 2}})
+        >>> [c.key for c in transfer_cells(config)]  # doctest: +NORMALIZE_WHITESPACE
+        [('sp-default', 'b', 'resample', 0, None), ('sp-transfer', 'b', 'resample', 0, None),
+         ('random', 'b', 'resample', 0, None)]
+    """
+    search = config.model_dump(
+        mode="json", include={"search_space", "objective", "aggregate", "sampler", "pruner", "seed"}
+    )
+    common = {"task_options": config.task_options, "params": config.params}
+    cells: list[Cell] = []
+    for fold, train, test in splits(config):
+        for task in test:
+            specs = {
+                "sp-default": {"slug": "sp", **common},
+                "sp-transfer": {"slug": "sp", **common, "search": search, "train": train},
+            }
+            if config.oracle:
+                specs["sp-oracle"] = {"slug": "sp", **common, "search": search}
+            for slug, params in config.baselines.items():
+                specs[slug] = {"slug": slug, "task_options": config.task_options, "params": params}
+            for method, spec in specs.items():
+                for seed in config.seeds:
+                    key = (method, task, config.ablation, seed, fold)
+                    cells.append(Cell(key, len(cells), spec))
+    return cells
+
+
 def run_transfer(
-    config: TransferConfig, runs_dir: Path, progress: bool = True
+    config: TransferConfig,
+    runs_dir: Path,
+    progress: bool = True,
+    jobs: int | None = None,
+    shard: tuple[int, int] | None = None,
+    allow_config_change: bool = False,
 ) -> list[dict[str, Any]]:
-    """Search on the train tasks, then score every method on every test task and seed
-    not yet recorded; return every line of ``transfer.jsonl``."""
-    path = runs_dir / config.name / TRANSFER_FILE
+    """Search on the train tasks, then score every cell (of ``shard`` only, if given)
+    not yet recorded, in ``jobs`` processes (default: the config's); return the records
+    of every cell of ``transfer.jsonl``, one per cell.
+
+    Raises:
+        ValueError: One line: the name (or a search's) belongs to another kind, or a
+            cell's definition or a search's config changed and ``allow_config_change``
+            is not set.
+    """
+    place = runs_dir / config.name
+    path = place / TRANSFER_FILE
+    check_kind(place, TRANSFER)
     check_records_file(path)
+    cells = transfer_cells(config)
+    mine = [cell for cell in cells if in_shard(cell, shard)]
+    check_changes(mine, read_records(path), f"transfer {config.name!r}", allow_config_change)
+    claim_kind(place, TRANSFER)
+    chosen = _searched_params(config, runs_dir, progress, allow_config_change)
+    since = records_mark(path)
+    jobs = jobs or config.jobs
+
+    def runner(todo: list[Cell]) -> TransferCell:
+        return TransferCell(config, chosen)
+
+    return run_missing(cells, runner, path, since, jobs, progress, shard, config.name)
+
+
+def _searched_params(config: TransferConfig, runs_dir: Path, progress: bool, allow: bool):
+    """(method, test task, fold) -> (algorithm, parameters or ``None``): the searches run
+    (or resumed) first; ``None`` where a search finished no trial."""
+    chosen: dict[tuple[str, str, int | None], tuple[str, dict[str, Any] | None]] = {}
     for fold, train, test in splits(config):
         suffix = "" if fold is None else f"-fold{fold}"
         search = search_config(config, f"{config.name}-search{suffix}", train)
-        run_study(search, runs_dir=runs_dir, progress=progress)
-        best = selected_trial(search, read_records(records_path(search, runs_dir)))
-        transferred = None if best is None else best["params"]
+        transferred = _best(search, runs_dir, progress, allow)
         for task_name in test:
-            methods: dict[str, tuple[str, dict[str, Any] | None]] = {
-                "sp-default": ("sp", {**config.params, "ablation": config.ablation}),
-                "sp-transfer": ("sp", transferred),
-            }
+            chosen["sp-default", task_name, fold] = (
+                "sp",
+                {**config.params, "ablation": config.ablation},
+            )
+            chosen["sp-transfer", task_name, fold] = ("sp", transferred)
             if config.oracle:
                 oracle = search_config(
                     config, f"{config.name}-oracle-{task_name}", [task_name], _ground_truth(config)
                 )
-                run_study(oracle, runs_dir=runs_dir, progress=progress)
-                chosen = selected_trial(oracle, read_records(records_path(oracle, runs_dir)))
-                methods["sp-oracle"] = ("sp", None if chosen is None else chosen["params"])
+                chosen["sp-oracle", task_name, fold] = (
+                    "sp",
+                    _best(oracle, runs_dir, progress, allow),
+                )
             for slug, params in config.baselines.items():
-                methods[slug] = (slug, params)
-            _score_task(config, path, fold, task_name, methods)
-    return read_records(path)
+                chosen[slug, task_name, fold] = (slug, params)
+    return chosen
 
 
-def _score_task(config, path: Path, fold, task_name: str, methods) -> None:
-    records = read_records(path)
-    done = {(r["task"], r["method"], r["seed"]) for r in records if r["state"] == "COMPLETE"}
-    number = len(records)  # the next record's number (one writer per transfer)
-    task = None
-    for method, (slug, params) in methods.items():
-        for seed in config.seeds:
-            if (task_name, method, seed) in done:
-                continue
-            task = task or load_task(task_name, **config.task_options)
-            run_params = dict(params or {})
-            if "ablation" in algorithm_parameters(get_algorithm(slug)):
-                run_params["ablation"] = config.ablation
-            record = _score_one(config, task, method, slug, run_params, seed, fold, params)
-            record.trial = number
-            append_record(path, record)
-            number += 1
+def _best(search: StudyConfig, runs_dir: Path, progress: bool, allow: bool):
+    """Run (or resume) ``search``; the parameters of its selected trial, or ``None``."""
+    check_kind(runs_dir / search.name, STUDY)
+    run_study(search, runs_dir=runs_dir, progress=progress, allow_config_change=allow)
+    best = selected_trial(search, read_records(records_path(search, runs_dir)))
+    return None if best is None else best["params"]
+
+
+@dataclass(frozen=True)
+class TransferCell:
+    """Scores one cell of a transfer (picklable, for worker processes).
+
+    Attributes:
+        config: The transfer.
+        chosen: (method, test task, fold) -> (algorithm, parameters, or ``None`` where its
+            search finished no trial).
+    """
+
+    config: TransferConfig
+    chosen: dict[tuple[str, str, int | None], tuple[str, dict[str, Any] | None]]
+
+    def __call__(self, cell: Cell) -> TrialRecord:
+        method, task_name, _, seed, fold = cell.key
+        slug, params = self.chosen[method, task_name, fold]
+        task = loaded_task(task_name, self.config.task_options)
+        run_params = dict(params or {})
+        if "ablation" in algorithm_parameters(get_algorithm(slug)):
+            run_params["ablation"] = self.config.ablation
+        return _score_one(self.config, task, method, slug, run_params, seed, fold, params)
 
 
 def _score_one(config, task, method, slug, params, seed, fold, chosen) -> TrialRecord:

@@ -115,3 +115,20 @@ def load_study(args: argparse.Namespace):
     config = load_config(args.study, overrides)
     preflight(config)
     return config
+
+
+def cell_options(args: argparse.Namespace, config) -> tuple[int, tuple[int, int] | None]:
+    """``(jobs, shard)`` of a comparison or transfer: ``--jobs`` (else the config's
+    ``jobs``) checked against :func:`parallel_limit`, and ``--shard I/N`` read; one line
+    on bad input.
+
+    Example:
+        >>> args = argparse.Namespace(jobs=None, shard="1/4")
+        >>> cell_options(args, argparse.Namespace(jobs=2))
+        (2, (1, 4))
+    """
+    from harness.benchmark.cells import parse_shard
+
+    jobs = config.jobs if args.jobs is None else args.jobs
+    check_parallelism("--jobs" if args.jobs is not None else "jobs (in the config)", jobs)
+    return jobs, parse_shard(args.shard) if args.shard else None

@@ -193,6 +193,7 @@ def _add_compare(commands) -> None:
     compare.add_argument("--runs-dir", type=Path, help="records root (default runs/)")
     compare.add_argument("--report-dir", type=Path, default=Path("reports"))
     compare.add_argument("--no-progress", action="store_true")
+    _add_cell_options(compare)
 
 
 def _add_transfer(commands) -> None:
@@ -204,6 +205,28 @@ def _add_transfer(commands) -> None:
     transfer.add_argument("--runs-dir", type=Path, help="records root (default runs/)")
     transfer.add_argument("--report-dir", type=Path, default=Path("reports"))
     transfer.add_argument("--no-progress", action="store_true")
+    _add_cell_options(transfer)
+
+
+def _add_cell_options(command: argparse.ArgumentParser) -> None:
+    """The options ``compare`` and ``transfer`` share: how their cells run."""
+    command.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="worker processes for the cells on this machine (default: the config's jobs, 1)",
+    )
+    command.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run share I of N of the cells (I from 0; a job array's index and count); "
+        "N processes on N machines sharing the runs directory run all of them",
+    )
+    command.add_argument(
+        "--allow-config-change",
+        action="store_true",
+        help="run again the cells whose definition changed since their records",
+    )
 
 
 def _add_report(commands) -> None:

@@ -29,14 +29,16 @@ def check_trial_limits(args: argparse.Namespace) -> None:
 
 
 def check_storage_and_records(args: argparse.Namespace, config, runs_dir: Path) -> None:
-    """Refuse a bad ``--storage`` URL, an unwritable runs directory or a damaged records
-    file (one line each) before anything is created."""
+    """Refuse a bad ``--storage`` URL, an unwritable runs directory, a name a comparison or
+    transfer holds, or a damaged records file (one line each) before anything is created."""
     from harness.records.check import check_records_file
+    from harness.records.kinds import STUDY, check_kind
     from harness.study.driver import records_path
     from harness.study.runtime.storage_urls import check_storage_url
 
     check_storage_url(args.storage or config.storage_url(runs_dir))
     writable_dir(records_path(config, runs_dir).parent, "the runs directory")
+    check_kind(records_path(config, runs_dir).parent, STUDY)
     check_records_file(records_path(config, runs_dir))
 
 

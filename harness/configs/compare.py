@@ -84,6 +84,7 @@ class CompareConfig(StrictModel):
     methods: dict[str, MethodConfig] = Field(min_length=1)
     bootstrap_samples: int = Field(default=10000, ge=100)
     figure: FigureConfig = Field(default_factory=FigureConfig, exclude=True)  # no result
+    jobs: int = Field(default=1, ge=1)  # worker processes for the cells (--jobs overrides)
 
 
 def load_compare_config(path: Path | str, overrides: dict[str, Any] | None = None) -> CompareConfig:

@@ -57,6 +57,7 @@ class TransferConfig(StrictModel):
     oracle: bool = False
     bootstrap_samples: int = Field(default=10000, ge=100)
     figure: FigureConfig = Field(default_factory=FigureConfig, exclude=True)  # no result
+    jobs: int = Field(default=1, ge=1)  # worker processes for the cells (--jobs overrides)
 
     @model_validator(mode="after")
     def _split(self) -> TransferConfig:

@@ -67,3 +67,38 @@ def method_label(record: dict[str, Any]) -> str:
         mode = "tree"
     name = record.get("method") or record["algorithm"]
     return f"{name} ({mode})" if mode else str(name)
+
+
+def cell_key(record: dict[str, Any]) -> tuple[Any, ...]:
+    """What makes a comparison's or transfer's run one cell: method, task, ablation, seed
+    and fold (a record of the same cell is a repeat, never another seed).
+
+    Example:
+        >>> cell_key({"algorithm": "eap", "task": "t", "params": {"ablation": "zero"},
+        ...           "seed": 1})
+        ('eap', 't', 'zero', 1, None)
+    """
+    method = record.get("method") or record.get("algorithm")
+    ablation = (record.get("params") or {}).get("ablation")
+    return method, record.get("task"), ablation, record.get("seed"), record.get("fold")
+
+
+def one_per_cell(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per cell (see :func:`cell_key`): its last COMPLETE record, else its last
+    one, in the order of the records kept. Two writers of one cell, or a cell rerun after
+    a config change, never count twice.
+
+    Example:
+        >>> rows = [{"algorithm": "eap", "task": "t", "params": {}, "seed": 0,
+        ...          "state": s, "trial": i} for i, s in enumerate(["FAIL", "COMPLETE",
+        ...          "COMPLETE", "FAIL"])]
+        >>> [r["trial"] for r in one_per_cell(rows)]
+        [2]
+    """
+    kept: dict[tuple[Any, ...], int] = {}
+    for i, record in enumerate(records):
+        key = cell_key(record)
+        old = kept.get(key)
+        if old is None or record.get("state") == "COMPLETE" or records[old]["state"] != "COMPLETE":
+            kept[key] = i
+    return [records[i] for i in sorted(kept.values())]

@@ -19,7 +19,8 @@ from harness.configs.figure import FigureConfig
 from harness.configs.loading import AnyConfig, load_any_config
 from harness.evaluation.roc import SCORE_TRAPEZOID
 from harness.records.check import check_records_file
-from harness.records.selection import best_complete_record, first_objective
+from harness.records.kinds import check_kind, kind_of
+from harness.records.selection import best_complete_record, first_objective, one_per_cell
 from harness.records.store import read_records
 
 
@@ -83,21 +84,25 @@ def load_source(spec: str, runs_dir: Path) -> Source:
             f"report source {spec!r} is neither a config file nor a study name (letters, "
             "digits, _.-): name a study under --runs-dir, or its YAML config"
         )
-    kind = getattr(config, "kind", None)
+    kind = getattr(config, "kind", None) or (None if config is None else "study")
+    if kind is not None:  # a config names its kind: another kind's place is refused
+        check_kind(runs_dir / name, kind)
+    else:
+        kind = kind_of(runs_dir / name)
     records_path = runs_dir / name / ("transfer.jsonl" if kind == "transfer" else "trials.jsonl")
-    if config is None and (runs_dir / name / "transfer.jsonl").exists():
-        kind, records_path = "transfer", runs_dir / name / "transfer.jsonl"
     check_records_file(records_path)
     records = read_records(records_path)
     if not records:
         raise ValueError(f"no records for {name!r}: {records_path} is missing or empty")
     comparison = kind in ("compare", "transfer") or (
-        config is None and _looks_like_comparison(records)
+        kind is None and _looks_like_comparison(records)
     )
     figure = config.figure if config is not None and "figure" in config.model_fields_set else None
     if comparison:
         samples = getattr(config, "bootstrap_samples", 10000)
-        return Source(name, "compare", records, bootstrap_samples=samples, figure=figure)
+        return Source(
+            name, "compare", one_per_cell(records), bootstrap_samples=samples, figure=figure
+        )
     source = _study_source(name, records, config)
     source.heldout = read_records(records_path.with_name("heldout.jsonl"))
     source.figure = figure

@@ -117,3 +117,28 @@ def refuse_symlinked_outputs(out: Path, names: tuple[str, ...]) -> None:
                 f"{found[0]} is a symbolic link (to {os.readlink(found[0])}): the report "
                 "will not write through it; remove it or choose another --out"
             )
+
+
+def write_text_atomically(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, then a rename, so
+    that processes writing it at once (``--shard`` runs) and its readers never see a mix.
+
+    Example:
+        >>> import tempfile
+        >>> path = Path(tempfile.mkdtemp()) / "table.md"
+        >>> write_text_atomically(path, "| a |\\n")
+        >>> path.read_text(), [p.name for p in path.parent.iterdir()]
+        ('| a |\\n', ['table.md'])
+    """
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(
+        "w", dir=path.parent, prefix=f".{path.name}.", delete=False
+    ) as handle:
+        handle.write(text)
+    try:
+        os.chmod(handle.name, 0o644)
+        os.replace(handle.name, path)
+    except OSError:
+        os.unlink(handle.name)
+        raise
