@@ -149,13 +149,13 @@ def run_compare(
     cells = compare_cells(config)
     mine = [cell for cell in cells if in_shard(cell, shard)]
     check_changes(mine, records, f"comparison {config.name!r}", allow_config_change)
+    studied = {  # read once, and a missing study refused before anything is written
+        (slug, task_name): study_params(config, slug, task_name, runs_dir)
+        for slug, task_name in dict.fromkeys(cell.key[:2] for cell in mine)
+    }
     claim_kind(place, COMPARE)
 
     def runner(todo: list[Cell]) -> CompareCell:
-        studied = {  # read once, and a missing study refused before any run
-            (slug, task_name): study_params(config, slug, task_name, runs_dir)
-            for slug, task_name in dict.fromkeys(cell.key[:2] for cell in todo)
-        }
         return CompareCell(config, studied)
 
     jobs = jobs or config.jobs

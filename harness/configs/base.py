@@ -69,10 +69,18 @@ def _refuse_non_number(name: str, value: Any, expected: str) -> None:
     """
     if isinstance(value, bool):
         raise ValueError(f"{name}: {expected}, not {str(value).lower()}")
-    if isinstance(value, str):
+    if isinstance(value, str) and _is_number(value):  # other strings: pydantic's message
         raise ValueError(
             f"{name}: {expected}, not the string {value!r} (write {value} without quotes)"
         )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _bare(annotation: Any) -> Any:

@@ -209,8 +209,12 @@ def load_mib_file(path: Path | str) -> dict[str, Any]:
         if isinstance(score, bool) or not isinstance(score, (int, float)):
             raise ValueError(f"{path}: edge {name!r} has no numeric 'score'")
         if not math.isfinite(_as_float(score)):
-            shown = score if isinstance(score, float) else f"an integer of {len(str(score))} digits"
-            raise ValueError(f"{path}: edge {name!r} has a score out of range ({shown})")
+            if isinstance(score, float):
+                raise ValueError(f"{path}: edge {name!r} has a non-finite score {score}")
+            digits = len(str(score))
+            raise ValueError(
+                f"{path}: edge {name!r} has a score out of range (an integer of {digits} digits)"
+            )
         if not isinstance(entry.get("in_graph", False), bool):
             raise ValueError(f"{path}: edge {name!r} has an 'in_graph' that is not true/false")
     return data

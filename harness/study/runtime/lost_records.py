@@ -19,6 +19,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from optuna.trial import TrialState
+
 from harness.records.store import read_records, records_locked
 from harness.study.runtime.retries import RETRY_HISTORY, failed_for_deaths, run_again
 from harness.study.status import missing_records
@@ -42,6 +44,9 @@ def rerun_lost_records(study: Any, records_file: Path) -> dict[int, int]:
         >>> rerun_lost_records(study, records)  # its copy now stands in for it
         {}
     """
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    if not records_file.exists() and not study.get_trials(deepcopy=False, states=finished):
+        return {}  # nothing can have lost its record (and the lock would make the file)
     with records_locked(records_file):
         trials = study.get_trials(deepcopy=False)  # before the records: see the docstring
         recorded = {r.get("trial"): r for r in read_records(records_file)}
