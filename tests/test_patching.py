@@ -200,6 +200,7 @@ def test_patching_every_edge_out_of_a_head_equals_replacing_its_output(model, to
     assert error(got, expected) < TOLERANCE
 
 
+@pytest.mark.slow  # 93 s on 2 busy cores; make test-slow and CI run it
 def test_gradients_match_finite_differences(token_pair):
     clean, corrupt = token_pair
     patchable = PatchableModel.wrap(random_model(n_layers=2, n_heads=2, d_model=16, d_head=8))

@@ -419,6 +419,7 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+@pytest.mark.slow  # 23 s
 def test_memory_running_out_in_a_trial_stops_the_run_with_exit_1(tmp_path: Path):
     """A real MemoryError: numpy's allocation of 2 GiB under an RLIMIT_AS of 768 MiB more
     than the process had. Before: every trial failed the same way, each with a FAIL

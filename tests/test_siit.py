@@ -128,6 +128,7 @@ def _train_command(out: Path, checkpoints: Path, steps: int) -> list[str]:
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # 27 s: trains hist three times
 def test_a_training_killed_with_sigkill_resumes_to_the_same_model(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
     whole, resumed, checkpoints = tmp_path / "whole", tmp_path / "resumed", tmp_path / "ckpt"

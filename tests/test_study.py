@@ -173,7 +173,10 @@ def test_failing_trials_are_recorded_and_the_study_goes_on(tmp_path):
     assert reasons and all("bogus" in r for r in reasons)
 
 
-@pytest.mark.parametrize("storage", ["sqlite", "journal"])
+@pytest.mark.parametrize(
+    "storage",
+    ["sqlite", pytest.param("journal", marks=pytest.mark.slow)],  # 61 s, same path
+)
 def test_resume_after_sigkill_keeps_every_trial_and_repeats_none(tmp_path, storage):
     """SQLite: the killed trial goes stale by heartbeat; a journal file: by its worker's
     released lock (no waiting)."""
@@ -476,6 +479,7 @@ def test_ctrl_c_ends_cleanly_and_the_interrupted_trial_is_rerun(tmp_path):
     assert len(after) == 3 and len({r["trial"] for r in after}) == 3
 
 
+@pytest.mark.slow  # 53 s
 def test_ctrl_c_stops_worker_processes_at_a_safe_point_and_marks_their_trials(tmp_path):
     """A terminal's Ctrl-C reaches the whole process group; the parent relays it once."""
     path = write_study(
