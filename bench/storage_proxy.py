@@ -48,11 +48,12 @@ QUICK = {  # the shipped study, with trials of a few seconds on a CPU and nothin
 }
 
 
-def study_config(name: str, n_trials: int) -> dict:
-    """``studies/sp-tracr-reverse.yaml`` with :data:`QUICK` merged in."""
+def study_config(name: str, n_trials: int, epochs: tuple[int, int] = (4, 8)) -> dict:
+    """``studies/sp-tracr-reverse.yaml`` with :data:`QUICK` merged in, epochs in ``epochs``."""
     data = yaml.safe_load(SHIPPED.read_text())
     for key, value in QUICK.items():
         data[key] = {**data[key], **value} if isinstance(value, dict) and key in data else value
+    data["search_space"]["epochs"] = {"type": "int", "low": epochs[0], "high": epochs[1]}
     return {**data, "name": name, "n_trials": n_trials}
 
 
@@ -91,7 +92,7 @@ def all_mid_trial(storage, name: str, workers: list[subprocess.Popen], records: 
 def run(way: str, args: argparse.Namespace, tmp: Path, env: dict) -> dict:
     name = f"bench-{way}-{uuid.uuid4().hex[:6]}"
     path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(study_config(name, args.trials)))
+    path.write_text(yaml.safe_dump(study_config(name, args.trials, tuple(args.epochs))))
     runs = tmp / "runs"
     records_file = runs / name / "trials.jsonl"
     proxy, url = None, args.postgres
@@ -188,6 +189,10 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=40)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--kill-after", type=int, default=8)
+    parser.add_argument(
+        "--epochs", type=int, nargs=2, default=[4, 8], metavar=("LOW", "HIGH"),
+        help="SP epochs a trial (longer trials: more moments when every worker trains)",
+    )  # fmt: skip
     parser.add_argument("--heartbeat", default="2", help="HARNESS_HEARTBEAT_SECONDS")
     parser.add_argument("--ways", default="direct,proxy")
     args = parser.parse_args()

@@ -150,10 +150,10 @@ def _wait_for_study(url: str, timeout: float = 120):
 def test_four_workers_through_a_postgres_proxy_one_killed():
     """``bench/storage_proxy.py``, small: four ``harness worker`` processes through a real
     proxy over PostgreSQL, one killed with SIGKILL while every worker trains a trial."""
-    # 16 trials: a moment when every worker trains (the bench's kill condition) came in 5
-    # of 6 runs of 10 trials on a machine at load 11; more trials, more such moments
-    command = ["--postgres", POSTGRES_URL, "--ways", "proxy", "--trials", "16", "--kill-after"]
-    command += ["1", "--heartbeat", "5"]
+    # trials of 40-60 epochs (seconds each): the kill waits for a moment when every worker
+    # trains, which trials of 4-8 epochs gave in 5 of 6 runs at load 11 and 1 of 2 at load 1
+    command = ["--postgres", POSTGRES_URL, "--ways", "proxy", "--trials", "12", "--kill-after"]
+    command += ["1", "--heartbeat", "5", "--epochs", "40", "60"]
     result = subprocess.run(
         [sys.executable, "bench/storage_proxy.py", *command],
         cwd=ROOT,
@@ -165,7 +165,7 @@ def test_four_workers_through_a_postgres_proxy_one_killed():
     assert result.returncode == 0, result.stderr
     (line,) = result.stdout.splitlines()
     run = json.loads(line)
-    assert run["trials"] == 16 and run["each_once"] and run["worker_errors"] == [], run
+    assert run["trials"] == 12 and run["each_once"] and run["worker_errors"] == [], run
     assert run["reasons"] == [f"{STALE}; retried"], run
     assert len(run["retries_done"]) == len(run["killed_trials"]) == 1
     assert run["retries_same_setting"]
