@@ -46,9 +46,9 @@ def train_payload(
 ) -> dict[str, Any]:
     """Train ``program``'s model and return its file's plain data, ground truths checked."""
     compiled = load_compiled(program)
-    run = train_siit(compiled, settings, checkpoint, progress, on_measure)
-    model = trained_model(run.config, run.state_dict)
     data = siit_data(compiled, settings.seed, settings.train_fraction)
+    run = train_siit(compiled, settings, checkpoint, progress, on_measure, data)
+    model = trained_model(run.config, run.state_dict)
     truths = trained_ground_truths(
         EdgeGraph.from_config(model.cfg),
         run.alignment.circuit,

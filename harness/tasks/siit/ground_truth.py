@@ -27,13 +27,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import torch
-
 from harness.engine.graph import RESID_END, RESID_START, EdgeGraph
 from harness.engine.patching import PatchableModel
 from harness.tasks.siit.alignment import node_of
 from harness.tasks.siit.data import SiitData
-from harness.tasks.siit.metrics import SOURCE_SEED, correct_share
+from harness.tasks.siit.metrics import correct_share, source_order
 
 NODE_INDUCED = "siit"
 MAPPED_RESAMPLE = "tracr-resample"
@@ -72,8 +70,9 @@ def ablation_accuracy(model: Any, data: SiitData, kept: Iterable[str]) -> float:
         kept = set(kept)
         outside = [e.name for e in patchable.edges if e.name not in kept]
         base = data.test_tokens  # [n, pos]
-        order = torch.randperm(base.shape[0], generator=torch.Generator().manual_seed(SOURCE_SEED))
-        logits = patchable.run_patched(base, base[order], outside)  # [n, pos, d_vocab_out]
+        logits = patchable.run_patched(
+            base, base[source_order(base.shape[0])], outside
+        )  # [n, pos, d_vocab_out]
         return correct_share(logits[:, list(data.positions)], data.test_labels, data.numerical)
     finally:
         patchable.unwrap()

@@ -43,11 +43,20 @@ def correct_share(out: Tensor, target: Tensor, numerical: bool) -> float:
     return float(right.float().mean())
 
 
+def source_order(n: int) -> Tensor:
+    """The fixed shuffle ``[n]`` that pairs each test prompt with its source prompt.
+
+    Example:
+        >>> torch.equal(source_order(5), source_order(5)), sorted(source_order(5).tolist())
+        (True, [0, 1, 2, 3, 4])
+    """
+    return torch.randperm(n, generator=torch.Generator().manual_seed(SOURCE_SEED))
+
+
 def siit_metrics(model: Any, data: SiitData, alignment: Alignment) -> dict[str, Any]:
     """Accuracy, IIA, strict and joint accuracy of ``model`` on ``data``'s test prompts."""
     base, labels = data.test_tokens, data.test_labels  # [n, pos], [n, n_out]
-    order = torch.randperm(base.shape[0], generator=torch.Generator().manual_seed(SOURCE_SEED))
-    source = base[order]  # [n, pos]
+    source = base[source_order(base.shape[0])]  # [n, pos]
     pos = list(data.positions)
     with torch.no_grad():
         accuracy = correct_share(model(base)[:, pos], labels, data.numerical)

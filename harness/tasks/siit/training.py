@@ -194,10 +194,12 @@ def train_siit(
     checkpoint: str | os.PathLike | None = None,
     progress: bool = False,
     on_measure: Callable[[int, dict[str, Any]], None] | None = None,
+    data: SiitData | None = None,
 ) -> SiitRun:
     """Train a model to implement ``compiled``'s circuit with SIIT (on CPU, one thread
     deterministic); resumes from ``checkpoint`` when it holds this program and settings."""
-    data = siit_data(compiled, settings.seed, settings.train_fraction)
+    if data is None:
+        data = siit_data(compiled, settings.seed, settings.train_fraction)
     config = trained_config(compiled.config, settings.seed)
     alignment = data.alignment(config["n_layers"], config["n_heads"])
     model = _new_model(config, settings.seed)
