@@ -21,7 +21,7 @@ from harness.tasks.siit.ground_truth import ablation_accuracy, node_induced_edge
 from harness.tasks.siit.interchange import node_activations, run_patched
 from harness.tasks.siit.metrics import siit_metrics
 from harness.tasks.siit.sizing import parameter_count, trained_config
-from harness.tasks.siit.training import SiitSettings, train_siit
+from harness.tasks.siit.training import STRICT_NODES, SiitSettings, draw_step, train_siit
 from harness.tasks.siit.weight_files import read_siit
 from harness.tasks.tracr.compile import load_compiled
 from tests.conftest import random_model
@@ -120,6 +120,66 @@ def test_training_is_deterministic_and_learns(tmp_path):
     assert losses[-1] < losses[0]
 
 
+def test_strict_draws_one_a_subset_or_every_outside_node():
+    data = siit_data(load_compiled("hist"))
+    alignment = data.alignment(2, 4)
+    generator = torch.Generator().manual_seed(0)
+    sizes = {
+        which: {len(draw_step(data, alignment, generator, 4, which).resampled) for _ in range(60)}
+        for which in STRICT_NODES
+    }
+    assert sizes["one"] == {1}
+    assert sizes["all"] == {len(alignment.outside)}
+    assert min(sizes["subset"]) == 1 and max(sizes["subset"]) == len(alignment.outside)
+    picked = draw_step(data, alignment, generator, 4, "subset").resampled
+    assert set(picked) <= set(alignment.outside) and picked == sorted(picked, key=picked.index)
+    with pytest.raises(ValueError, match="strict_nodes must be one of"):
+        SiitSettings(strict_nodes="some")
+
+
+def test_silent_outside_nodes_start_with_zero_output_weights():
+    compiled = load_compiled("hist")
+    settings = SiitSettings(steps=1, batch_size=4, silent_outside=True, learning_rate=1e-9)
+    run = train_siit(compiled, settings)
+    model = trained_model(run.config, run.state_dict)
+    # after one step of a tiny learning rate the silenced weights are (almost) zero
+    for node in run.alignment.outside:
+        layer = int(node.split(".")[0][1:]) if node.startswith("A") else int(node.split()[1])
+        if node.startswith("A"):
+            weights = model.blocks[layer].attn.W_O[int(node.split(".")[1])]
+        else:
+            weights = model.blocks[layer].mlp.W_out
+        assert float(weights.detach().abs().max()) < 1e-6, node
+    # the circuit's own output weights are untouched
+    assert float(model.blocks[0].attn.W_O[0].detach().abs().max()) > 1e-2
+    assert float(model.blocks[0].mlp.W_out.detach().abs().max()) > 1e-2
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"separate_steps": True},
+        {"strict_nodes": "all", "cosine": True, "weight_decay": 0.1, "train_fraction": 1.0},
+    ],
+)
+def test_training_variants_are_deterministic_and_learn(options):
+    compiled = load_compiled("hist")
+    settings = SiitSettings(steps=40, batch_size=32, eval_every=20, stop_at=None, **options)
+    first, second = train_siit(compiled, settings), train_siit(compiled, settings)
+    for name, value in first.state_dict.items():
+        assert torch.equal(value, second.state_dict[name]), name
+    losses = [entry["losses"]["behaviour"] for entry in first.history]
+    assert losses[-1] < losses[0]
+
+
+def test_a_whole_training_set_is_measured_on_every_input():
+    data = siit_data(load_compiled("hist"), train_fraction=1.0)
+    assert data.train_tokens.shape[0] == data.test_tokens.shape[0] == 3**5
+    assert torch.equal(data.train_tokens, data.test_tokens)
+    with pytest.raises(ValueError, match=r"train_fraction must be in \(0, 1\]"):
+        siit_data(load_compiled("hist"), train_fraction=1.5)
+
+
 def _train_command(out: Path, checkpoints: Path, steps: int) -> list[str]:
     return [
         sys.executable, "-m", "harness.cli", "--threads", "1", "tasks", "train", "hist",
@@ -203,6 +263,52 @@ def test_row_patches_equal_separate_runs_and_keep_gradients():
     )
     logits[:2].sum().backward()
     assert float(model.blocks[2].mlp.W_out.grad.abs().sum()) > 0
+
+
+def test_resampling_inside_one_pass_equals_plain_hooks_gradients_included():
+    """Source prompts riding in the batch give the patched rows exactly what a plain hook
+    run with the source's (undetached) activations gives, and the same gradients: the
+    resampled node's own weights learn from the loss on the patched rows."""
+    from harness.tasks.siit.interchange import run_row_resampled
+
+    model = random_model(normalization_type=None).double()
+    base, source = torch.arange(6).repeat(2, 1), torch.arange(6, 12).repeat(2, 1)  # [2, pos]
+    nodes = {"A0.1": ("blocks.0.attn.hook_z", 1), "MLP 2": ("blocks.2.hook_mlp_out", None)}
+
+    logits = run_row_resampled(
+        model, torch.cat([base, source]), {n: (slice(0, 2), slice(2, 4)) for n in nodes}
+    )  # [4, pos, d_vocab]
+    logits[:2].pow(2).mean().backward()
+    ours = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+
+    stored = {}
+
+    def keep(activation, hook):
+        stored[hook.name] = activation  # not detached: gradient flows through the source
+        return activation
+
+    def put(activation, hook):
+        activation = activation.clone()
+        for hook_name, head in nodes.values():
+            if hook_name == hook.name:
+                if head is None:
+                    activation = stored[hook_name].clone()
+                else:
+                    activation[:, :, head] = stored[hook_name][:, :, head]
+        return activation
+
+    hooks = sorted({hook for hook, _ in nodes.values()})
+    clean_source = model.run_with_hooks(source, fwd_hooks=[(h, keep) for h in hooks])
+    plain = model.run_with_hooks(base, fwd_hooks=[(h, put) for h in hooks])
+    torch.testing.assert_close(logits[:2], plain, rtol=0, atol=1e-12)
+    torch.testing.assert_close(logits[2:], clean_source, rtol=0, atol=1e-12)
+    plain.pow(2).mean().backward()
+    for name, param in model.named_parameters():
+        # b_K moves every score of a query alike: its gradient is rounding (~1e-17)
+        torch.testing.assert_close(ours[name], param.grad, rtol=1e-9, atol=1e-10, msg=name)
+    # the patched MLP's own input weights get a gradient only through the source prompts
+    assert float(ours["blocks.2.mlp.W_in"].abs().sum()) > 0
 
 
 def test_interpbench_layout_round_trip_and_loads_as_a_task(tmp_path):

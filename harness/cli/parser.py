@@ -94,11 +94,18 @@ def _add_tasks(commands) -> None:
         help="train transformers with SIIT to implement tracr programs' circuits (siit-<program>)",
     )
     train.add_argument("names", nargs="+", help="tracr tasks or programs (tracr-hist or hist)")
-    train.add_argument("--steps", type=int, default=20_000, help="optimiser steps at most")
+    train.add_argument("--steps", type=int, default=6_000, help="optimiser steps at most")
     train.add_argument("--lr", type=float, default=1e-2, help="Adam's learning rate")
     train.add_argument("--batch-size", type=int, default=256, help="base/source pairs a step")
     train.add_argument("--seed", type=int, default=0, help="seeds the model, the split, the draws")
     train.add_argument("--eval-every", type=int, default=250, help="steps between measurements")
+    train.add_argument(
+        "--strict-nodes",
+        choices=("one", "subset", "all"),
+        default="subset",
+        help="outside nodes resampled in a step's strict loss: one (InterpBench's), a random "
+        "subset of 1 to all (default), all",
+    )
     train.add_argument("--dir", type=Path, help="where files go (default: the package's)")
     train.add_argument(
         "--checkpoint-dir", type=Path, help="resume a stopped training from its checkpoint here"

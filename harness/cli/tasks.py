@@ -72,6 +72,7 @@ def train(args: argparse.Namespace, programs: list[str]) -> int:
         learning_rate=args.lr,
         seed=args.seed,
         eval_every=args.eval_every,
+        strict_nodes=args.strict_nodes,
     )
     paths = train_files(programs, settings, args.dir, args.checkpoint_dir, not args.no_progress)
     for path in paths:

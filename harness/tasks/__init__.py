@@ -11,11 +11,10 @@ from __future__ import annotations
 from harness.tasks.base import Task, TaskSpec
 from harness.tasks.catalog import get_task_spec, load, register_tracr_program, task_specs
 from harness.tasks.registry import register
-from harness.tasks.suites import SUITES, expand_tasks, suite_names, suite_tasks
+from harness.tasks.suites import expand_tasks, suite_names, suite_tasks
 from harness.tasks.tracr.program import TracrProgram
 
 __all__ = [
-    "SUITES",
     "Task",
     "TaskSpec",
     "TracrProgram",

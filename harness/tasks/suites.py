@@ -1,7 +1,9 @@
 """Named suites of tasks: one name in a config for many tasks (``tasks: tracr-suite``).
 
 ``tracr-suite`` is every compiled tracr program of :mod:`harness.tasks.tracr.programs`
-(they run anywhere, offline, with exact ground truth).
+(they run anywhere, offline, with exact ground truth). ``siit-suite`` is every trained
+(SIIT) model shipped in the package that meets the targets of
+:mod:`harness.tasks.siit.targets`, in the tracr suite's order.
 
 Example:
     >>> tasks = suite_tasks("tracr-suite")
@@ -11,13 +13,26 @@ Example:
 
 from __future__ import annotations
 
+from functools import cache
+
 from harness.tasks.catalog import task_specs
+from harness.tasks.siit.targets import missed_targets
+from harness.tasks.siit.weight_files import read_siit, shipped_programs, siit_path
 from harness.tasks.tracr.programs import SUITE, SUITE_NAME
 from harness.util.did_you_mean import did_you_mean
 
-SUITES: dict[str, tuple[str, ...]] = {
-    SUITE_NAME: tuple(f"tracr-{program}" for program in SUITE),
-}
+SIIT_SUITE_NAME = "siit-suite"
+
+
+@cache
+def _suites() -> dict[str, tuple[str, ...]]:
+    shipped = set(shipped_programs())
+    trained = tuple(
+        f"siit-{program}"
+        for program in SUITE
+        if program in shipped and not missed_targets(read_siit(siit_path(program)))
+    )
+    return {SUITE_NAME: tuple(f"tracr-{program}" for program in SUITE), SIIT_SUITE_NAME: trained}
 
 
 def suite_names() -> list[str]:
@@ -25,9 +40,9 @@ def suite_names() -> list[str]:
 
     Example:
         >>> suite_names()
-        ['tracr-suite']
+        ['tracr-suite', 'siit-suite']
     """
-    return list(SUITES)
+    return list(_suites())
 
 
 def suite_tasks(name: str) -> list[str]:
@@ -38,13 +53,14 @@ def suite_tasks(name: str) -> list[str]:
         >>> suite_tasks("tracr-suit")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: unknown suite 'tracr-suit' (known: tracr-suite); did you mean 'tracr-suite'?
+        ValueError: unknown suite 'tracr-suit' (known: ...); did you mean 'tracr-suite'?
     """
-    if name not in SUITES:
+    suites = _suites()
+    if name not in suites:
         raise ValueError(
-            f"unknown suite {name!r} (known: {', '.join(SUITES)}){did_you_mean(name, SUITES)}"
+            f"unknown suite {name!r} (known: {', '.join(suites)}){did_you_mean(name, suites)}"
         )
-    return list(SUITES[name])
+    return list(suites[name])
 
 
 def is_suite(name: str) -> bool:
@@ -54,7 +70,7 @@ def is_suite(name: str) -> bool:
         >>> is_suite("tracr-suite"), is_suite("tracr-reverse")
         (True, False)
     """
-    return name in SUITES
+    return name in _suites()
 
 
 def expand_tasks(names: list[str]) -> list[str]:
@@ -66,18 +82,24 @@ def expand_tasks(names: list[str]) -> list[str]:
         ['tracr-proportion', 'tracr-reverse']
     """
     specs = task_specs()
+    suites = _suites()
     out: list[str] = []
     for name in names:
-        if name in SUITES:
+        if name in suites:
             members = suite_tasks(name)
+            if not members:
+                raise ValueError(
+                    f"the suite {name!r} has no tasks here (no trained model in the package "
+                    "meets the targets; harness tasks train)"
+                )
         elif name in specs:
             members = [name]
         else:
-            known = [*specs, *SUITES]
+            known = [*specs, *suites]
             hint = did_you_mean(name, known)
             raise ValueError(
                 f"unknown task {name!r} (tasks: {', '.join(specs)}; suites: "
-                f"{', '.join(SUITES)}){hint}"
+                f"{', '.join(suites)}){hint}"
             )
         out += [task for task in members if task not in out]
     return out

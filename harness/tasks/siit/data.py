@@ -58,22 +58,28 @@ class SiitData:
 
 def siit_data(compiled: CompiledTracr, seed: int = 0, train_fraction: float = 0.8) -> SiitData:
     """Every input of the program, shuffled with ``seed`` and split ``train_fraction`` to
-    train (the rest to measure on)."""
-    if not 0.0 < train_fraction < 1.0:
-        raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+    train (the rest to measure on); with ``train_fraction`` 1, every input is trained on and
+    measured on (the trained model is the task's model, and every method runs on these
+    inputs: what must hold is that it computes the program on each of them)."""
+    if not 0.0 < train_fraction <= 1.0:
+        raise ValueError(f"train_fraction must be in (0, 1], got {train_fraction}")
     tokens = all_inputs(compiled)  # [n_inputs, pos]
     order = torch.randperm(tokens.shape[0], generator=torch.Generator().manual_seed(seed))
     tokens = tokens[order]
     labels = expected_outputs(compiled, tokens)  # [n_inputs, n_out]
-    n_train = max(1, min(tokens.shape[0] - 1, round(train_fraction * tokens.shape[0])))
+    if train_fraction == 1.0:
+        train, test = slice(None), slice(None)
+    else:
+        n_train = max(1, min(tokens.shape[0] - 1, round(train_fraction * tokens.shape[0])))
+        train, test = slice(None, n_train), slice(n_train, None)
     circuits = ground_truth_circuits(derived_circuits(compiled), compiled.program)
     return SiitData(
         tracr=compiled.to_model("cpu"),
         positions=output_positions(compiled),
         numerical=all_programs()[compiled.program].numerical,
-        train_tokens=tokens[:n_train],
-        train_labels=labels[:n_train],
-        test_tokens=tokens[n_train:],
-        test_labels=labels[n_train:],
+        train_tokens=tokens[train],
+        train_labels=labels[train],
+        test_tokens=tokens[test],
+        test_labels=labels[test],
         tracr_circuits=circuits,
     )

@@ -68,3 +68,41 @@ def run_row_patched(model: Any, tokens: Tensor, patches: dict[str, tuple[Tensor,
         return activation
 
     return model.run_with_hooks(tokens, fwd_hooks=[(hook, patch) for hook in by_hook])
+
+
+def run_row_resampled(
+    model: Any, tokens: Tensor, patches: dict[str, tuple[slice, slice]]
+) -> Tensor:
+    """Logits ``[batch, pos, d_vocab_out]`` of ``tokens`` where each node of ``patches``
+    takes, in the prompts of its first slice, its activation in the prompts of its second
+    slice *of the same forward pass* (the source prompts ride along unpatched). Unlike
+    :func:`run_row_patched` with values read beforehand, the gradient flows through the
+    source prompts' activations too: a loss on the patched prompts trains the node itself.
+
+    Example:
+        >>> from transformer_lens import HookedTransformer, HookedTransformerConfig
+        >>> model = HookedTransformer(HookedTransformerConfig(n_layers=1, d_model=8,
+        ...     n_ctx=4, d_head=2, n_heads=4, d_vocab=5, act_fn="gelu",
+        ...     normalization_type=None))
+        >>> base, source = torch.tensor([[0, 1, 2, 3]]), torch.tensor([[0, 3, 2, 1]])
+        >>> both = run_row_resampled(model, torch.cat([base, source]),
+        ...                          {"A0.2": (slice(0, 1), slice(1, 2))})
+        >>> apart = run_patched(model, base, node_activations(model, source, ["A0.2"]))
+        >>> torch.allclose(both[:1], apart, atol=1e-6)
+        True
+    """
+    by_hook: dict[str, list[tuple[int | None, slice, slice]]] = defaultdict(list)
+    for node, (rows, from_rows) in patches.items():
+        hook, head = node_hook(node)
+        by_hook[hook].append((head, rows, from_rows))
+
+    def patch(activation: Tensor, hook: Any) -> Tensor:
+        patched = activation.clone()
+        for head, rows, from_rows in by_hook[hook.name]:
+            if head is None:
+                patched[rows] = activation[from_rows]
+            else:
+                patched[rows, :, head] = activation[from_rows, :, head]
+        return patched
+
+    return model.run_with_hooks(tokens, fwd_hooks=[(hook, patch) for hook in by_hook])

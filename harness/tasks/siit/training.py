@@ -8,9 +8,12 @@ the program's output positions; cross-entropy for categorical outputs, MSE for n
 - **IIT**: one circuit node, chosen at random, takes its activation from source prompts in
   both models; the trained model's output must match the tracr model's (the high-level
   model's counterfactual);
-- **strict**: one node outside the circuit, or a random subset of them (``strict_share``),
-  takes its activation from source prompts in the trained model; the output
-  must stay the program's output on the base prompts.
+- **strict**: one node outside the circuit (InterpBench's), a random subset of them, or
+  all of them (``strict_nodes``) take their activation from source prompts in the trained
+  model; the output must stay the program's output on the base prompts.
+
+With ``separate_steps`` each loss takes its own optimiser step (IIT, behaviour, strict, in
+InterpBench's order) on its own forward pass.
 
 Base and source prompts are drawn, with a seeded generator, from a fixed 80 % of the
 program's inputs; the metrics of :mod:`harness.tasks.siit.metrics` are measured on the other
@@ -31,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -41,14 +45,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from harness.tasks.siit.alignment import Alignment
+from harness.tasks.siit.alignment import Alignment, node_hook
 from harness.tasks.siit.data import SiitData, siit_data
-from harness.tasks.siit.interchange import node_activations, run_patched, run_row_patched
+from harness.tasks.siit.interchange import node_activations, run_patched, run_row_resampled
 from harness.tasks.siit.metrics import siit_metrics
 from harness.tasks.siit.sizing import trained_config
 from harness.tasks.tracr.compiled import CompiledTracr
 
 CHECKPOINT_FORMAT = 1
+STRICT_NODES = ("one", "subset", "all")
 
 
 @dataclass(frozen=True)
@@ -61,10 +66,18 @@ class SiitSettings:
         learning_rate: Adam's learning rate.
         betas: Adam's betas (InterpBench's (0.9, 0.9)).
         grad_clip: Largest gradient norm.
+        weight_decay: AdamW's decoupled weight decay (0: Adam).
+        cosine: The learning rate falls along a half cosine from ``learning_rate`` at the
+            first step to 0 after ``steps`` (otherwise it stays constant).
         behaviour_weight, iit_weight, strict_weight: The losses' weights in their sum.
-        strict_share: The chance of each node outside the circuit to be resampled in a
-            step's strict loss (at least one is); 0: exactly one, chosen at random
-            (InterpBench's default).
+        strict_nodes: Which nodes outside the circuit a step's strict loss resamples:
+            ``"one"`` chosen at random (InterpBench's), ``"subset"`` (a size drawn uniformly
+            from 1 to all, then the nodes), ``"all"``.
+        separate_steps: One optimiser step per loss (InterpBench's) instead of one step on
+            their weighted sum.
+        silent_outside: The nodes outside the circuit start with zero output weights (a
+            head's ``W_O`` slice, an MLP's ``W_out`` and ``b_out``): they start unused, and
+            grow only as far as the strict loss lets them.
         seed: Seeds the model's initialisation, the data split and every draw.
         eval_every: Steps between measurements (and checkpoints).
         stop_at: Stop once accuracy, every IIA, every strict accuracy and the joint
@@ -72,19 +85,29 @@ class SiitSettings:
         train_fraction: The share of the inputs trained on.
     """
 
-    steps: int = 20_000
+    steps: int = 6_000
     batch_size: int = 256
     learning_rate: float = 1e-2
     betas: tuple[float, float] = (0.9, 0.9)
     grad_clip: float = 0.1
+    weight_decay: float = 0.0
+    cosine: bool = False
     behaviour_weight: float = 1.0
     iit_weight: float = 1.0
-    strict_weight: float = 0.4
-    strict_share: float = 0.0
+    strict_weight: float = 1.0
+    strict_nodes: str = "subset"
+    separate_steps: bool = False
+    silent_outside: bool = False
     seed: int = 0
     eval_every: int = 250
     stop_at: float | None = 0.995
     train_fraction: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.strict_nodes not in STRICT_NODES:
+            raise ValueError(
+                f"strict_nodes must be one of {STRICT_NODES}, got {self.strict_nodes!r}"
+            )
 
     def as_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
@@ -129,38 +152,116 @@ def high_level_target(data: SiitData, logits: Tensor) -> Tensor:
     return out[..., 0] if data.numerical else out.argmax(-1)
 
 
-def _step_losses(
-    model: Any,
-    data: SiitData,
-    alignment: Alignment,
-    generator: torch.Generator,
-    batch: int,
-    share: float,
-) -> tuple[Tensor, Tensor, Tensor]:
+@dataclass(frozen=True)
+class StepDraw:
+    """One step's prompts and nodes: base and source prompts, the circuit node of the IIT
+    loss and the outside nodes the strict loss resamples."""
+
+    base: Tensor  # [batch, pos]
+    labels: Tensor  # [batch, n_out]
+    high: Tensor  # [batch, pos, d_vocab_out] tracr logits with ``node`` from the source
+    node: str
+    resampled: list[str]
+    source: Tensor  # [batch, pos]
+
+
+def draw_step(
+    data: SiitData, alignment: Alignment, generator: torch.Generator, batch: int, which: str
+) -> StepDraw:
+    """Draw a step's prompts (``batch`` base and source prompts from the training inputs),
+    its IIT node and its strict nodes (``which``: ``"one"``, ``"subset"``, ``"all"``).
+
+    Example:
+        >>> from harness.tasks.tracr.compile import load_compiled
+        >>> from harness.tasks.siit.data import siit_data
+        >>> data = siit_data(load_compiled("hist"))
+        >>> drawn = draw_step(data, data.alignment(2, 4), torch.Generator(), 8, "all")
+        >>> tuple(drawn.base.shape), len(drawn.resampled)
+        ((8, 6), 8)
+    """
     n = data.train_tokens.shape[0]
     base_i = torch.randint(n, (batch,), generator=generator)
     source_i = torch.randint(n, (batch,), generator=generator)
     base, source = data.train_tokens[base_i], data.train_tokens[source_i]  # [batch, pos]
-    labels = data.train_labels[base_i]  # [batch, n_out]
     node = alignment.circuit[int(torch.randint(len(alignment.circuit), (1,), generator=generator))]
     outside = alignment.outside
-    chosen = torch.rand(len(outside), generator=generator) < share  # [n_outside]
-    if not bool(chosen.any()):
-        chosen[int(torch.randint(len(outside), (1,), generator=generator))] = True
-    resampled = [n for n, take in zip(outside, chosen.tolist(), strict=True) if take]
+    if which == "all":
+        resampled = list(outside)
+    else:
+        size = (
+            1
+            if which == "one"
+            else int(torch.randint(1, len(outside) + 1, (1,), generator=generator))
+        )
+        order = torch.randperm(len(outside), generator=generator)[:size].sort().values
+        resampled = [outside[i] for i in order.tolist()]
     with torch.no_grad():
         high = run_patched(data.tracr, base, node_activations(data.tracr, source, [node]))
-        taken = node_activations(model, source, [node, *resampled])
-    # one pass of three copies of the base prompts: as they are, the circuit node from the
-    # source (IIT), the chosen outside nodes from the source (strict)
-    three = torch.cat([base, base, base])  # [3 * batch, pos]
-    iit_rows, strict_rows = slice(batch, 2 * batch), slice(2 * batch, 3 * batch)
-    patches = {node: (taken[node], iit_rows), **{n: (taken[n], strict_rows) for n in resampled}}
-    logits = run_row_patched(model, three, patches)  # [3 * batch, pos, d_vocab_out]
-    behaviour = _loss(data, logits[:batch], labels)
-    iit = _loss(data, logits[iit_rows], high_level_target(data, high))
-    strict = _loss(data, logits[strict_rows], labels)
+    return StepDraw(base, data.train_labels[base_i], high, node, resampled, source)
+
+
+def _summed_losses(model: Any, data: SiitData, draw: StepDraw) -> tuple[Tensor, Tensor, Tensor]:
+    """The three losses from one pass of four blocks of prompts: the base prompts as they
+    are, the base prompts with the circuit node from the source (IIT), the base prompts with
+    the chosen outside nodes from the source (strict), and the source prompts themselves
+    (whose activations are taken, gradient included)."""
+    batch = draw.base.shape[0]
+    four = torch.cat([draw.base, draw.base, draw.base, draw.source])  # [4 * batch, pos]
+    rows = [slice(i * batch, (i + 1) * batch) for i in range(4)]
+    patches = {n: (rows[2], rows[3]) for n in draw.resampled}
+    patches[draw.node] = (rows[1], rows[3])
+    logits = run_row_resampled(model, four, patches)  # [4 * batch, pos, d_vocab_out]
+    behaviour = _loss(data, logits[rows[0]], draw.labels)
+    iit = _loss(data, logits[rows[1]], high_level_target(data, draw.high))
+    strict = _loss(data, logits[rows[2]], draw.labels)
     return behaviour, iit, strict
+
+
+def _separate_steps(
+    model: Any, data: SiitData, draw: StepDraw, optimiser: Any, settings: SiitSettings
+) -> Tensor:
+    """InterpBench's step: IIT, behaviour and strict loss each take an optimiser step on
+    their own forward pass; returns the three losses ``[3]`` (behaviour, IIT, strict)."""
+    batch = draw.base.shape[0]
+    base_rows, source_rows = slice(0, batch), slice(batch, 2 * batch)
+    two = torch.cat([draw.base, draw.source])  # [2 * batch, pos]
+
+    def resampled(nodes: list[str]) -> Tensor:
+        patches = {n: (base_rows, source_rows) for n in nodes}
+        return run_row_resampled(model, two, patches)[base_rows]  # [batch, pos, d_vocab_out]
+
+    target, labels = high_level_target(data, draw.high), draw.labels
+    steps = (
+        ("iit", settings.iit_weight, lambda: _loss(data, resampled([draw.node]), target)),
+        ("behaviour", settings.behaviour_weight, lambda: _loss(data, model(draw.base), labels)),
+        ("strict", settings.strict_weight, lambda: _loss(data, resampled(draw.resampled), labels)),
+    )  # fmt: skip
+    losses = {}
+    for name, weight, loss_of in steps:
+        loss = loss_of()
+        _optimise(model, optimiser, weight * loss, settings.grad_clip)
+        losses[name] = loss.detach()
+    return torch.stack([losses["behaviour"], losses["iit"], losses["strict"]])
+
+
+def _silence(model: Any, nodes: tuple[str, ...]) -> None:
+    """Zero the output weights of ``nodes``."""
+    with torch.no_grad():
+        for node in nodes:
+            hook, head = node_hook(node)
+            block = model.blocks[int(hook.split(".")[1])]
+            if head is None:
+                block.mlp.W_out.zero_()
+                block.mlp.b_out.zero_()
+            else:
+                block.attn.W_O[head].zero_()  # [d_head, d_model]
+
+
+def _optimise(model: Any, optimiser: Any, loss: Tensor, grad_clip: float) -> None:
+    optimiser.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimiser.step()
 
 
 def settings_digest(compiled: CompiledTracr, settings: SiitSettings) -> str:
@@ -203,8 +304,13 @@ def train_siit(
     config = trained_config(compiled.config, settings.seed)
     alignment = data.alignment(config["n_layers"], config["n_heads"])
     model = _new_model(config, settings.seed)
-    optimiser = torch.optim.Adam(
-        model.parameters(), lr=settings.learning_rate, betas=settings.betas
+    if settings.silent_outside:
+        _silence(model, alignment.outside)
+    optimiser = torch.optim.AdamW(
+        model.parameters(),
+        lr=settings.learning_rate,
+        betas=settings.betas,
+        weight_decay=settings.weight_decay,
     )
     generator = torch.Generator().manual_seed(settings.seed)
     step, seconds, history = 0, 0.0, []
@@ -225,19 +331,23 @@ def train_siit(
     since = 0
     while step < settings.steps and not _done(metrics, settings.stop_at):
         model.train()
-        behaviour, iit, strict = _step_losses(
-            model, data, alignment, generator, settings.batch_size, settings.strict_share
-        )
-        loss = (
-            settings.behaviour_weight * behaviour
-            + settings.iit_weight * iit
-            + settings.strict_weight * strict
-        )
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-        optimiser.step()
-        sums += torch.stack([behaviour, iit, strict]).detach()
+        if settings.cosine:
+            for group in optimiser.param_groups:
+                group["lr"] = (
+                    settings.learning_rate * 0.5 * (1 + math.cos(math.pi * step / settings.steps))
+                )
+        draw = draw_step(data, alignment, generator, settings.batch_size, settings.strict_nodes)
+        if settings.separate_steps:
+            sums += _separate_steps(model, data, draw, optimiser, settings)
+        else:
+            behaviour, iit, strict = _summed_losses(model, data, draw)
+            loss = (
+                settings.behaviour_weight * behaviour
+                + settings.iit_weight * iit
+                + settings.strict_weight * strict
+            )
+            _optimise(model, optimiser, loss, settings.grad_clip)
+            sums += torch.stack([behaviour, iit, strict]).detach()
         since += 1
         step += 1
         if bar is not None:

@@ -1,0 +1,79 @@
+"""The shipped trained (SIIT) models: each answers as its file says when loaded, the
+suite holds exactly the ones that meet the targets, and a small model trains to them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.tasks import load, suite_tasks
+from harness.tasks.siit.build import trained_model
+from harness.tasks.siit.data import siit_data
+from harness.tasks.siit.ground_truth import ablation_accuracy
+from harness.tasks.siit.metrics import siit_metrics
+from harness.tasks.siit.targets import missed_targets
+from harness.tasks.siit.weight_files import read_siit, shipped_programs, siit_path
+from harness.tasks.tracr.compile import load_compiled
+from harness.tasks.tracr.programs import SUITE
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+
+
+@pytest.mark.parametrize("program", shipped_programs())
+def test_a_shipped_model_answers_as_its_file_says(program):
+    """Its metrics and its ground truths' ablation accuracies, measured again on the
+    loaded weights, equal the file's to the last digit."""
+    stored = read_siit(siit_path(program))
+    settings = stored["settings"]
+    data = siit_data(load_compiled(program), settings["seed"], settings["train_fraction"])
+    model = trained_model(stored["config"], stored["state_dict"])
+    metrics = siit_metrics(model, data, stored["alignment"])
+    assert metrics == stored["metrics"]
+    for name, edges in stored["ground_truths"].items():
+        assert round(ablation_accuracy(model, data, edges), 6) == stored["ablation_accuracy"][name]
+    task = load(f"siit-{program}", device="cpu")
+    assert task.circuits["siit"] == frozenset(stored["ground_truths"]["siit"])
+
+
+def test_the_trained_suite_is_the_shipped_models_that_meet_the_targets():
+    members = suite_tasks("siit-suite")
+    assert members, "no trained model ships"
+    expected = [
+        f"siit-{p}"
+        for p in SUITE
+        if p in shipped_programs() and not missed_targets(read_siit(siit_path(p)))
+    ]
+    assert members == expected
+    for slug in members:
+        assert missed_targets(read_siit(siit_path(slug.removeprefix("siit-")))) == []
+
+
+def test_a_small_model_trains_to_the_targets_and_loads_as_a_task(tmp_path):
+    """What CI trains: count-a, 250 steps (about 20 s on one core)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "--threads", "1", "tasks", "train", "count-a",
+         "--steps", "250", "--dir", str(tmp_path), "--no-progress"],
+        env=ENV, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    stored = read_siit(siit_path("count-a", tmp_path))
+    assert missed_targets(stored) == [], stored["metrics"]
+    assert stored["ablation_accuracy"]["siit"] >= 0.95
+    task = load("siit-count-a", device="cpu", weights_dir=tmp_path)
+    assert task.info["metrics"]["joint"] == stored["metrics"]["joint"]
+
+
+@pytest.mark.skipif("count-a" not in shipped_programs(), reason="siit-count-a not shipped")
+def test_retraining_a_shipped_model_gives_its_weights_bit_for_bit():
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "--threads", "1", "tasks", "train", "count-a",
+         "--check", "--no-progress"],
+        env=ENV, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "identical to a retraining" in done.stdout
