@@ -313,41 +313,16 @@ def train_siit(
         weight_decay=settings.weight_decay,
     )
     generator = torch.Generator().manual_seed(settings.seed)
-    step, seconds, history = 0, 0.0, []
     digest = settings_digest(compiled, settings)
     path = Path(checkpoint) if checkpoint is not None else None
-    if path is not None and path.is_file():
-        state = torch.load(path, weights_only=True)
-        if state.get("format") == CHECKPOINT_FORMAT and state.get("digest") == digest:
-            model.load_state_dict(state["model"])
-            optimiser.load_state_dict(state["optimiser"])
-            generator.set_state(state["generator"])
-            step, seconds = int(state["step"]), float(state["seconds"])
-            history = json.loads(state["history"])
+    step, seconds, history = _resume(path, digest, model, optimiser, generator)
     metrics = history[-1]["metrics"] if history else {}
     bar = _progress_bar(settings.steps, step, compiled.program, progress)
     start = time.perf_counter() - seconds
     sums = torch.zeros(3)
     since = 0
     while step < settings.steps and not _done(metrics, settings.stop_at):
-        model.train()
-        if settings.cosine:
-            for group in optimiser.param_groups:
-                group["lr"] = (
-                    settings.learning_rate * 0.5 * (1 + math.cos(math.pi * step / settings.steps))
-                )
-        draw = draw_step(data, alignment, generator, settings.batch_size, settings.strict_nodes)
-        if settings.separate_steps:
-            sums += _separate_steps(model, data, draw, optimiser, settings)
-        else:
-            behaviour, iit, strict = _summed_losses(model, data, draw)
-            loss = (
-                settings.behaviour_weight * behaviour
-                + settings.iit_weight * iit
-                + settings.strict_weight * strict
-            )
-            _optimise(model, optimiser, loss, settings.grad_clip)
-            sums += torch.stack([behaviour, iit, strict]).detach()
+        sums += _train_step(model, data, alignment, generator, optimiser, settings, step)
         since += 1
         step += 1
         if bar is not None:
@@ -398,6 +373,52 @@ def train_siit(
         metrics=metrics,
         history=history,
     )
+
+
+def _train_step(
+    model: Any,
+    data: SiitData,
+    alignment: Alignment,
+    generator: torch.Generator,
+    optimiser: Any,
+    settings: SiitSettings,
+    step: int,
+) -> Tensor:
+    """One training step (the learning rate of ``step`` set first); its losses ``[3]``
+    (behaviour, IIT, strict)."""
+    model.train()
+    if settings.cosine:
+        for group in optimiser.param_groups:
+            group["lr"] = (
+                settings.learning_rate * 0.5 * (1 + math.cos(math.pi * step / settings.steps))
+            )
+    draw = draw_step(data, alignment, generator, settings.batch_size, settings.strict_nodes)
+    if settings.separate_steps:
+        return _separate_steps(model, data, draw, optimiser, settings)
+    behaviour, iit, strict = _summed_losses(model, data, draw)
+    loss = (
+        settings.behaviour_weight * behaviour
+        + settings.iit_weight * iit
+        + settings.strict_weight * strict
+    )
+    _optimise(model, optimiser, loss, settings.grad_clip)
+    return torch.stack([behaviour, iit, strict]).detach()
+
+
+def _resume(
+    path: Path | None, digest: str, model: Any, optimiser: Any, generator: torch.Generator
+) -> tuple[int, float, list[dict[str, Any]]]:
+    """Load a checkpoint of this program and settings into the model, optimiser and
+    generator; the step, seconds and history it reached (0, 0.0, [] without one)."""
+    if path is None or not path.is_file():
+        return 0, 0.0, []
+    state = torch.load(path, weights_only=True)
+    if state.get("format") != CHECKPOINT_FORMAT or state.get("digest") != digest:
+        return 0, 0.0, []
+    model.load_state_dict(state["model"])
+    optimiser.load_state_dict(state["optimiser"])
+    generator.set_state(state["generator"])
+    return int(state["step"]), float(state["seconds"]), json.loads(state["history"])
 
 
 def _done(metrics: dict[str, Any], stop_at: float | None) -> bool:
