@@ -8,9 +8,18 @@ the program's output positions; cross-entropy for categorical outputs, MSE for n
 - **IIT**: one circuit node, chosen at random, takes its activation from source prompts in
   both models; the trained model's output must match the tracr model's (the high-level
   model's counterfactual);
-- **strict**: one node outside the circuit (InterpBench's), a random subset of them, or
-  all of them (``strict_nodes``) take their activation from source prompts in the trained
-  model; the output must stay the program's output on the base prompts.
+- **strict**: a random subset of the nodes outside the circuit (1 to all of them; or one,
+  as InterpBench does, or all: ``strict_nodes``) take their activation from source prompts
+  in the trained model; the output must stay the program's output on the base prompts.
+
+The trained model's source activations come from the source prompts riding in the same
+forward pass, gradient included
+(:func:`harness.tasks.siit.interchange.run_row_resampled`): a loss on the patched prompts
+also trains the resampled node itself. Read beforehand and detached, as InterpBench reads
+them, the strict loss reaches only the nodes downstream, which behaviour and IIT train to
+use the node: measured on shift-2 with every outside node resampled, the strict loss rose
+from 8 to 1,013 in 2,000 steps and joint accuracy stayed at chance (0.26); with the gradient,
+every metric was at least 0.99 by step 1,000.
 
 With ``separate_steps`` each loss takes its own optimiser step (IIT, behaviour, strict, in
 InterpBench's order) on its own forward pass.
