@@ -77,3 +77,40 @@ def test_retraining_a_shipped_model_gives_its_weights_bit_for_bit():
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "identical to a retraining" in done.stdout
+
+
+def test_a_transfer_scores_trained_models_against_the_circuit_their_training_enforces(tmp_path):
+    from harness.benchmark.transfer import search_config
+    from harness.configs.transfer import TransferConfig
+
+    config = TransferConfig(
+        kind="transfer", name="x", train_tasks=["tracr-hist"], test_tasks=["siit-hist"],
+        search_space={"epochs": {"type": "int", "low": 2, "high": 3}},
+    )  # fmt: skip
+    assert search_config(config, "s", ["tracr-hist", "tracr-count-a"]).ground_truth == "resample"
+    assert search_config(config, "s", ["siit-hist"]).ground_truth == "siit"
+    with pytest.raises(ValueError, match="one ground truth made for resample ablation"):
+        search_config(config, "s", ["tracr-hist", "siit-hist"])
+    # a real transfer from a compiled task to a trained one: its records carry `siit` AUCs
+    path = tmp_path / "x.yaml"
+    path.write_text(
+        "version: 1\nkind: transfer\nname: x\ntrain_tasks: [tracr-hist]\n"
+        "test_tasks: [siit-hist]\ntask_options: {device: cpu, n_examples: 16}\n"
+        "params: {tree_optimisation: true}\n"
+        "search_space: {epochs: {type: int, low: 2, high: 3}}\n"
+        "n_trials: 2\nsampler: {type: random}\nseeds: [0]\nbaselines: {random: {}}\n"
+        "bootstrap_samples: 200\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "--threads", "1", "transfer", str(path),
+         "--runs-dir", str(tmp_path / "runs")],
+        env=ENV, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    from harness.records.store import read_records
+
+    records = read_records(tmp_path / "runs" / "x" / "transfer.jsonl")
+    assert {r["method"] for r in records} == {"sp-default", "sp-transfer", "random"}
+    for record in records:
+        assert record["state"] == "COMPLETE" and record["task"] == "siit-hist"
+        assert set(record["auc"]) == {"siit", "tracr-resample"}

@@ -46,6 +46,8 @@ from harness.study.driver import preflight, records_path, run_study
 from harness.study.heldout import selected_trial
 from harness.study.objective import score_outcome
 from harness.study.trials import failure_reason
+from harness.tasks import task_specs
+from harness.tasks.ablation_ground_truths import made_for
 
 TRANSFER_FILE = "transfer.jsonl"
 SP_METHODS = ("sp-default", "sp-transfer", "sp-oracle")
@@ -84,7 +86,7 @@ def search_config(
         task=tasks if len(tasks) > 1 else tasks[0],
         task_options=config.task_options,
         aggregate=config.aggregate,
-        ground_truth=ground_truth or _ground_truth(config),
+        ground_truth=ground_truth or _ground_truth(config, tasks),
         algorithm="sp",
         params={**config.params, "ablation": config.ablation},
         search_space=config.search_space,
@@ -98,8 +100,20 @@ def search_config(
     )
 
 
-def _ground_truth(config: TransferConfig) -> str:
-    return "zero" if config.ablation == "zero" else "resample"
+def _ground_truth(config: TransferConfig, tasks: list[str]) -> str | None:
+    """The ground truth made for the transfer's ablation, the same on every one of
+    ``tasks`` (``None``: each task's default, where none is made for it); a one-line
+    ValueError where the tasks differ."""
+    specs = task_specs()
+    found = {task: made_for(config.ablation, specs[task].ground_truths) for task in tasks}
+    names = set(found.values())
+    if len(names) != 1:
+        listed = ", ".join(f"{task}: {name}" for task, name in found.items())
+        raise ValueError(
+            f"the tasks of one search need one ground truth made for {config.ablation} "
+            f"ablation ({listed})"
+        )
+    return names.pop()
 
 
 def preflight_transfer(config: TransferConfig) -> None:
@@ -201,7 +215,10 @@ def _searched_params(config: TransferConfig, runs_dir: Path, progress: bool, all
             chosen["sp-transfer", task_name, fold] = ("sp", transferred)
             if config.oracle:
                 oracle = search_config(
-                    config, f"{config.name}-oracle-{task_name}", [task_name], _ground_truth(config)
+                    config,
+                    f"{config.name}-oracle-{task_name}",
+                    [task_name],
+                    _ground_truth(config, [task_name]),
                 )
                 chosen["sp-oracle", task_name, fold] = (
                     "sp",

@@ -1,8 +1,9 @@
 """Suite-level results: methods compared over many tasks at once.
 
 A comparison over a suite of tasks (``tasks: tracr-suite``) is read per ablation against
-the ground truth made for that ablation (``resample`` for resample ablation, ``zero`` —
-``acdc-zero`` on the two tasks with official ACDC circuits — for zero ablation). For each
+the ground truth made for that ablation (``resample``, or ``siit`` on trained models, for
+resample ablation; ``zero`` — ``acdc-zero`` on the two tasks with official ACDC circuits —
+for zero ablation; :mod:`harness.tasks.ablation_ground_truths`). For each
 method, ablation and AUC convention this module gives:
 
 - the suite mean: the mean over tasks of each task's mean over seeds, with a 95%
@@ -26,11 +27,11 @@ from harness.evaluation.stats import bootstrap_interval
 from harness.reporting.conventions import CONVENTIONS
 from harness.reporting.figures import MethodRuns
 from harness.reporting.tables import Table
+from harness.tasks.ablation_ground_truths import ABLATION_GROUND_TRUTHS, made_for
 
 HEADROOM_AUC = 0.95  # a method "has headroom" on a task where its mean AUC is below this
 SEPARATION_GAP = 0.05  # tasks where the best and worst non-random methods differ by this
-# ablation -> the ground-truth names made for it, in order of preference
-MATCHED_GROUND_TRUTHS = {"resample": ("resample",), "zero": ("zero", "acdc-zero")}
+MATCHED_GROUND_TRUTHS = ABLATION_GROUND_TRUTHS  # ablation -> ground truths made for it
 
 
 def matched_ground_truth(record: dict[str, Any], ablation: str) -> str | None:
@@ -42,10 +43,7 @@ def matched_ground_truth(record: dict[str, Any], ablation: str) -> str | None:
         >>> matched_ground_truth({"auc": {"resample": {}}}, "mean") is None
         True
     """
-    for name in MATCHED_GROUND_TRUTHS.get(ablation, ()):
-        if name in record.get("auc", {}):
-            return name
-    return None
+    return made_for(ablation, record.get("auc", {}))
 
 
 def spans_several_tasks(runs: Sequence[MethodRuns]) -> bool:
