@@ -46,6 +46,28 @@ def matched_ground_truth(record: dict[str, Any], ablation: str) -> str | None:
     return made_for(ablation, record.get("auc", {}))
 
 
+def matched_names(runs: Sequence[MethodRuns]) -> str:
+    """Which ground truths the runs were scored against, per ablation, for a caption.
+
+    Example:
+        >>> runs = [MethodRuns("sp", "t", "resample", [{"auc": {"siit": {}}}]),
+        ...         MethodRuns("sp", "u", "resample", [{"auc": {"resample": {}}}])]
+        >>> matched_names(runs)
+        'resample: `resample`/`siit`'
+    """
+    found: dict[str, set[str]] = {}
+    for run in runs:
+        for record in run.records:
+            name = matched_ground_truth(record, run.ablation)
+            if name is not None:
+                found.setdefault(run.ablation, set()).add(name)
+    order = {name: i for names in ABLATION_GROUND_TRUTHS.values() for i, name in enumerate(names)}
+    return "; ".join(
+        f"{ablation}: " + "/".join(f"`{n}`" for n in sorted(names, key=order.__getitem__))
+        for ablation, names in found.items()
+    )
+
+
 def spans_several_tasks(runs: Sequence[MethodRuns]) -> bool:
     """Whether the comparison runs span two or more tasks (so suite tables make sense)."""
     return len({run.task for run in runs if not _is_tuned(run.label)}) >= 2
@@ -235,8 +257,8 @@ def suite_tables(
             "suite-summary",
             f"Suite mean AUC over {n_tasks} tasks: the mean over tasks of each task's mean "
             "over seeds [95% two-level bootstrap interval: tasks, then seeds, with "
-            "replacement], against the ground truth made for each ablation (resample: "
-            "`resample`; zero: `zero`/`acdc-zero`); in brackets, on how many tasks the "
+            "replacement], against the ground truth made for each ablation "
+            f"({matched_names(runs)}); in brackets, on how many tasks the "
             f"method's mean is below {HEADROOM_AUC}.",
             cells,
             None,
