@@ -4,8 +4,9 @@
     python bench/siit_speed.py --program sort --batch 128
 
 A step draws base/source pairs, runs the tracr model twice (no grad), the trained model
-once on the sources (no grad) and once on three copies of the base prompts (as they are,
-IIT, strict), then one backward pass and an Adam step. ``median_step_s`` is the median over
+once on four blocks of prompts (the base prompts as they are, with the IIT node and with
+the strict nodes from the source, and the source prompts themselves), then one backward
+pass and an Adam step. ``median_step_s`` is the median over
 runs of the mean step time (one thread).
 """
 
