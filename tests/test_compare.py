@@ -95,6 +95,30 @@ def test_compare_command_writes_the_table(tmp_path):
     assert "score-trapezoid" in text and "sweep-pessimistic" in text and "| sp (tree) |" in text
 
 
+def test_an_entry_may_run_a_method_under_a_label_of_its_own(tmp_path):
+    """``sp-tuned: {algorithm: sp, params: ...}`` beside ``sp``: both run SP, each under its
+    own name in the records and the table; the same settings give the same numbers."""
+    methods = {
+        "sp": {"params": {"tree_optimisation": True, "epochs": 3}},
+        "sp-tuned": {"algorithm": "sp", "params": {"tree_optimisation": True, "epochs": 3}},
+        "sp-other": {"algorithm": "sp", "params": {"tree_optimisation": True, "epochs": 4}},
+    }
+    config = load_compare_config(write(tmp_path, methods=methods, ablations=["resample"]))
+    records = run_compare(config, tmp_path / "runs", progress=False)
+    assert {r["algorithm"] for r in records} == {"sp"}
+    assert sorted({r["method"] or r["algorithm"] for r in records}) == [
+        "sp", "sp-other", "sp-tuned"
+    ]  # fmt: skip
+    table = comparison_table(records, 500)
+    rows = table[(table["ground truth"] == "resample")].set_index("method")
+    assert sorted(rows.index) == ["sp (tree)", "sp-other (tree)", "sp-tuned (tree)"]
+    assert (
+        rows.loc["sp (tree)", "AUC score-trapezoid"]
+        == rows.loc["sp-tuned (tree)", "AUC score-trapezoid"]
+    )  # same settings, same seeds: the same runs
+    assert run_compare(config, tmp_path / "runs", progress=False) == records  # resumes
+
+
 def test_bootstrap_interval_contains_the_mean_and_shrinks_with_agreement():
     low, high = bootstrap_interval([0.2, 0.4, 0.6, 0.8], 2000)
     assert low < 0.5 < high
@@ -113,6 +137,8 @@ def test_bootstrap_interval_contains_the_mean_and_shrinks_with_agreement():
             {"sp": {"params": {"faithfulness_target": "kl_div"}}},
             "faithfulness_target 'kl_div' is not supported by task 'tracr-proportion'",
         ),
+        ({"sp-tuned": {"algorithm": "sq"}}, "unknown algorithm 'sq'"),
+        ({"sp-tuned": {"algorithm": "sp", "params": {"lr": 1}}}, "takes no parameter 'lr'"),
     ],
 )
 def test_bad_comparisons(tmp_path, methods, message):

@@ -69,7 +69,7 @@ def preflight_compare(config: CompareConfig) -> None:
     for seed in config.seeds:
         check_seed(seed, "seeds")
     for slug, method in config.methods.items():
-        spec = get_algorithm(slug)
+        spec = get_algorithm(algorithm_of(config, slug))
         where = f"methods.{slug}: "
         thresholds = method.params.get("thresholds")
         if isinstance(thresholds, list):  # a single number, or a bad type: checked below
@@ -82,7 +82,7 @@ def preflight_compare(config: CompareConfig) -> None:
         check_parameters(spec, method.sweep, values=False, where=where)
         for name, values in method.sweep.items():
             for value in values:
-                check_value(slug, name, value, f"{where}sweep: ")
+                check_value(algorithm_of(config, slug), name, value, f"{where}sweep: ")
         for task, params in method.per_task.items():
             if task not in config.tasks:
                 raise ValueError(f"method {slug!r} has parameters for {task!r}, not a task here")
@@ -90,6 +90,19 @@ def preflight_compare(config: CompareConfig) -> None:
         for task_spec in specs:
             params = {**method.params, **method.per_task.get(task_spec.slug, {})}
             check_metric_supported(task_spec, params)
+
+
+def algorithm_of(config: CompareConfig, slug: str) -> str:
+    """The registered method a comparison's entry ``slug`` runs (its ``algorithm``, else
+    its name).
+
+    Example:
+        >>> config = CompareConfig.model_validate({"kind": "compare", "name": "c",
+        ...     "tasks": ["t"], "methods": {"sp": {}, "sp-tuned": {"algorithm": "sp"}}})
+        >>> algorithm_of(config, "sp-tuned"), algorithm_of(config, "sp")
+        ('sp', 'sp')
+    """
+    return config.methods[slug].algorithm or slug
 
 
 def _runs(config: CompareConfig) -> Iterator[tuple[str, str, str, int]]:
@@ -116,6 +129,7 @@ def compare_cells(config: CompareConfig) -> list[Cell]:
         method = config.methods[slug]
         spec = {
             "params": {**method.params, **method.per_task.get(task, {})},
+            **({"algorithm": method.algorithm} if method.algorithm else {}),
             "sweep": method.sweep,
             "from_study": method.from_study and method.from_study.format(task=task),
             "task_options": config.task_options,
@@ -198,7 +212,7 @@ def _method_params(config: CompareConfig, slug: str, task, ablation: str, from_s
     params: dict[str, Any] = dict(from_study)
     params.update(method.params)
     params.update(method.per_task.get(task.slug, {}))
-    if "ablation" in algorithm_parameters(get_algorithm(slug)):
+    if "ablation" in algorithm_parameters(get_algorithm(algorithm_of(config, slug))):
         params["ablation"] = ablation
     return params
 
@@ -258,11 +272,13 @@ def _maximizes(study: str, records: list[dict[str, Any]], runs_dir: Path) -> boo
 
 def _run_one(config, task, slug, ablation, seed, number, from_study) -> TrialRecord:
     params = _method_params(config, slug, task, ablation, from_study)
+    algorithm = algorithm_of(config, slug)
     record = TrialRecord(  # the ablation is recorded for every method, to group the table
         study=config.name,
         trial=number,
         state="RUNNING",
-        algorithm=slug,
+        algorithm=algorithm,
+        method=slug if slug != algorithm else None,
         task=task.slug,
         ground_truth=None,
         params={**params, "ablation": ablation},
@@ -274,10 +290,10 @@ def _run_one(config, task, slug, ablation, seed, number, from_study) -> TrialRec
     )
     start = time.perf_counter()
     try:
-        run = run_algorithm(task, slug, params, seed)
+        run = run_algorithm(task, algorithm, params, seed)
         circuits = list(getattr(run.scores, "sweep", ()) or ())
         for name, values in config.methods[slug].sweep.items():
-            circuits += _sweep_circuits(task, slug, params, name, values, seed)
+            circuits += _sweep_circuits(task, algorithm, params, name, values, seed)
         record.history = {k: v for k, v in run.scores.history.items() if v}
         record.semantics = run.scores.semantics
         for gt, roc in run.rocs.items():

@@ -41,12 +41,16 @@ class MethodConfig(StrictModel):
             (SP's λ sweep); ACDC sweeps thresholds internally.
         from_study: Take the parameters of the best trial of this study (``{task}`` is
             replaced by the task's name), read from its records.
+        algorithm: The registered method this entry runs, where its name is a label of
+            its own (``sp-tuned: {algorithm: sp, params: {...}}`` beside ``sp``); default:
+            the entry's name.
     """
 
     params: dict[str, Any] = Field(default_factory=dict)
     per_task: dict[str, dict[str, Any]] = Field(default_factory=dict)
     sweep: dict[str, list[Any]] = Field(default_factory=dict)
     from_study: str | None = None
+    algorithm: str | None = None
 
     @field_validator("from_study")
     @classmethod
