@@ -53,21 +53,7 @@ def run_row_patched(model: Any, tokens: Tensor, patches: dict[str, tuple[Tensor,
     in the prompts of its ``slice`` only, to its activation ``[rows, pos, ...]``; the
     other prompts run as they are, gradients included (several interventions share one
     forward pass as slices of one batch)."""
-    by_hook: dict[str, list[tuple[int | None, Tensor, slice]]] = defaultdict(list)
-    for node, (value, rows) in patches.items():
-        hook, head = node_hook(node)
-        by_hook[hook].append((head, value, rows))
-
-    def patch(activation: Tensor, hook: Any) -> Tensor:
-        activation = activation.clone()
-        for head, value, rows in by_hook[hook.name]:
-            if head is None:
-                activation[rows] = value.to(activation.dtype)
-            else:
-                activation[rows, :, head] = value.to(activation.dtype)
-        return activation
-
-    return model.run_with_hooks(tokens, fwd_hooks=[(hook, patch) for hook in by_hook])
+    return _run_rows(model, tokens, patches)
 
 
 def run_row_resampled(
@@ -91,18 +77,28 @@ def run_row_resampled(
         >>> torch.allclose(both[:1], apart, atol=1e-6)
         True
     """
-    by_hook: dict[str, list[tuple[int | None, slice, slice]]] = defaultdict(list)
-    for node, (rows, from_rows) in patches.items():
+    return _run_rows(model, tokens, {n: (source, rows) for n, (rows, source) in patches.items()})
+
+
+def _run_rows(
+    model: Any, tokens: Tensor, patches: dict[str, tuple[Tensor | slice, slice]]
+) -> Tensor:
+    """Each node of ``patches`` set, in its rows, to a given activation (a tensor) or to
+    its own activation in other rows of the same pass (a slice)."""
+    by_hook: dict[str, list[tuple[int | None, Tensor | slice, slice]]] = defaultdict(list)
+    for node, (what, rows) in patches.items():
         hook, head = node_hook(node)
-        by_hook[hook].append((head, rows, from_rows))
+        by_hook[hook].append((head, what, rows))
 
     def patch(activation: Tensor, hook: Any) -> Tensor:
         patched = activation.clone()
-        for head, rows, from_rows in by_hook[hook.name]:
+        for head, what, rows in by_hook[hook.name]:
+            if isinstance(what, slice):  # the node's own activation in other rows
+                what = activation[what] if head is None else activation[what, :, head]
             if head is None:
-                patched[rows] = activation[from_rows]
+                patched[rows] = what.to(activation.dtype)
             else:
-                patched[rows, :, head] = activation[from_rows, :, head]
+                patched[rows, :, head] = what.to(activation.dtype)
         return patched
 
     return model.run_with_hooks(tokens, fwd_hooks=[(hook, patch) for hook in by_hook])
