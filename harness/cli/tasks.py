@@ -47,12 +47,14 @@ def train(args: argparse.Namespace, programs: list[str]) -> int:
     from harness.tasks.siit.training import SiitSettings
 
     if args.check:
-        differences = {p: what for p in programs if (what := check_trained(p, args.dir))}
+        results = {p: check_trained(p, args.dir) for p in programs}
+        differences = {p: what for p, (what, _) in results.items() if what}
         if differences:
             listed = "; ".join(f"siit-{p}: {what}" for p, what in differences.items())
             print(f"harness: retrained models differ from their files: {listed}", file=sys.stderr)
             return 1
-        print(f"{len(programs)} trained models identical to a retraining")
+        for program, (_, how) in results.items():
+            print(f"siit-{program}: reproduced by a retraining ({how})")
         return 0
     for flag, value in (
         ("--steps", args.steps),

@@ -8,12 +8,13 @@ Example:
     >>> payload = read_siit(path)
     >>> payload["steps"], sorted(payload["ground_truths"])
     (2, ['siit', 'tracr-resample'])
-    >>> check_trained("hist", folder) is None
-    True
+    >>> check_trained("hist", folder)
+    (None, 'parameters bitwise identical')
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -81,17 +82,35 @@ def train_files(
     return paths
 
 
-def check_trained(program: str, directory: str | os.PathLike | None = None) -> str | None:
+PARAMETER_TOLERANCE = 1e-4
+"""The largest parameter difference a retraining may show when it is not bitwise equal
+(float rounding differs between CPUs), provided its metrics and ground truths are equal."""
+
+
+def check_trained(
+    program: str, directory: str | os.PathLike | None = None
+) -> tuple[str | None, str]:
     """Retrain ``program`` with its file's settings for its file's steps and compare:
-    ``None`` when the parameters are bitwise identical, else what differs."""
+    ``(None, how)`` when the parameters are bitwise identical, or differ by at most
+    :data:`PARAMETER_TOLERANCE` with the same metrics and ground truths; ``(what differs,
+    "")`` otherwise."""
     stored = read_siit(siit_path(program, directory))
     settings = dict(stored["settings"])
     settings["betas"] = tuple(settings["betas"])
     settings["steps"] = stored["steps"]
     fresh = train_payload(program, SiitSettings(**settings))
-    where = payload_difference(stored["state_dict"], fresh["state_dict"])
-    if where is not None:
-        return f"parameter {where} differs"
     if fresh["ground_truths"] != stored["ground_truths"]:
-        return "ground truths differ"
-    return None
+        return "ground truths differ", ""
+    where = payload_difference(stored["state_dict"], fresh["state_dict"])
+    if where is None:
+        return None, "parameters bitwise identical"
+    largest = max(
+        float((value.double() - fresh["state_dict"][k].double()).abs().max())
+        for k, value in stored["state_dict"].items()
+        if value.is_floating_point() and value.numel()
+    )
+    if json.loads(fresh["metrics"]) != stored["metrics"]:
+        return f"parameter {where} differs (largest difference {largest:.3g}) and so do metrics", ""
+    if largest > PARAMETER_TOLERANCE:
+        return f"parameter {where} differs by up to {largest:.3g}", ""
+    return None, f"parameters within {largest:.3g} (not bitwise), metrics and ground truths equal"
