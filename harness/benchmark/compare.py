@@ -69,7 +69,8 @@ def preflight_compare(config: CompareConfig) -> None:
     for seed in config.seeds:
         check_seed(seed, "seeds")
     for slug, method in config.methods.items():
-        spec = get_algorithm(algorithm_of(config, slug))
+        algorithm = algorithm_of(config, slug)
+        spec = get_algorithm(algorithm)
         where = f"methods.{slug}: "
         thresholds = method.params.get("thresholds")
         if isinstance(thresholds, list):  # a single number, or a bad type: checked below
@@ -82,7 +83,7 @@ def preflight_compare(config: CompareConfig) -> None:
         check_parameters(spec, method.sweep, values=False, where=where)
         for name, values in method.sweep.items():
             for value in values:
-                check_value(algorithm_of(config, slug), name, value, f"{where}sweep: ")
+                check_value(algorithm, name, value, f"{where}sweep: ")
         for task, params in method.per_task.items():
             if task not in config.tasks:
                 raise ValueError(f"method {slug!r} has parameters for {task!r}, not a task here")

@@ -41,9 +41,9 @@ from harness.reporting.study_plots import (
     slice_figure,
     training_figure,
 )
-from harness.reporting.suite import MATCHED_GROUND_TRUTHS
 from harness.reporting.suite_figure import suite_figure
 from harness.reporting.tables import slug
+from harness.tasks.ablation_ground_truths import ABLATION_GROUND_TRUTHS
 
 __all__ = ["Figure", "comparison_figures", "seeds_note", "study_figures", "suite_figures"]
 
@@ -125,7 +125,7 @@ def suite_figures(tasks, runs: Sequence[MethodRuns], config: FigureConfig) -> li
     figure = suite_figure(tasks, config)
     if figure is None:
         return []
-    matched = "; ".join(f"{a}: {' or '.join(gts)}" for a, gts in MATCHED_GROUND_TRUTHS.items())
+    matched = "; ".join(f"{a}: {' or '.join(gts)}" for a, gts in ABLATION_GROUND_TRUTHS.items())
     conventions = "; ".join(
         f"{c}: {CONVENTION_NOTES[c]}" for c in dict.fromkeys(tasks["convention"])
     )

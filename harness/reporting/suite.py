@@ -31,7 +31,6 @@ from harness.tasks.ablation_ground_truths import ABLATION_GROUND_TRUTHS, made_fo
 
 HEADROOM_AUC = 0.95  # a method "has headroom" on a task where its mean AUC is below this
 SEPARATION_GAP = 0.05  # tasks where the best and worst non-random methods differ by this
-MATCHED_GROUND_TRUTHS = ABLATION_GROUND_TRUTHS  # ablation -> ground truths made for it
 
 
 def matched_ground_truth(record: dict[str, Any], ablation: str) -> str | None:

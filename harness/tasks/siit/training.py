@@ -54,7 +54,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from harness.tasks.siit.alignment import Alignment, node_hook
+from harness.tasks.siit.alignment import Alignment, node_hook, node_order
 from harness.tasks.siit.data import SiitData, siit_data
 from harness.tasks.siit.interchange import node_activations, run_patched, run_row_resampled
 from harness.tasks.siit.metrics import siit_metrics
@@ -257,8 +257,8 @@ def _silence(model: Any, nodes: tuple[str, ...]) -> None:
     """Zero the output weights of ``nodes``."""
     with torch.no_grad():
         for node in nodes:
-            hook, head = node_hook(node)
-            block = model.blocks[int(hook.split(".")[1])]
+            block = model.blocks[node_order(node)[0]]
+            head = node_hook(node)[1]
             if head is None:
                 block.mlp.W_out.zero_()
                 block.mlp.b_out.zero_()
